@@ -1,0 +1,1 @@
+"""nordpipe's command-line interface: a thin layer over the stage modules."""

@@ -1,0 +1,29 @@
+"""The typer applications that command modules attach their commands to."""
+
+import typer
+
+CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(
+    name="nordpipe",
+    help=(
+        "Turn raw Nordic text into LLM pre-training data.\n\n"
+        "Chain: ingest -> filter urls -> filter quality -> dedup lines -> dedup docs -> pii -> tokenize. "
+        "Every stage reads INPUT (a dataset folder or a folder of jsonl.gz files) and writes OUTPUT, "
+        "locally or on Slurm; rerunning resumes."
+    ),
+    no_args_is_help=True,
+    context_settings=CONTEXT,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+filter_app = typer.Typer(help="Remove documents: by URL and consent, or by quality.", no_args_is_help=True, context_settings=CONTEXT)
+dedup_app = typer.Typer(help="Deduplicate: repeated lines (Bloom filter) or near-duplicate documents (MinHash).", no_args_is_help=True, context_settings=CONTEXT)
+robots_app = typer.Typer(help="Fetch and inspect robots.txt, ai.txt and tdmrep.json consent signals.", no_args_is_help=True, context_settings=CONTEXT)
+blocklists_app = typer.Typer(help="Manage the URL blocklists.", no_args_is_help=True, context_settings=CONTEXT)
+export_app = typer.Typer(help="Export downstream datasets (sentences, pairs).", no_args_is_help=True, context_settings=CONTEXT)
+app.add_typer(filter_app, name="filter")
+app.add_typer(dedup_app, name="dedup")
+app.add_typer(robots_app, name="robots")
+app.add_typer(blocklists_app, name="blocklists")
+app.add_typer(export_app, name="export")

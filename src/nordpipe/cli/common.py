@@ -1,0 +1,143 @@
+"""Options and output shared by every stage command.
+
+A stage command declares the shared options with the ``*Opt`` aliases below, builds
+``RunOptions`` with ``run_options(...)``, calls the stage module, and ends with
+``finish(stats, strict)``, which prints the summary and exits 0, or 1 for ``--strict`` with
+quarantined records. ``stage_command`` turns ``RunError`` (and other expected failures) into a
+one-line message and exit code 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from nordpipe.runner import RunError, RunOptions, SlurmOptions
+
+console = Console(stderr=False)
+err_console = Console(stderr=True)
+
+InputArg = Annotated[str, typer.Argument(help="Input: a dataset folder, a folder of jsonl.gz files, a file, or an fsspec URL.")]
+OutputArg = Annotated[str, typer.Argument(help="Output folder (documents/, removed/, quarantine/, .nordpipe/).")]
+TasksOpt = Annotated[int | None, typer.Option("--tasks", min=1, help="Number of tasks [default: one per input file].")]
+WorkersOpt = Annotated[int, typer.Option("--workers", min=1, help="Tasks run at once by the local executor.")]
+ExecutorOpt = Annotated[str, typer.Option("--executor", help="Where tasks run: local or slurm.", case_sensitive=False)]
+PartitionOpt = Annotated[str | None, typer.Option("--partition", help="Slurm partition [default: the cluster's default].", rich_help_panel="Slurm")]
+TimeOpt = Annotated[str, typer.Option("--time", help="Slurm time limit per task.", rich_help_panel="Slurm")]
+CpusOpt = Annotated[int, typer.Option("--cpus", min=1, help="Slurm CPUs per task.", rich_help_panel="Slurm")]
+MemOpt = Annotated[int, typer.Option("--mem-per-cpu", min=1, help="Slurm memory per CPU, GB.", rich_help_panel="Slurm")]
+EnvOpt = Annotated[str | None, typer.Option("--env-command", help="Shell line activating nordpipe on the nodes [default: this venv].", rich_help_panel="Slurm")]
+NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Submit the Slurm job and return without waiting.", rich_help_panel="Slurm")]
+KeepRemovedOpt = Annotated[bool, typer.Option("--keep-removed", help="Write removed documents, with their reason, to OUTPUT/removed/.")]
+StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 if any record was quarantined.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Start over if OUTPUT holds a run with other parameters.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every task's progress (datatrove INFO logs).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stats as JSON instead of a summary.")]
+
+
+def run_options(
+    tasks: int | None = None,
+    workers: int = 1,
+    executor: str = "local",
+    partition: str | None = None,
+    time: str = "24:00:00",
+    cpus: int = 1,
+    mem_per_cpu: int = 2,
+    env_command: str | None = None,
+    no_wait: bool = False,
+    keep_removed: bool = False,
+    strict: bool = False,
+    force: bool = False,
+    verbose: bool = False,
+    max_shard_bytes: int | None = None,
+) -> RunOptions:
+    executor = executor.lower()
+    if executor not in ("local", "slurm"):
+        raise typer.BadParameter(f"{executor!r} is not one of local, slurm", param_hint="--executor")
+    return RunOptions(
+        tasks=tasks,
+        workers=workers,
+        executor=executor,
+        keep_removed=keep_removed,
+        strict=strict,
+        force=force,
+        verbose=verbose,
+        max_shard_bytes=max_shard_bytes,
+        slurm=SlurmOptions(
+            partition=partition, time=time, cpus_per_task=cpus, mem_per_cpu_gb=mem_per_cpu,
+            env_command=env_command, wait=not no_wait,
+        ),
+    )
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def stage_command(func: F) -> F:
+    """Turn expected failures into ``nordpipe: error: ...`` and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (RunError, FileNotFoundError, PermissionError, ValueError) as err:
+            if isinstance(err, typer.BadParameter):
+                raise
+            err_console.print(f"[bold red]nordpipe: error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+def print_summary(stats: dict[str, Any], as_json: bool = False) -> None:
+    """A rich table on a terminal; ``key=value`` lines (grep- and cron-friendly) otherwise."""
+    if as_json:
+        sys.stdout.write(json.dumps(stats, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+        return
+    stage = stats.get("stage", "stage")
+    rows: list[tuple[str, str]] = [
+        ("documents in", f"{stats.get('documents_in', 0):,}"),
+        ("documents out", f"{stats.get('documents_out', 0):,}"),
+        ("characters in", f"{stats.get('characters_in', 0):,}"),
+        ("characters out", f"{stats.get('characters_out', 0):,}"),
+    ]
+    for reason, count in sorted(stats.get("removed", {}).items(), key=lambda kv: -kv[1]):
+        if not reason.startswith("quarantine:"):
+            rows.append((f"removed {reason}", f"{count:,}"))
+    for reason, count in sorted(stats.get("quarantined", {}).items(), key=lambda kv: -kv[1]):
+        rows.append((f"quarantined {reason}", f"{count:,}"))
+    for key, value in sorted((stats.get("extra") or {}).items()):
+        rows.append((key, f"{value:,}" if isinstance(value, int) else str(value)))
+    if "seconds" in stats:
+        rows.append(("seconds", f"{stats['seconds']:.1f}"))
+    if console.is_terminal:
+        table = Table(title=f"nordpipe {stage}: {stats.get('output', '')}", show_header=False)
+        table.add_column(style="bold")
+        table.add_column(justify="right")
+        for key, value in rows:
+            table.add_row(key, value)
+        console.print(table)
+    else:
+        for key, value in rows:
+            sys.stdout.write(f"{stage}\t{key}\t{value.replace(',', '')}\n")
+
+
+def finish(stats: dict[str, Any], strict: bool = False, as_json: bool = False) -> None:
+    """Print the summary; exit 1 under ``--strict`` when anything was quarantined."""
+    if stats:
+        print_summary(stats, as_json=as_json)
+    if strict and stats.get("quarantined_total", 0):
+        err_console.print(
+            f"nordpipe: error: {stats['quarantined_total']} records quarantined (--strict); see "
+            f"{Path(stats.get('output', '.')) / 'quarantine'}",
+            highlight=False,
+        )
+        raise typer.Exit(1)

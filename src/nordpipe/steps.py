@@ -1,0 +1,388 @@
+"""datatrove pipeline steps shared by every nordpipe stage.
+
+A nordpipe stage is a list of datatrove ``PipelineStep``s run between a ``DocumentReader`` and a
+``DocumentWriter``:
+
+    [DocumentReader(input), *stage_steps, DocumentWriter(output)]
+
+Stage steps do not drop documents: a filter marks a document removed
+(``documents.mark_removed``) and passes it on, so that the writer can count every document once,
+by reason, and write removed documents to ``removed/`` when asked (``--keep-removed``). Steps
+leave documents that are already removed alone. To use a nordpipe filter inside a plain datatrove
+pipeline with datatrove's own writers, put ``DropRemoved()`` after it.
+
+Records that cannot be read at all (invalid JSON, broken compression, schema violations) travel
+as documents carrying ``metadata[QUARANTINE_KEY]``; every step passes them on untouched (they are
+also marked removed) and the writer puts them in ``quarantine/`` with file, line and reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import fsspec
+from datatrove.data import Document, DocumentsPipeline
+from datatrove.pipeline.base import PipelineStep
+
+from nordpipe.documents import (
+    DEFAULT_MAX_CHARS,
+    INPUT_KEY,
+    LINE_KEY,
+    NORDPIPE_KEY,
+    QUARANTINE_KEY,
+    InvalidRecord,
+    document_stem,
+    document_to_record,
+    dumps_record,
+    is_document_file,
+    iter_jsonl_lines,
+    iter_records,
+    mark_removed,
+    raw_for_quarantine,
+    record_to_document,
+    removal_reason,
+    validate_record,
+)
+
+QUARANTINED = "quarantine"
+"""Removal reason prefix of quarantined records (``quarantine:<why>``)."""
+
+
+def quarantine_document(file: str, line: int, reason: str, raw: bytes | str | None, stem: str) -> Document:
+    """A placeholder document for an input record that could not be used."""
+    doc = Document(text="", id=f"{stem}:{line}")
+    doc.metadata[INPUT_KEY] = stem
+    doc.metadata[LINE_KEY] = line
+    doc.metadata[QUARANTINE_KEY] = {"file": file, "line": line, "reason": reason, **raw_for_quarantine(raw)}
+    mark_removed(doc, f"{QUARANTINED}:{reason_category(reason)}")
+    return doc
+
+
+def reason_category(reason: str) -> str:
+    """The stable part of a reason, for counting (``"invalid JSON: unexpected..."`` -> ``invalid JSON``)."""
+    return reason.split(":", 1)[0].strip()
+
+
+def is_active(doc: Document) -> bool:
+    """True while no step has removed or quarantined the document."""
+    meta = doc.metadata.get(NORDPIPE_KEY)
+    return not (meta and meta.get("removed"))
+
+
+# --------------------------------------------------------------------------------------------
+# Step base classes
+
+
+class DocumentFilter(PipelineStep):
+    """Base class of nordpipe filters.
+
+    Subclasses implement ``filter(doc) -> str | None``: ``None`` keeps the document, a string is
+    the rule that removed it. The removal reason becomes ``"<name>:<rule>"``.
+    """
+
+    type = "🔻 - FILTER"
+    name = "filter"
+
+    def filter(self, doc: Document) -> str | None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            if is_active(doc):
+                with self.track_time():
+                    rule = self.filter(doc)
+                if rule is not None:
+                    mark_removed(doc, f"{self.name}:{rule}")
+                    self.stat_update("removed", f"removed:{rule}")
+                else:
+                    self.stat_update("kept")
+            yield doc
+
+
+class DropRemoved(PipelineStep):
+    """Drop documents a nordpipe step marked removed (for plain datatrove pipelines)."""
+
+    type = "🔻 - FILTER"
+    name = "drop removed"
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        for doc in data:
+            if is_active(doc):
+                yield doc
+            else:
+                self.stat_update("dropped")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+
+
+def list_document_files(path: str) -> list[str]:
+    """Standardized document files under ``path``, sorted.
+
+    ``path`` may be one file, a dataset folder (``<path>/documents/`` is used), a folder of
+    files, or a root of dataset folders (``*/documents/``). nordpipe's own side folders
+    (``quarantine``, ``removed``, ``.nordpipe``, hidden folders) are skipped.
+    """
+    fs, root = fsspec.core.url_to_fs(path)
+    protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
+    if fs.isfile(root):
+        return [path]
+    if fs.isdir(f"{root}/documents"):
+        root = f"{root}/documents"
+    found = []
+    for file in fs.find(root):
+        rel = file[len(root.rstrip("/")) + 1 :]
+        parts = rel.split("/")
+        if any(p.startswith(".") or p in ("quarantine", "removed") for p in parts[:-1]):
+            continue
+        if parts[-1].startswith(".") or not is_document_file(file):
+            continue
+        found.append(protocol + file if protocol and not file.startswith(protocol) else file)
+    return sorted(found)
+
+
+def output_stem(path: str, root: str) -> str:
+    """Name of the output shard for an input file: its path below the input root, flattened."""
+    rel = path[len(root.rstrip("/")) + 1 :] if path.startswith(root.rstrip("/") + "/") else path.rsplit("/", 1)[-1]
+    folder, _, name = rel.rpartition("/")
+    stem = document_stem(name)
+    if folder and folder != "documents":
+        stem = folder.replace("/documents", "").replace("/", "__") + "__" + stem
+    return stem
+
+
+class DocumentReader(PipelineStep):
+    """Read standardized documents; each task reads every ``world_size``-th file.
+
+    Args:
+        input_path: file, dataset folder, folder of files or root of datasets (see
+            ``list_document_files``).
+        validate: check every record against the schema and quarantine bad ones (default True).
+        max_chars: longest text accepted (default ``DEFAULT_MAX_CHARS``).
+    """
+
+    type = "📖 - READER"
+    name = "documents"
+
+    def __init__(self, input_path: str, validate: bool = True, max_chars: int = DEFAULT_MAX_CHARS):
+        super().__init__()
+        self.input_path = input_path
+        self.validate = validate
+        self.max_chars = max_chars
+
+    def files_for_rank(self, rank: int, world_size: int) -> list[str]:
+        return list_document_files(self.input_path)[rank::world_size]
+
+    def read_file(self, path: str, stem: str) -> Iterator[Document]:
+        if path.endswith(".parquet"):
+            lines: Iterable[Any] = ((line, record, None, None) for line, record in iter_records(path))
+        else:
+            lines = ((r.line, r.record, r.error, r.raw) for r in iter_jsonl_lines(path))
+        seen_ids: set[str] = set()
+        for line, record, error, raw in lines:
+            if error is None:
+                try:
+                    if self.validate:
+                        validate_record(record, max_chars=self.max_chars)
+                    if record["id"] in seen_ids:
+                        raise InvalidRecord(f"duplicate id: {record['id']!r} already seen in this file")
+                    seen_ids.add(record["id"])
+                except (InvalidRecord, KeyError, TypeError) as err:
+                    error = str(err)
+                    raw = dumps_record(record).rstrip(b"\n") if record is not None else raw
+            if error is not None:
+                self.stat_update("quarantined")
+                yield quarantine_document(path, line, error, raw, stem)
+                continue
+            doc = record_to_document(record)
+            doc.metadata[INPUT_KEY] = stem
+            doc.metadata[LINE_KEY] = line
+            self.stat_update("documents")
+            yield doc
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        if data:
+            yield from data
+        root = self.input_path
+        fs, fs_root = fsspec.core.url_to_fs(root)
+        if fs.isdir(f"{fs_root}/documents"):
+            root = root.rstrip("/") + "/documents"
+        for path in self.files_for_rank(rank, world_size):
+            yield from self.read_file(path, output_stem(path, root if "://" not in path else path.rsplit("/", 1)[0]))
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+class _ShardWriter:
+    """Writes one output stream (``<stem>.jsonl.gz``, ``<stem>-0001.jsonl.gz``, ...) to a temp dir."""
+
+    def __init__(self, tmp_dir: str, stem: str, suffix: str, max_bytes: int | None, compress: bool):
+        self.tmp_dir, self.stem, self.suffix = tmp_dir, stem, suffix
+        self.max_bytes, self.compress = max_bytes, compress
+        self.shard = 0
+        self.bytes_in_shard = 0
+        self.buffer: list[bytes] = []
+        self.buffered = 0
+        self.handle: Any = None
+        self.files: list[str] = []
+
+    def _open(self) -> None:
+        name = f"{self.stem}{self.suffix}" if self.shard == 0 else f"{self.stem}-{self.shard:04d}{self.suffix}"
+        path = os.path.join(self.tmp_dir, name)
+        if self.compress:
+            import gzip
+
+            self.handle = gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)
+        else:
+            self.handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+        self.files.append(name)
+
+    def write(self, line: bytes) -> None:
+        if self.handle is None:
+            self._open()
+        elif self.max_bytes and self.bytes_in_shard + len(line) > self.max_bytes and self.bytes_in_shard:
+            self._flush()
+            self.handle.close()
+            self.shard += 1
+            self.bytes_in_shard = 0
+            self._open()
+        self.buffer.append(line)
+        self.buffered += len(line)
+        self.bytes_in_shard += len(line)
+        if self.buffered >= 1 << 20:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.buffer:
+            self.handle.write(b"".join(self.buffer))
+            self.buffer.clear()
+            self.buffered = 0
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self._flush()
+            self.handle.close()
+
+
+class TaskStats:
+    """Per-task accounting of what a stage did; merged by the runner into ``stats.json``."""
+
+    def __init__(self) -> None:
+        self.docs_in = 0
+        self.docs_out = 0
+        self.chars_in = 0
+        self.chars_out = 0
+        self.removed: Counter[str] = Counter()
+        self.removed_chars: Counter[str] = Counter()
+        self.removed_by_language: dict[str, Counter[str]] = defaultdict(Counter)
+        self.quarantined: Counter[str] = Counter()
+        self.languages_out: Counter[str] = Counter()
+        self.sources_out: Counter[str] = Counter()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "documents_in": self.docs_in,
+            "documents_out": self.docs_out,
+            "characters_in": self.chars_in,
+            "characters_out": self.chars_out,
+            "removed": dict(self.removed),
+            "removed_characters": dict(self.removed_chars),
+            "removed_by_language": {k: dict(v) for k, v in self.removed_by_language.items()},
+            "quarantined": dict(self.quarantined),
+            "languages_out": dict(self.languages_out),
+            "sources_out": dict(self.sources_out),
+        }
+
+
+class DocumentWriter(PipelineStep):
+    """Write kept documents, removed documents and quarantined records of one task, atomically.
+
+    Kept documents go to ``<output>/documents/<stem>.jsonl.gz`` where ``<stem>`` is derived from
+    the input file the document came from, so outputs do not depend on the number of tasks.
+    Files are written to ``<output>/.nordpipe/tmp/<rank>/`` and moved into place only when the
+    task has finished; a killed task leaves nothing behind in the output folders and its rerun
+    starts from a clean temp folder.
+
+    Args:
+        output_path: the stage's output folder (local path).
+        keep_removed: also write removed documents, with their reason, to ``removed/``.
+        max_shard_bytes: start a new shard after this many uncompressed bytes (None: one shard
+            per input file).
+    """
+
+    type = "💽 - WRITER"
+    name = "documents"
+
+    def __init__(self, output_path: str, keep_removed: bool = False, max_shard_bytes: int | None = None):
+        super().__init__()
+        self.output_path = output_path
+        self.keep_removed = keep_removed
+        self.max_shard_bytes = max_shard_bytes
+
+    def _writer(self, kind: str, stem: str) -> _ShardWriter:
+        key = (kind, stem)
+        writer = self._writers.get(key)
+        if writer is None:
+            tmp = os.path.join(self._tmp, kind)
+            os.makedirs(tmp, exist_ok=True)
+            suffix = ".jsonl" if kind == "quarantine" else ".jsonl.gz"
+            max_bytes = self.max_shard_bytes if kind == "documents" else None
+            writer = self._writers[key] = _ShardWriter(tmp, stem, suffix, max_bytes, compress=kind != "quarantine")
+        return writer
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self._tmp = os.path.join(self.output_path, ".nordpipe", "tmp", f"{rank:05d}")
+        shutil.rmtree(self._tmp, ignore_errors=True)
+        os.makedirs(self._tmp)
+        self._writers: dict[tuple[str, str], _ShardWriter] = {}
+        stats = TaskStats()
+        for doc in data:
+            stem = doc.metadata.get(INPUT_KEY) or f"{rank:05d}"
+            quarantine = doc.metadata.get(QUARANTINE_KEY)
+            if quarantine is not None:
+                stats.docs_in += 1
+                stats.quarantined[reason_category(quarantine["reason"])] += 1
+                self._writer("quarantine", stem).write(json.dumps(quarantine, ensure_ascii=False).encode() + b"\n")
+                continue
+            chars = len(doc.text)
+            stats.docs_in += 1
+            stats.chars_in += doc.metadata.get(NORDPIPE_KEY, {}).get("chars_in", chars)
+            reason = removal_reason(doc)
+            language = (doc.metadata.get(NORDPIPE_KEY) or {}).get("language") or doc.metadata.get("language") or "unknown"
+            if reason:
+                stats.removed[reason] += 1
+                stats.removed_chars[reason] += chars
+                stats.removed_by_language[str(language)][reason] += 1
+                if self.keep_removed:
+                    self._writer("removed", stem).write(dumps_record(document_to_record(doc)))
+                continue
+            stats.docs_out += 1
+            stats.chars_out += chars
+            stats.languages_out[str(language)] += 1
+            stats.sources_out[str(doc.metadata.get("source"))] += 1
+            self._writer("documents", stem).write(dumps_record(document_to_record(doc)))
+            yield doc
+        for writer in self._writers.values():
+            writer.close()
+        # Move files into place, then record the task's stats: a task is complete only when its
+        # stats file exists (and datatrove has written its completion marker).
+        for (kind, _stem), writer in sorted(self._writers.items()):
+            final_dir = os.path.join(self.output_path, kind)
+            os.makedirs(final_dir, exist_ok=True)
+            for name in writer.files:
+                os.replace(os.path.join(self._tmp, kind, name), os.path.join(final_dir, name))
+        tasks_dir = os.path.join(self.output_path, ".nordpipe", "tasks")
+        os.makedirs(tasks_dir, exist_ok=True)
+        tmp_stats = os.path.join(self._tmp, "stats.json")
+        with open(tmp_stats, "w") as handle:
+            json.dump(stats.to_json(), handle)
+        os.replace(tmp_stats, os.path.join(tasks_dir, f"{rank:05d}.json"))
+        shutil.rmtree(self._tmp, ignore_errors=True)

@@ -1,0 +1,65 @@
+"""Fixtures shared by the test suite.
+
+- ``shared``: the read-only ``../shared`` folder; tests that need it skip cleanly without it.
+- ``nordpipe_cli``: runs the installed ``nordpipe`` console script as a real subprocess.
+- ``make_records``: standardized records for building small test inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+
+
+@pytest.fixture
+def shared() -> Path:
+    if not (SHARED / "REFERENCE.md").exists():
+        pytest.skip("../shared is not present (fresh clone)")
+    return SHARED
+
+
+def nordpipe_executable() -> list[str]:
+    exe = Path(sys.executable).parent / "nordpipe"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nordpipe.cli.main"]
+
+
+@pytest.fixture
+def nordpipe_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
+    def run(*args: str, check: bool = False, env: dict[str, str] | None = None, timeout: float = 600,
+            cwd: str | Path | None = None) -> subprocess.CompletedProcess[str]:
+        full_env = {**os.environ, "COLUMNS": "200", **(env or {})}
+        result = subprocess.run(
+            [*nordpipe_executable(), *map(str, args)],
+            capture_output=True, text=True, env=full_env, timeout=timeout, cwd=cwd,
+        )
+        if check and result.returncode != 0:
+            raise AssertionError(f"nordpipe {' '.join(map(str, args))} exited {result.returncode}\n"
+                                 f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+        return result
+
+    return run
+
+
+def record(doc_id: str, text: str, source: str = "test", **metadata: Any) -> dict[str, Any]:
+    return {
+        "id": doc_id,
+        "text": text,
+        "source": source,
+        "added": "2024-05-01",
+        "created": "2020-01-01, 2024-01-01",
+        "metadata": metadata,
+    }
+
+
+@pytest.fixture
+def make_records() -> Callable[..., dict[str, Any]]:
+    return record
