@@ -17,8 +17,8 @@ steps find ``metadata["url"]`` where they expect it). ``record_to_document`` and
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import io
+import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -57,11 +57,11 @@ class InvalidRecord(ValueError):
 
 def _check_date(value: str, field: str) -> dt.date:
     if not _DATE_RE.match(value):
-        raise InvalidRecord(f"{field}: {value!r} is not YYYY-MM-DD")
+        raise InvalidRecord(f"bad date: {field} {value!r} is not YYYY-MM-DD")
     try:
         return dt.date.fromisoformat(value)
     except ValueError as err:
-        raise InvalidRecord(f"{field}: {value!r} is not a calendar date") from err
+        raise InvalidRecord(f"bad date: {field} {value!r} is not a calendar date") from err
 
 
 def validate_record(
@@ -75,37 +75,37 @@ def validate_record(
     ``source``: when given, the record's ``source`` must equal it (the dataset folder name).
     """
     if not isinstance(record, dict):
-        raise InvalidRecord(f"record is a JSON {type(record).__name__}, not an object")
+        raise InvalidRecord(f"not an object: the record is a JSON {type(record).__name__}")
     for field in ("id", "text", "source", "added", "created", "metadata"):
         if field not in record:
-            raise InvalidRecord(f"missing field {field!r}")
+            raise InvalidRecord(f"missing field: {field!r}")
     for field in ("id", "text", "source", "added", "created"):
         if not isinstance(record[field], str):
-            raise InvalidRecord(f"{field}: expected a string, got {type(record[field]).__name__}")
+            raise InvalidRecord(f"wrong type: {field} is {type(record[field]).__name__}, expected a string")
     if not isinstance(record["metadata"], dict):
-        raise InvalidRecord(f"metadata: expected an object, got {type(record['metadata']).__name__}")
+        raise InvalidRecord(f"wrong type: metadata is {type(record['metadata']).__name__}, expected an object")
     if not record["id"]:
-        raise InvalidRecord("id: empty")
+        raise InvalidRecord("empty id: the id is an empty string")
     check_text(record["text"], max_chars=max_chars)
     if source is not None and record["source"] != source:
-        raise InvalidRecord(f"source: {record['source']!r} differs from the dataset name {source!r}")
+        raise InvalidRecord(f"source mismatch: {record['source']!r} differs from the dataset name {source!r}")
     _check_date(record["added"], "added")
     parts = record["created"].split(", ")
     if len(parts) != 2:
-        raise InvalidRecord(f"created: {record['created']!r} is not 'YYYY-MM-DD, YYYY-MM-DD'")
+        raise InvalidRecord(f"bad date: created {record['created']!r} is not 'YYYY-MM-DD, YYYY-MM-DD'")
     start, end = (_check_date(p, "created") for p in parts)
     if start > end:
-        raise InvalidRecord(f"created: start {parts[0]} is after end {parts[1]}")
+        raise InvalidRecord(f"bad date: created start {parts[0]} is after end {parts[1]}")
 
 
 def check_text(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
     """Raise ``InvalidRecord`` for empty, whitespace-only, NUL-containing or giant texts."""
     if not text or text.isspace():
-        raise InvalidRecord("text: empty or whitespace-only")
+        raise InvalidRecord("empty text: the text is empty or whitespace-only")
     if "\x00" in text:
-        raise InvalidRecord("text: contains NUL bytes")
+        raise InvalidRecord("NUL bytes: the text contains NUL characters")
     if len(text) > max_chars:
-        raise InvalidRecord(f"text: {len(text):,} characters exceeds the limit of {max_chars:,}")
+        raise InvalidRecord(f"text too long: {len(text):,} characters, the limit is {max_chars:,} (--max-chars)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,7 +187,11 @@ def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
 
         raw = fsspec.open(path, mode).open()
         return gzip.GzipFile(fileobj=raw, mode=mode, compresslevel=6, mtime=0)  # type: ignore[return-value]
-    return fsspec.open(path, mode, compression=compression).open()
+    handle = fsspec.open(path, mode, compression=compression).open()
+    if compression == "zstd" and "r" in mode:
+        # zstandard's reader does not iterate by line; a BufferedReader on top does.
+        return io.BufferedReader(handle, buffer_size=1 << 20)
+    return handle
 
 
 @dataclass
@@ -212,14 +216,14 @@ def iter_jsonl_lines(path: str) -> Iterator[RawLine]:
                 try:
                     yield RawLine(line_no, record=orjson.loads(line))
                 except orjson.JSONDecodeError as err:
-                    reason = "invalid UTF-8" if "utf-8" in str(err).lower() else f"invalid JSON: {err}"
+                    reason = f"invalid UTF-8: {err}" if "utf-8" in str(err).lower() else f"invalid JSON: {err}"
                     yield RawLine(line_no, error=reason, raw=line.rstrip(b"\r\n"))
     except (EOFError, OSError, ValueError) as err:
         # gzip raises EOFError on a truncated member and OSError/BadGzipFile on corruption;
         # zstandard raises a ZstdError (a ValueError subclass is not guaranteed, so OSError too).
-        yield RawLine(line_no + 1, error=f"broken compression after line {line_no}: {err}")
+        yield RawLine(line_no + 1, error=f"broken compression: the stream ends or breaks after line {line_no} ({err})")
     except Exception as err:  # zstd.ZstdError and friends
-        yield RawLine(line_no + 1, error=f"unreadable input after line {line_no}: {err}")
+        yield RawLine(line_no + 1, error=f"unreadable input: after line {line_no} ({err})")
 
 
 def raw_for_quarantine(raw: bytes | str | None) -> dict[str, str]:
@@ -270,10 +274,13 @@ def write_records(path: str, records: list[dict[str, Any]] | Iterator[dict[str, 
             pq.write_table(pa.Table.from_pylist(rows), handle)
         return len(rows)
     count = 0
+    chunk: list[bytes] = []
     with open_binary(path, "wb") as handle:
-        buffered = io.BufferedWriter(handle, buffer_size=1 << 20) if not isinstance(handle, io.BufferedWriter) else handle  # type: ignore[arg-type]
         for record in records:
-            buffered.write(dumps_record(record))
+            chunk.append(dumps_record(record))
             count += 1
-        buffered.flush()
+            if len(chunk) >= 1000:
+                handle.write(b"".join(chunk))
+                chunk.clear()
+        handle.write(b"".join(chunk))
     return count

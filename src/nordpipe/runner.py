@@ -340,7 +340,11 @@ def merge_task_stats(task_stats: list[dict[str, Any]]) -> dict[str, Any]:
     total: dict[str, Any] = {}
     for item in task_stats:
         for key, value in item.items():
-            if isinstance(value, dict):
+            if key in ("created_min", "created_max"):
+                if value is not None:
+                    pick = min if key == "created_min" else max
+                    total[key] = value if total.get(key) is None else pick(total[key], value)
+            elif isinstance(value, dict):
                 bucket = total.setdefault(key, {})
                 for k, v in value.items():
                     if isinstance(v, dict):
@@ -386,6 +390,8 @@ def finalize(output_path: str, stage: str, tasks: int, seconds: float | None = N
         "output": output_path,
         "tasks": tasks,
         **{k: stats.get(k, 0 if k.startswith(("documents", "characters")) else {}) for k in _STAT_KEYS},
+        "created_min": stats.get("created_min"),
+        "created_max": stats.get("created_max"),
         "quarantined_total": sum(stats.get("quarantined", {}).values()),
         "removed_total": sum(stats.get("removed", {}).values()),
         "steps": _datatrove_step_stats(os.path.join(state, "datatrove")),

@@ -286,6 +286,18 @@ class TaskStats:
         self.quarantined: Counter[str] = Counter()
         self.languages_out: Counter[str] = Counter()
         self.sources_out: Counter[str] = Counter()
+        self.created_min: str | None = None
+        self.created_max: str | None = None
+
+    def add_created(self, created: object) -> None:
+        """Track the span of ``created`` ranges of kept documents (for datasheets)."""
+        if not isinstance(created, str) or ", " not in created:
+            return
+        start, end = created.split(", ", 1)
+        if self.created_min is None or start < self.created_min:
+            self.created_min = start
+        if self.created_max is None or end > self.created_max:
+            self.created_max = end
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -299,6 +311,8 @@ class TaskStats:
             "quarantined": dict(self.quarantined),
             "languages_out": dict(self.languages_out),
             "sources_out": dict(self.sources_out),
+            "created_min": self.created_min,
+            "created_max": self.created_max,
         }
 
 
@@ -368,6 +382,7 @@ class DocumentWriter(PipelineStep):
             stats.chars_out += chars
             stats.languages_out[str(language)] += 1
             stats.sources_out[str(doc.metadata.get("source"))] += 1
+            stats.add_created(doc.metadata.get("created"))
             self._writer("documents", stem).write(dumps_record(document_to_record(doc)))
             yield doc
         for writer in self._writers.values():

@@ -1,0 +1,92 @@
+"""``nordpipe ingest``."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from nordpipe.cli.app import app
+from nordpipe.cli.common import (
+    CpusOpt, EnvOpt, ExecutorOpt, ForceOpt, JsonOpt, MemOpt, NoWaitOpt, PartitionOpt, StrictOpt, TasksOpt,
+    TimeOpt, VerboseOpt, WorkersOpt, finish, run_options, stage_command,
+)
+from nordpipe.ingest import RAW_FORMATS, IngestConfig, ingest
+
+
+@app.command("ingest")
+@stage_command
+def ingest_command(
+    raw: Annotated[list[str], typer.Argument(help="Raw files or folders: jsonl/json (.gz/.zst), csv/tsv, parquet, folders of .txt/.md, WARC/WET.")],
+    dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset name (the output folder and every record's source). Required unless --config names it.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="Output root: writes ROOT/NAME/documents/ and ROOT/NAME/README.md.")] = "data",
+    config: Annotated[str | None, typer.Option("--config", "-c", help="Dataset config YAML [default: pipelines/datasets/NAME.yaml if it exists].")] = None,
+    text_field: Annotated[str | None, typer.Option("--text-field", help="Field holding the text; comma-separate several to join them.")] = None,
+    id_field: Annotated[str | None, typer.Option("--id-field", help="Field holding a unique id [default: an id made from the file and line].")] = None,
+    id_template: Annotated[str | None, typer.Option("--id-template", help="Id template with {dataset}, {file}, {line}.")] = None,
+    created_field: Annotated[str | None, typer.Option("--created-field", help="Field with the creation date, list of dates or range.")] = None,
+    created: Annotated[str | None, typer.Option("--created", help="Creation range for all records: 'YYYY-MM-DD, YYYY-MM-DD', a date or a year.")] = None,
+    added_field: Annotated[str | None, typer.Option("--added-field", help="Field with the date the record was added.")] = None,
+    added: Annotated[str | None, typer.Option("--added", help="Added date for all records [default: the day of the first run].")] = None,
+    url_field: Annotated[str | None, typer.Option("--url-field", help="Field copied to metadata.url.")] = None,
+    language: Annotated[str | None, typer.Option("--language", help="Languages, comma-separated ISO codes (da,nb,nn,sv,is,fo,fi).")] = None,
+    license_: Annotated[str | None, typer.Option("--license", help="License id (e.g. cc0-1.0, cc-by-4.0, other).")] = None,
+    license_name: Annotated[str | None, typer.Option("--license-name", help="License name, required with --license other.")] = None,
+    pretty_name: Annotated[str | None, typer.Option("--pretty-name", help="Human-readable dataset name for the datasheet.")] = None,
+    raw_format: Annotated[str | None, typer.Option("--format", help=f"Force the raw format: {', '.join(RAW_FORMATS)}.")] = None,
+    max_chars: Annotated[int | None, typer.Option("--max-chars", help="Quarantine texts longer than this [default: 10,000,000].")] = None,
+    shard_mb: Annotated[int | None, typer.Option("--shard-mb", min=1, help="Start a new output shard after this many MB of uncompressed jsonl.")] = None,
+    tasks: TasksOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    partition: PartitionOpt = None,
+    time: TimeOpt = "24:00:00",
+    cpus: CpusOpt = 1,
+    mem_per_cpu: MemOpt = 2,
+    env_command: EnvOpt = None,
+    no_wait: NoWaitOpt = False,
+    strict: StrictOpt = False,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Turn raw dumps into the standardized format (ROOT/NAME/documents/*.jsonl.gz) with a datasheet.
+
+    Every record is validated; bad records go to ROOT/NAME/quarantine/ with file, line and reason,
+    and the rest is processed. Rerunning resumes an interrupted ingest.
+
+    Example: nordpipe ingest dumps/*.jsonl.gz --dataset hestenettet --output data --created-field date
+    """
+    overrides = {
+        "dataset": dataset,
+        "text_field": text_field.split(",") if text_field and "," in text_field else text_field,
+        "id_field": id_field,
+        "id_template": id_template,
+        "created_field": created_field,
+        "created": created,
+        "added_field": added_field,
+        "added": added,
+        "url_field": url_field,
+        "language": language,
+        "license": license_,
+        "license_name": license_name,
+        "pretty_name": pretty_name,
+        "format": raw_format,
+        "max_chars": max_chars,
+    }
+    if config is None and dataset and os.path.exists(os.path.join("pipelines", "datasets", f"{dataset}.yaml")):
+        config = os.path.join("pipelines", "datasets", f"{dataset}.yaml")
+    if config is not None:
+        cfg = IngestConfig.from_yaml(config, **overrides)
+    elif dataset is None:
+        raise typer.BadParameter("give --dataset NAME or --config FILE", param_hint="--dataset")
+    else:
+        cfg = IngestConfig(**{k: v for k, v in overrides.items() if v is not None})
+    options = run_options(
+        tasks, workers, executor, partition, time, cpus, mem_per_cpu, env_command, no_wait,
+        keep_removed=False, strict=strict, force=force, verbose=verbose,
+        max_shard_bytes=shard_mb * 1_000_000 if shard_mb else None,
+    )
+    stats = ingest(list(raw), cfg, output, options)
+    finish(stats, strict=strict, as_json=as_json)
