@@ -1,0 +1,54 @@
+# nordpipe: `make demo` sets everything up and runs the demo pipeline on generated sample data;
+# `make test` sets everything up and runs all tests (starting a local Slurm cluster when root).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+NORDPIPE := $(BIN)/nordpipe
+DEMO ?= demo-output
+
+.PHONY: setup demo test lint slurm bench sample ingest filter-urls filter-quality dedup-lines dedup-docs pii tokenize report clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+demo: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO)
+	$(NORDPIPE) report $(DEMO) --html $(DEMO)/report.html
+
+slurm:
+	@if [ "$$(id -u)" = 0 ]; then scripts/slurm-local.sh start; else echo "not root: Slurm tests will skip unless a cluster is running"; fi
+
+test: setup slurm
+	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
+
+lint: setup
+	$(BIN)/ruff check src tests benchmarks
+
+# One target per stage of the demo chain (each reruns only what is missing).
+sample: setup
+	$(NORDPIPE) sample $(DEMO)/sample
+ingest: sample
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until ingest
+filter-urls: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until urls
+filter-quality: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until quality
+dedup-lines: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until lines
+dedup-docs: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until minhash
+pii: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until pii
+tokenize: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until tokenize
+report: setup
+	$(NORDPIPE) report $(DEMO) --html $(DEMO)/report.html
+
+clean:
+	rm -rf $(DEMO)

@@ -1,0 +1,63 @@
+"""A stage on a real single-node Slurm cluster gives the same output as the local executor.
+
+The cluster comes from ``scripts/slurm-local.sh`` (Debian's slurm-wlm and munge). Without Slurm
+and without root + apt the test skips, except under CI (``CI=true``), where it must run.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from nordpipe.sample import generate_sample
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slurm
+
+
+def _cluster_up() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    result = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mix", "alloc"))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    if _cluster_up():
+        return
+    can_start = os.geteuid() == 0 and (shutil.which("slurmctld") or shutil.which("apt-get"))
+    if not can_start:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Slurm test, but Slurm is not installed and this is not root with apt-get")
+        pytest.skip("no Slurm cluster and not root with apt-get to start one")
+    result = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _cluster_up()
+
+
+def _documents(dataset: Path) -> dict[str, bytes]:
+    return {f.name: f.read_bytes() for f in sorted((dataset / "documents").glob("*.jsonl.gz"))}
+
+
+def test_slurm_array_output_equals_local(tmp_path, slurm_cluster, nordpipe_cli):
+    generate_sample(tmp_path / "sample", seed=5, scale=0.5)
+    raw = tmp_path / "sample" / "raw" / "nyheder"
+    config = tmp_path / "sample" / "datasets" / "nyheder.yaml"
+    common = ["ingest", raw, "--config", config, "--added", "2024-01-01", "--tasks", "2"]
+    nordpipe_cli(*common, "--output", tmp_path / "local", check=True)
+    result = nordpipe_cli(*common, "--output", tmp_path / "slurm", "--executor", "slurm", timeout=900)
+    slurm_state = tmp_path / "slurm" / "nyheder" / ".nordpipe" / "datatrove"
+    logs = "\n".join(p.read_text(errors="replace") for p in (slurm_state / "slurm_logs").glob("*")) if (slurm_state / "slurm_logs").exists() else ""
+    assert result.returncode == 0, result.stdout + result.stderr + logs
+    script = (slurm_state / "launch_script.slurm").read_text()
+    assert "--array=0-1" in script
+    assert len(list((slurm_state / "completions").iterdir())) == 2
+    local, slurm = _documents(tmp_path / "local" / "nyheder"), _documents(tmp_path / "slurm" / "nyheder")
+    assert len(local) >= 2
+    assert local == slurm
+    assert nordpipe_cli("validate", tmp_path / "slurm" / "nyheder").returncode == 0
