@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 NORDPIPE := $(BIN)/nordpipe
 DEMO ?= demo-output
 
-.PHONY: setup demo test lint slurm bench sample ingest filter-urls filter-quality dedup-lines dedup-docs pii tokenize report clean
+.PHONY: setup demo test lint system-deps bench sample ingest filter-urls filter-quality dedup-lines dedup-docs pii tokenize report clean
 
 setup: $(VENV)/.installed
 
@@ -21,10 +21,15 @@ demo: setup
 	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO)
 	$(NORDPIPE) report $(DEMO) --html $(DEMO)/report.html
 
-slurm:
-	@if [ "$$(id -u)" = 0 ]; then scripts/slurm-local.sh start; else echo "not root: Slurm tests will skip unless a cluster is running"; fi
+# System packages the tests use: a real single-node Slurm cluster and Chromium (report test).
+system-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  if ! command -v chromium >/dev/null; then \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null; fi; \
+	  scripts/slurm-local.sh start; \
+	else echo "not root with apt-get: the Slurm and Chromium tests skip unless those are installed"; fi
 
-test: setup slurm
+test: setup system-deps
 	$(BIN)/python -m pytest; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; rc=0; fi; exit $$rc
 
 lint: setup

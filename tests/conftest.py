@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -63,3 +64,24 @@ def record(doc_id: str, text: str, source: str = "test", **metadata: Any) -> dic
 @pytest.fixture
 def make_records() -> Callable[..., dict[str, Any]]:
     return record
+
+
+def _cluster_up() -> bool:
+    if not shutil.which("sinfo"):
+        return False
+    result = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
+    return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mix", "alloc"))
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster() -> None:
+    if _cluster_up():
+        return
+    can_start = os.geteuid() == 0 and (shutil.which("slurmctld") or shutil.which("apt-get"))
+    if not can_start:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the Slurm test, but Slurm is not installed and this is not root with apt-get")
+        pytest.skip("no Slurm cluster and not root with apt-get to start one")
+    result = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert _cluster_up()

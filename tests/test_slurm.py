@@ -6,38 +6,13 @@ and without root + apt the test skips, except under CI (``CI=true``), where it m
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from nordpipe.sample import generate_sample
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slurm
-
-
-def _cluster_up() -> bool:
-    if not shutil.which("sinfo"):
-        return False
-    result = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True)
-    return result.returncode == 0 and any(s in result.stdout for s in ("idle", "mix", "alloc"))
-
-
-@pytest.fixture(scope="session")
-def slurm_cluster() -> None:
-    if _cluster_up():
-        return
-    can_start = os.geteuid() == 0 and (shutil.which("slurmctld") or shutil.which("apt-get"))
-    if not can_start:
-        if os.environ.get("CI"):
-            pytest.fail("CI must run the Slurm test, but Slurm is not installed and this is not root with apt-get")
-        pytest.skip("no Slurm cluster and not root with apt-get to start one")
-    result = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert _cluster_up()
 
 
 def _documents(dataset: Path) -> dict[str, bytes]:

@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -195,7 +196,8 @@ def execute(
             start_method="fork",
         )
         try:
-            executor.run()
+            with _TaskProgress(os.path.join(logging_dir, "completions"), tasks, job_name):
+                executor.run()
         except Exception as err:
             raise RunError(f"a task failed: {err} (logs in {logging_dir}/logs)") from err
         missing = executor.get_incomplete_ranks(range(tasks))
@@ -205,6 +207,37 @@ def execute(
     if options.executor == "slurm":
         return _execute_slurm(pipeline, logging_dir, tasks, options, job_name, depends_job_id)
     raise RunError(f"unknown executor {options.executor!r} (use local or slurm)")
+
+
+class _TaskProgress:
+    """A progress bar of completed tasks, on a terminal only (cron logs stay clean)."""
+
+    def __init__(self, completions: str, tasks: int, label: str):
+        self.completions, self.tasks, self.label = completions, tasks, label
+        self.enabled = sys.stderr.isatty()
+        self._stop = threading.Event()
+
+    def _count(self) -> int:
+        return len(os.listdir(self.completions)) if os.path.isdir(self.completions) else 0
+
+    def _poll(self) -> None:
+        from rich.progress import Progress
+
+        with Progress(transient=True) as progress:
+            bar = progress.add_task(self.label, total=self.tasks, completed=self._count())
+            while not self._stop.wait(0.5):
+                progress.update(bar, completed=self._count())
+
+    def __enter__(self) -> _TaskProgress:
+        if self.enabled:
+            self._thread = threading.Thread(target=self._poll, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._stop.set()
+            self._thread.join()
 
 
 def default_env_command() -> str:

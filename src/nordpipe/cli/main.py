@@ -10,7 +10,6 @@ COMMAND_MODULES = (
     "ingest",
     "validate",
     "sample",
-    "stage",
     "quality",
     "urls",
     "lines",

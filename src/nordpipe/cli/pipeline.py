@@ -15,20 +15,18 @@ from nordpipe.cli.common import console, err_console, stage_command
 
 def command_params(command: list[str]) -> dict[str, str]:
     """Parameter names (underscored) of a nordpipe command, from the CLI's own definition."""
-    import click
-
     from nordpipe.cli.main import app as main_app
 
     group = typer.main.get_command(main_app)
-    ctx = click.Context(group)
-    node: click.Command = group
+    ctx = typer.Context(group)
+    node = group
     for part in command:
-        assert isinstance(node, click.Group)
-        sub = node.get_command(ctx, part)
+        # typer's groups and commands (duck-typed: typer vendors its own click)
+        sub = node.get_command(ctx, part) if hasattr(node, "get_command") else None
         if sub is None:
             raise typer.BadParameter(f"nordpipe has no command {' '.join(command)!r}")
         node = sub
-    return {p.name: type(p).__name__ for p in node.params if isinstance(p, click.Option) and p.name}
+    return {p.name: p.param_type_name for p in node.params if p.param_type_name == "option" and p.name}
 
 
 @app.command("run")

@@ -1,0 +1,231 @@
+"""`nordpipe run`: config checking, plans, batches, locks, and the shipped pipelines."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import nordpipe_executable
+
+from nordpipe.pipeline import PipelineLock, final_outputs
+from nordpipe.sample import generate_sample
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def test_config_errors_name_the_line_and_allowed_values(tmp_path, nordpipe_cli):
+    bad_key = _write(tmp_path / "a.yaml", "name: x\ndatasets:\n  - name: d\n    raw: [r]\nstages:\n  - type: quality\n    parms: {}\n")
+    result = nordpipe_cli("run", bad_key)
+    assert result.returncode == 2
+    assert "a.yaml:7" in result.stderr and "parms" in result.stderr and "params" in result.stderr
+    bad_type = _write(tmp_path / "b.yaml", "datasets:\n  - {name: d, raw: [r]}\nstages:\n  - type: qualty\n")
+    result = nordpipe_cli("run", bad_type)
+    assert result.returncode == 2 and "b.yaml:4" in result.stderr and "urls, quality, lines, minhash, pii, tokenize" in result.stderr
+    bad_param = _write(tmp_path / "c.yaml", "datasets:\n  - {name: d, raw: [r]}\nstages:\n  - type: tokenize\n    params:\n      no_such_option: 1\n")
+    result = nordpipe_cli("run", bad_param)
+    assert result.returncode == 2 and "c.yaml:6" in result.stderr and "no_such_option" in result.stderr
+    bad_executor = _write(tmp_path / "d.yaml", "executor: kubernetes\ndatasets:\n  - {name: d, raw: [r]}\n")
+    result = nordpipe_cli("run", bad_executor)
+    assert result.returncode == 2 and "d.yaml:1" in result.stderr and "local, slurm" in result.stderr
+
+
+def test_shipped_pipelines_parse_and_plan(tmp_path, nordpipe_cli):
+    for name in ("demo.yaml", "munin-da.yaml"):
+        result = nordpipe_cli("run", REPO / "pipelines" / name, "--root", tmp_path / name, "--dry-run")
+        assert result.returncode == 0, result.stderr
+    plan = nordpipe_cli("run", REPO / "pipelines" / "demo.yaml", "--root", tmp_path / "demo", "--dry-run").stdout.splitlines()
+    stages = [line.split("\t")[1] for line in plan]
+    assert stages == ["ingest"] * 5 + ["urls", "quality", "lines", "minhash", "pii", "tokenize"]
+    until = nordpipe_cli("run", REPO / "pipelines" / "demo.yaml", "--root", tmp_path / "demo", "--dry-run", "--from", "lines", "--until", "pii")
+    assert [line.split("\t")[1] for line in until.stdout.splitlines()] == ["lines", "minhash", "pii"]
+    wrong = nordpipe_cli("run", REPO / "pipelines" / "demo.yaml", "--root", tmp_path / "demo", "--dry-run", "--until", "nope")
+    assert wrong.returncode == 2 and "ingest, urls, quality" in wrong.stderr
+
+
+def _ingest_only_pipeline(tmp_path: Path, raw: Path) -> Path:
+    return _write(tmp_path / "p.yaml", yaml.safe_dump({
+        "name": "t", "root": str(tmp_path / "root"),
+        "datasets": [{"name": "nyheder", "raw": [str(raw)], "config": str(tmp_path / "s" / "datasets" / "nyheder.yaml"),
+                      "params": {"added": "2024-01-01"}}],
+        "stages": [],
+    }))
+
+
+def test_batches_take_only_new_raw_files_and_lock_stops_overlap(tmp_path, nordpipe_cli):
+    generate_sample(tmp_path / "s", seed=2, scale=0.2)
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    files = sorted((tmp_path / "s" / "raw" / "nyheder").glob("*.jsonl.gz"))
+    shutil.copy(files[0], raw)
+    pipeline = _ingest_only_pipeline(tmp_path, raw)
+    first = nordpipe_cli("run", pipeline, check=True)
+    assert "batch\t0001\t1 new raw files" in first.stdout
+    again = nordpipe_cli("run", pipeline, check=True)
+    assert "nothing to do" in again.stdout
+    shutil.copy(files[1], raw)
+    second = nordpipe_cli("run", pipeline, check=True)
+    assert "batch\t0002\t1 new raw files" in second.stdout
+    ingested = json.loads((tmp_path / "root" / "state" / "ingested.json").read_text())
+    assert len(ingested["nyheder"]) == 2
+    datasheet = (tmp_path / "root" / "datasets" / "nyheder" / "README.md").read_text()
+    total = sum(1 for f in files[:2] for _ in gzip.open(f))
+    assert f"| records | {total:,} |" in datasheet
+    with PipelineLock(str(tmp_path / "root")):
+        locked = nordpipe_cli("run", pipeline)
+    assert locked.returncode == 1 and "another nordpipe run" in locked.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# The demo chain end to end (needs every stage)
+
+
+def _final_documents(root: Path) -> dict[str, str]:
+    docs = {}
+    for folder in final_outputs(str(root)):
+        previous = sorted(d for d in os.listdir(os.path.dirname(folder)) if d[:2].isdigit())[-2]
+        for file in sorted(Path(os.path.dirname(folder), previous, "documents").glob("*.jsonl.gz")):
+            for line in gzip.open(file, "rt", encoding="utf-8"):
+                record = json.loads(line)
+                docs[record["id"]] = record["text"]
+    return docs
+
+
+def _shards(root: Path) -> dict[str, bytes]:
+    out = {}
+    for folder in final_outputs(str(root)):
+        for file in sorted(Path(folder).rglob("*")):
+            if file.is_file() and ".nordpipe" not in file.parts and file.suffix in (".bin", ".idx", ".ds", ".index", ".mds", ".parquet"):
+                out[str(file.relative_to(root))] = file.read_bytes()
+    return out
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "root"
+    result = subprocess.run([*nordpipe_executable(), "run", str(REPO / "pipelines" / "demo.yaml"), "--root", str(root)],
+                            capture_output=True, text=True, timeout=1800)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
+
+
+@pytest.mark.slow
+def test_demo_pipeline_runs_end_to_end(demo_run):
+    shards = _shards(demo_run)
+    assert any(name.endswith(".bin") for name in shards)
+    stats = {}
+    for stage_dir in sorted((demo_run / "batches" / "0001").iterdir()):
+        if (stage_dir / ".nordpipe" / "stats.json").exists():
+            stats[stage_dir.name] = json.loads((stage_dir / ".nordpipe" / "stats.json").read_text())
+    # Every stage removed something it was built to find in the sample data.
+    assert stats["01-urls"]["removed_total"] > 0
+    assert stats["02-quality"]["removed_total"] > 0
+    assert stats["04-minhash"]["removed_total"] > 0
+    docs = _final_documents(demo_run)
+    assert docs and not any("casino" in text for text in docs.values())
+
+
+@pytest.mark.slow
+def test_report_renders_in_headless_chromium(demo_run, nordpipe_cli, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not chromium:
+        if os.environ.get("CI"):
+            pytest.fail("CI must run the report test: install Debian's chromium (make test does as root)")
+        pytest.skip("chromium is not installed")
+    html_path = tmp_path / "report.html"
+    nordpipe_cli("report", demo_run, "--html", html_path, check=True)
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([chromium, *flags, "--enable-logging=stderr", "--v=0", "--dump-dom", html_path.as_uri()],
+                         capture_output=True, text=True, timeout=120)
+    assert 'data-charts-rendered="' in dom.stdout
+    rendered = int(dom.stdout.split('data-charts-rendered="', 1)[1].split('"', 1)[0])
+    assert rendered >= 5
+    # The page logs nothing when all is well; any console message (errors included) is a failure.
+    console_errors = [line for line in dom.stderr.splitlines() if ":CONSOLE" in line]
+    assert not console_errors, console_errors
+    screenshot = REPO / "benchmarks" / "results" / "report-screenshot.png"
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    shot = tmp_path / "shot.png"
+    subprocess.run([chromium, *flags, f"--screenshot={shot}", "--window-size=1100,2600", html_path.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 20_000
+    shutil.copy(shot, screenshot)
+
+
+@pytest.mark.slow
+def test_kill_9_in_a_middle_stage_then_rerun_gives_identical_shards(demo_run, tmp_path):
+    root = tmp_path / "root"
+    process = subprocess.Popen([*nordpipe_executable(), "run", str(REPO / "pipelines" / "demo.yaml"), "--root", str(root)],
+                               start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker = root / "batches" / "0001" / "03-lines"
+    deadline = time.time() + 600
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (root / "batches" / "0001" / "06-tokenize" / ".nordpipe" / "pipeline-done").exists()
+    subprocess.run([*nordpipe_executable(), "run", str(REPO / "pipelines" / "demo.yaml"), "--root", str(root)], check=True,
+                   capture_output=True, timeout=1800)
+    ours = {k.replace(str(root), ""): v for k, v in _shards(root).items()}
+    reference = {k.replace(str(demo_run), ""): v for k, v in _shards(demo_run).items()}
+    assert ours and ours == reference
+
+
+@pytest.mark.slow
+def test_two_cron_runs_equal_one_run_over_both_days(tmp_path):
+    generate_sample(tmp_path / "s", seed=9, scale=0.5)
+    day1, day2, both = tmp_path / "day1", tmp_path / "day2", tmp_path / "both"
+    for folder in (day1, day2, both):
+        folder.mkdir()
+    files = sorted((tmp_path / "s" / "raw" / "nyheder").glob("*.jsonl.gz"))
+    for i, file in enumerate(files):
+        shutil.copy(file, day1 if i < len(files) // 2 else day2)
+        shutil.copy(file, both)
+    demo = yaml.safe_load((REPO / "pipelines" / "demo.yaml").read_text())
+
+    def pipeline(name: str, raw: Path) -> Path:
+        spec = {**demo, "root": str(tmp_path / name), "sample": None,
+                "datasets": [{"name": "nyheder", "raw": [str(raw)], "config": str(tmp_path / "s" / "datasets" / "nyheder.yaml"),
+                              "params": {"added": "2024-01-01"}}]}
+        spec["stages"] = [dict(s, params={k: (v.replace("{root}/sample/blocklist.txt", str(tmp_path / "s" / "blocklist.txt")) if isinstance(v, str) else v)
+                                          for k, v in s["params"].items()}) for s in demo["stages"]]
+        return _write(tmp_path / f"{name}.yaml", yaml.safe_dump(spec))
+
+    cron = pipeline("cron", day1)
+    subprocess.run([*nordpipe_executable(), "run", str(cron)], check=True, capture_output=True, timeout=1800)
+    for file in day2.iterdir():
+        shutil.copy(file, day1)
+    subprocess.run([*nordpipe_executable(), "run", str(cron)], check=True, capture_output=True, timeout=1800)
+    single = pipeline("single", both)
+    subprocess.run([*nordpipe_executable(), "run", str(single)], check=True, capture_output=True, timeout=1800)
+    assert len(final_outputs(str(tmp_path / "cron"))) == 2
+    cron_docs, single_docs = _final_documents(tmp_path / "cron"), _final_documents(tmp_path / "single")
+    assert cron_docs and cron_docs == single_docs
+
+
+@pytest.mark.slow
+@pytest.mark.slurm
+def test_demo_on_slurm_gives_the_same_shards(demo_run, slurm_cluster, tmp_path):
+    root = tmp_path / "root"
+    result = subprocess.run([*nordpipe_executable(), "run", str(REPO / "pipelines" / "demo.yaml"), "--root", str(root), "--executor", "slurm"],
+                            capture_output=True, text=True, timeout=2400)
+    logs = "\n".join(p.read_text(errors="replace")[-2000:] for p in (root / "logs").glob("*")) if (root / "logs").exists() else ""
+    assert result.returncode == 0, result.stdout + result.stderr + logs
+    assert result.stdout.count("submitted\t") == 11
+    ours = {k.replace(str(root), ""): v for k, v in _shards(root).items()}
+    reference = {k.replace(str(demo_run), ""): v for k, v in _shards(demo_run).items()}
+    assert ours and ours == reference
