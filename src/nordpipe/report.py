@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import os
 from collections import Counter
 from typing import Any
@@ -132,7 +131,9 @@ def collect(root: str) -> dict[str, Any]:
             languages = langs
             break
     lengths: Counter[str] = Counter()
-    final = [folder for name, folder in dirs if order and name == order[-1]]
+    # Lengths of the documents that leave the last stage that writes documents (tokenize does not).
+    with_documents = [name for name, folder in dirs if os.path.isdir(os.path.join(folder, "documents"))]
+    final = [folder for name, folder in dirs if with_documents and name == with_documents[-1]]
     sampled = 0
     for folder in final:
         for path in list_document_files(folder):
@@ -205,7 +206,7 @@ def render_html(data: dict[str, Any], path: str) -> str:
     table_rows = "".join(
         f"<tr><td>{html.escape(s['stage'])}</td><td>{s['documents_in']:,}</td><td>{s['documents_out']:,}</td>"
         f"<td>{s['documents_in'] - s['documents_out'] - s['quarantined']:,}</td><td>{s['quarantined']:,}</td>"
-        f"<td>{s['characters_out']:,}</td><td>{(s['tokens'] or 0):,}</td><td>{s['seconds']}</td></tr>"
+        f"<td>{s['characters_out']:,}</td><td>{'' if s['tokens'] is None else format(s['tokens'], ',')}</td><td>{s['seconds']}</td></tr>"
         for s in stages
     )
     dataset_rows = "".join(
@@ -283,6 +284,3 @@ def render_terminal(data: dict[str, Any], console: Any) -> None:
             removals.add_row(reason, f"{count:,}")
         console.print(removals)
 
-
-def _log_scale(value: float) -> float:
-    return math.log10(value + 1)

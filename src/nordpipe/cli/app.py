@@ -15,7 +15,7 @@ app = typer.Typer(
     no_args_is_help=True,
     context_settings=CONTEXT,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode=None,  # plain help text: "[default: ...]" must not be read as markup
 )
 filter_app = typer.Typer(help="Remove documents: by URL and consent, or by quality.", no_args_is_help=True, context_settings=CONTEXT)
 dedup_app = typer.Typer(help="Deduplicate: repeated lines (Bloom filter) or near-duplicate documents (MinHash).", no_args_is_help=True, context_settings=CONTEXT)
