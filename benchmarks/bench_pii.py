@@ -1,0 +1,158 @@
+"""Benchmark: nordpipe's PII scanner vs presidio AnalyzerEngine + AnonymizerEngine.
+
+Side by side in one process on the same documents, with the same recognizers (nordpipe's
+patterns and name finder, as presidio recognizers), tag mode:
+
+- ours: ``PiiScanner.scan`` + ``Replacer.replace``;
+- presidio (no-op NLP engine): ``AnalyzerEngine`` with presidio's ``NoOpNlpEngine``;
+- presidio (blank spaCy "da"): ``AnalyzerEngine`` with a ``SpacyNlpEngine`` loading a blank
+  Danish spaCy pipeline from a local folder (tokens for presidio's context enhancer, no model).
+
+Reports characters/s per core (CPU time of this process), recall on the labelled items of the
+synthetic corpus for each engine, and how often the outputs are identical.
+
+    .venv/bin/python benchmarks/bench_pii.py            # full run (3,000 documents)
+    .venv/bin/python benchmarks/bench_pii.py --quick    # 300 documents
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from importlib.metadata import version
+from pathlib import Path
+
+from nordpipe.pii.engine import PiiScanner
+from nordpipe.pii.replace import Replacer
+from nordpipe.pii.synthetic import make_documents
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def real_sentences() -> list[str]:
+    """Danish and Swedish UD sentences as filler (real text with real names), if ../shared exists."""
+    sentences = []
+    for name in ("da_ddt-ud-dev.conllu", "sv_talbanken-ud-dev.conllu"):
+        path = SHARED / "data" / "ud" / name
+        if path.exists():
+            sentences += [line[9:].strip() for line in path.read_text(encoding="utf-8").splitlines() if line.startswith("# text = ")]
+    return sentences
+
+
+def recall(outputs: list[str], docs) -> tuple[float, float]:
+    """(share of must-replace items gone from the output, share of keep items still there)."""
+    gone = total = kept = keep_total = 0
+    for out, doc in zip(outputs, docs, strict=True):
+        for item in doc.items:
+            if item.must_replace:
+                total += 1
+                gone += item.value not in out
+            else:
+                keep_total += 1
+                kept += item.value in out
+    return gone / total, kept / keep_total
+
+
+def timed(label: str, func, docs) -> tuple[list[str], float, float]:
+    func(docs[0].text)  # warm up (lazy loading)
+    wall = time.perf_counter()
+    cpu = time.process_time()
+    outputs = [func(doc.text) for doc in docs]
+    return outputs, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def blank_spacy_analyzer(folder: str):
+    import spacy
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import SpacyNlpEngine
+
+    from nordpipe.pii.presidio import NordicNameRecognizer, NordicPatternRecognizer
+    from nordpipe.pii.recognizers import specs_for
+
+    spacy.blank("da").to_disk(folder)
+    nlp_engine = SpacyNlpEngine(models=[{"lang_code": "da", "model_name": folder}])
+    nlp_engine.load()
+    registry = RecognizerRegistry(supported_languages=["da"])
+    for spec in specs_for(None):
+        registry.add_recognizer(NordicPatternRecognizer(spec, "da"))
+    registry.add_recognizer(NordicNameRecognizer("da"))
+    return AnalyzerEngine(nlp_engine=nlp_engine, registry=registry, supported_languages=["da"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=3000, help="documents (default 3000)")
+    parser.add_argument("--quick", action="store_true", help="300 documents")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-spacy", action="store_true", help="skip the blank-spaCy presidio variant")
+    args = parser.parse_args()
+    count = 300 if args.quick else args.docs
+
+    from presidio_anonymizer import AnonymizerEngine
+
+    from nordpipe.pii.presidio import PresidioPipeline, tag_operators
+
+    filler = real_sentences()
+    docs = make_documents(count, seed=args.seed, sentences_per_doc=16, filler=filler or None)
+    chars = sum(len(d.text) for d in docs)
+    print(f"nordpipe pii benchmark: {count:,} documents, {chars:,} characters "
+          f"(synthetic Danish/Norwegian/Swedish PII sentences, filler: {'UD da/sv sentences' if filler else 'templates'})")
+    print(f"python {platform.python_version()}, presidio-analyzer {version('presidio-analyzer')}, "
+          f"presidio-anonymizer {version('presidio-anonymizer')}, spacy {version('spacy')}, "
+          f"phonenumbers {version('phonenumbers')}, python-stdnum {version('python-stdnum')}, faker {version('faker')}")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+    scanner = PiiScanner()
+    replacer = Replacer()
+
+    def ours(text: str) -> str:
+        return replacer.replace(text, scanner.scan(text))[0]
+
+    presidio = PresidioPipeline()
+    engines = [("nordpipe", ours), ("presidio no-op NLP", presidio.redact)]
+    if not args.no_spacy:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tmp = tempfile.mkdtemp(prefix="bench-pii-spacy-")
+            analyzer = blank_spacy_analyzer(tmp)
+        anonymizer = AnonymizerEngine()
+        operators = tag_operators()
+
+        def presidio_spacy(text: str) -> str:
+            results = analyzer.analyze(text, language="da")
+            return anonymizer.anonymize(text, results, operators=operators).text
+
+        engines.append(("presidio blank spaCy", presidio_spacy))
+
+    results = {}
+    for label, func in engines:
+        outputs, cpu, wall = timed(label, func, docs)
+        results[label] = (outputs, cpu, wall)
+    base_out, base_cpu, _ = results["nordpipe"]
+    print()
+    print(f"{'engine':24} {'chars/s/core':>14} {'wall s':>8} {'cpu s':>8} {'recall':>8} {'kept':>8} {'same output':>12} {'ours faster':>12}")
+    for label, (outputs, cpu, wall) in results.items():
+        rec, kept = recall(outputs, docs)
+        same = sum(a == b for a, b in zip(outputs, base_out, strict=True)) / len(docs)
+        print(f"{label:24} {chars / cpu:>14,.0f} {wall:>8.2f} {cpu:>8.2f} {rec:>8.4f} {kept:>8.4f} {same:>12.3f} {cpu / base_cpu:>11.1f}x")
+    by_kind = Counter()
+    by_kind_total = Counter()
+    for out, doc in zip(base_out, docs, strict=True):
+        for item in doc.items:
+            by_kind_total[item.kind] += 1
+            by_kind[item.kind] += (item.value not in out) if item.must_replace else (item.value in out)
+    print()
+    print("nordpipe per kind (replaced for PII, untouched for KEEP:*): " + ", ".join(
+        f"{k} {by_kind[k]}/{by_kind_total[k]}" for k in sorted(by_kind_total)))
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

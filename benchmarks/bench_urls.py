@@ -1,0 +1,291 @@
+"""Benchmark `nordpipe filter urls` against datatrove's URLFilter, and `nordpipe robots fetch`.
+
+Side by side in one run, each in its own process (so peak RSS is per process):
+
+1. step level: the filter alone over the same URLs held in memory (list load included);
+2. end to end: `nordpipe filter urls IN OUT --datatrove-compatible --no-project-lists --tasks 1`
+   against a datatrove pipeline JsonlReader -> URLFilter -> JsonlWriter (1 task) on the same
+   files;
+3. agreement: per-document decisions (step level) and kept ids (end to end) compared;
+4. `robots fetch` throughput: HOSTS virtual hosts on a local server (its own process).
+
+The corpus is generated here (seeded): short Danish-like texts whose URLs mix hosts on
+datatrove's list (and subdomains of them), ordinary Nordic/international hosts, banned and
+soft words, and a few odd URLs. datatrove's URLFilter gets tldextract's offline snapshot (as
+ours uses), otherwise it first tries to download the Public Suffix List.
+
+    .venv/bin/python benchmarks/bench_urls.py            # 1,000,000 documents, 1,000 hosts
+    .venv/bin/python benchmarks/bench_urls.py --quick    # 50,000 documents, 200 hosts
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "benchmarks" / "work" / "urls"
+PY = sys.executable
+
+STEP_OURS = r"""
+import json, os, resource, sys, time
+urls = [l.rstrip("\n") for l in open(sys.argv[1])]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+from nordpipe.urls import UrlBlocklistFilter
+step = UrlBlocklistFilter(project_lists=False, datatrove_compatible=sys.argv[3] == "compatible")
+step.load()
+load = time.perf_counter() - t
+out = []
+for i in range(0, len(urls), step.batch_size):
+    out += [r or "-" for r, _ in step.decide(urls[i:i + step.batch_size])]
+total = time.perf_counter() - t
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+print(json.dumps({"seconds": total, "load": load, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_delta_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
+"""
+
+STEP_PEER = r"""
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+urls = [l.rstrip("\n") for l in open(sys.argv[1])]
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+t = time.perf_counter()
+from datatrove.data import Document
+from datatrove.pipeline.filters import URLFilter
+from datatrove.utils.logging import logger
+from tldextract import TLDExtract
+from nordpipe.urls import DATATROVE_REASONS
+logger.remove()
+peer = URLFilter()
+peer.tldextractor = TLDExtract(suffix_list_urls=())
+peer.download_data()
+load = time.perf_counter() - t
+out = []
+for url in urls:
+    verdict = peer.filter(Document(text="x", id="1", metadata={"url": url}))
+    out.append("-" if verdict is True else DATATROVE_REASONS[verdict[1]])
+total = time.perf_counter() - t
+open(sys.argv[2], "w").write("\n".join(out) + "\n")
+print(json.dumps({"seconds": total, "load": load, "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "rss_delta_mb": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
+"""
+
+E2E_PEER = r"""
+import sys, warnings
+warnings.simplefilter("ignore")
+from datatrove.executor import LocalPipelineExecutor
+from datatrove.pipeline.filters import URLFilter
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers import JsonlWriter
+from tldextract import TLDExtract
+peer = URLFilter()
+peer.tldextractor = TLDExtract(suffix_list_urls=())
+LocalPipelineExecutor(pipeline=[JsonlReader(sys.argv[1], glob_pattern="*.jsonl.gz"), peer,
+                                JsonlWriter(sys.argv[2] + "/documents")],
+                      tasks=1, workers=1, logging_dir=sys.argv[2] + "/logs").run()
+"""
+
+SERVER = r"""
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        host = (self.headers.get("Host") or "").split(":")[0]
+        n = int(host.split(".")[0][1:] or 0)
+        if self.path == "/robots.txt":
+            body = b"User-agent: GPTBot\nDisallow: /\n" if n % 5 == 0 else b"User-agent: *\nAllow: /\n"
+            status = 200
+        else:
+            body, status = b"not found", 404
+        self.send_response(status); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def run_measured(args: list[str]) -> tuple[float, float, subprocess.CompletedProcess[str]]:
+    """Run a command; wall seconds and the peak RSS (MB) of that process alone."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    stdout, stderr = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{args[:4]} failed ({proc.returncode}):\n{stderr[-3000:]}")
+    return wall, usage.ru_maxrss / 1024, subprocess.CompletedProcess(args, proc.returncode, stdout, stderr)
+
+
+def make_corpus(folder: Path, docs: int, files: int, seed: int) -> Path:
+    """Standardized jsonl.gz files with metadata.url; and urls.txt in the same order."""
+    from nordpipe.blocklists import DATATROVE_LIST_ARCHIVE, datatrove_assets
+
+    marker = folder / f"done-{docs}-{files}-{seed}"
+    if marker.exists():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "in").mkdir(parents=True)
+    rng = random.Random(seed)
+    listed: list[str] = []
+    with tarfile.open(datatrove_assets() / DATATROVE_LIST_ARCHIVE) as tar:
+        member = tar.extractfile("domains")
+        assert member is not None
+        for number, line in enumerate(member):
+            if number % 151 == 0:
+                listed.append(line.decode().strip())
+    tlds = ["dk"] * 4 + ["no"] * 3 + ["se"] * 3 + ["fi", "is", "fo", "com", "com", "org", "net", "de", "co.uk", "eu"]
+    words = ["nyheder", "sport", "kultur", "artikel", "om-os", "kontakt", "produkter", "blog", "2024", "side",
+             "index.html", "debat", "opskrift", "bolig", "job", "slut", "fag", "sex", "porn", "escort", "naked",
+             "hot-chat", "webcam"]
+    odd = ["http://127.0.0.1/a", "localhost/x", "HTTPS://WWW.Example.COM/Side", "https://blåbær.dk/", "//cdn.dk/x",
+           "https://a..b.com/", "https://[::1]/x", "ftp://files.example.org/x"]
+    text = "Dette er et kort dokument om vejret i Danmark i dag."
+    with open(folder / "urls.txt", "w") as url_file:
+        per_file = docs // files
+        for f in range(files):
+            with gzip.open(folder / "in" / f"{f:05d}.jsonl.gz", "wt", compresslevel=1) as handle:
+                for i in range(per_file):
+                    roll = rng.random()
+                    if roll < 0.08:
+                        host = rng.choice(["", "www.", "m.", "a.b."]) + rng.choice(listed)
+                    elif roll < 0.081:
+                        url = rng.choice(odd)
+                        host = None
+                    else:
+                        host = f"{rng.choice(['', 'www.'])}site{rng.randrange(300_000)}.{rng.choice(tlds)}"
+                    if host is not None:
+                        path = "/".join(rng.choice(words[:14] if rng.random() < 0.9 else words)
+                                        for _ in range(rng.randint(1, 3)))
+                        url = f"https://{host}/{path}?id={rng.randrange(10**6)}"
+                    doc_id = f"{f}-{i}"
+                    handle.write(json.dumps({"id": doc_id, "text": text, "source": "bench", "added": "2024-05-01",
+                                             "created": "2020-01-01, 2024-01-01", "metadata": {"url": url}}) + "\n")
+                    url_file.write(url + "\n")
+    marker.touch()
+    return folder
+
+
+def kept_ids(folder: Path) -> set[str]:
+    ids: set[str] = set()
+    for file in sorted(folder.rglob("*.jsonl.gz")):
+        with gzip.open(file, "rt") as handle:
+            ids.update(json.loads(line)["id"] for line in handle)
+    return ids
+
+
+def bench_filter(corpus: Path, docs: int) -> dict[str, object]:
+    urls = corpus / "urls.txt"
+    results: dict[str, object] = {}
+    runs = {}
+    for name, code, mode in (("peer_step", STEP_PEER, ""), ("ours_step", STEP_OURS, "compatible"),
+                             ("ours_step_default", STEP_OURS, "default")):
+        out = corpus / f"{name}.decisions"
+        wall, rss, proc = run_measured([PY, "-c", code, str(urls), str(out), mode])
+        runs[name] = json.loads(proc.stdout.strip().splitlines()[-1]) | {"wall": wall, "peak_rss_mb": rss}
+        runs[name]["decisions"] = out.read_text().splitlines()
+        print(f"{name}: {docs / runs[name]['seconds']:,.0f} docs/s (load {runs[name]['load']:.2f} s), "
+              f"peak RSS {rss:,.0f} MB (+{runs[name]['rss_delta_mb']:,.0f} MB for the filter)", flush=True)
+    peer, ours, default = runs["peer_step"], runs["ours_step"], runs["ours_step_default"]
+    same = sum(a == b for a, b in zip(peer["decisions"], ours["decisions"], strict=True))
+    same_keep = sum((a == "-") == (b == "-") for a, b in zip(peer["decisions"], ours["decisions"], strict=True))
+    differ_default = [(a, b) for a, b in zip(peer["decisions"], default["decisions"], strict=True) if a != b]
+    from collections import Counter
+
+    results["step"] = {
+        "peer_docs_per_s": docs / peer["seconds"], "ours_docs_per_s": docs / ours["seconds"],
+        "ours_default_docs_per_s": docs / default["seconds"],
+        "speedup": peer["seconds"] / ours["seconds"], "peer_load_s": peer["load"], "ours_load_s": ours["load"],
+        "peer_rss_delta_mb": peer["rss_delta_mb"], "ours_rss_delta_mb": ours["rss_delta_mb"],
+        "peer_peak_rss_mb": peer["peak_rss_mb"], "ours_peak_rss_mb": ours["peak_rss_mb"],
+        "identical_reasons": same, "identical_keep_remove": same_keep, "docs": docs,
+        "removed_by_peer": sum(d != "-" for d in peer["decisions"]),
+        "default_mode_differences": dict(Counter(f"{a} -> {b}" for a, b in differ_default).most_common(8)),
+    }
+    # End to end, same input files, one task each.
+    ours_out, peer_out = corpus / "e2e-ours", corpus / "e2e-peer"
+    shutil.rmtree(ours_out, ignore_errors=True)
+    shutil.rmtree(peer_out, ignore_errors=True)
+    nordpipe = str(Path(PY).parent / "nordpipe")
+    wall_o, rss_o, _ = run_measured([nordpipe, "filter", "urls", str(corpus / "in"), str(ours_out), "--tasks", "1",
+                                     "--no-project-lists", "--datatrove-compatible", "--json"])
+    wall_p, rss_p, _ = run_measured([PY, "-c", E2E_PEER, str(corpus / "in"), str(peer_out)])
+    ours_ids, peer_ids = kept_ids(ours_out / "documents"), kept_ids(peer_out / "documents")
+    results["e2e"] = {"ours_docs_per_s": docs / wall_o, "peer_docs_per_s": docs / wall_p, "speedup": wall_p / wall_o,
+                      "ours_peak_rss_mb": rss_o, "peer_peak_rss_mb": rss_p, "ours_s": wall_o, "peer_s": wall_p,
+                      "kept_ours": len(ours_ids), "kept_peer": len(peer_ids), "kept_identical": ours_ids == peer_ids}
+    print(f"end to end: ours {docs / wall_o:,.0f} docs/s {rss_o:,.0f} MB; datatrove {docs / wall_p:,.0f} docs/s "
+          f"{rss_p:,.0f} MB; kept sets identical: {ours_ids == peer_ids}", flush=True)
+    return results
+
+
+def bench_fetch(hosts: int) -> dict[str, object]:
+    folder = WORK / "fetch"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    server = subprocess.Popen([PY, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(server.stdout.readline())  # type: ignore[union-attr]
+        (folder / "urls.txt").write_text("".join(f"http://h{n}.bench.test:{port}/side\n" for n in range(hosts)))
+        nordpipe = str(Path(PY).parent / "nordpipe")
+        args = [nordpipe, "robots", "fetch", str(folder / "urls.txt"), "--cache", str(folder / "c.sqlite"),
+                "--resolve", "*.bench.test:127.0.0.1", "--allow-private", "--concurrency", "64", "--json"]
+        wall, rss, proc = run_measured(args)
+        first = json.loads(proc.stdout)
+        wall2, _, proc2 = run_measured(args)
+        second = json.loads(proc2.stdout)
+    finally:
+        server.terminate()
+        server.wait()
+    result = {"hosts": hosts, "fetches": first["fetched"], "fetch_seconds": first["seconds"], "wall_s": wall,
+              "fetches_per_s": first["fetched"] / first["seconds"], "hosts_per_s": hosts / first["seconds"],
+              "peak_rss_mb": rss, "outcomes": first["outcomes"], "second_run_fetched": second["fetched"],
+              "second_run_wall_s": wall2}
+    print(f"robots fetch: {hosts} hosts, {first['fetched']} fetches in {first['seconds']:.1f} s = "
+          f"{result['fetches_per_s']:,.0f} fetches/s ({result['hosts_per_s']:,.0f} hosts/s); "
+          f"second run fetched {second['fetched']} in {wall2:.1f} s", flush=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--docs", type=int, default=1_000_000)
+    parser.add_argument("--hosts", type=int, default=1_000)
+    parser.add_argument("--files", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="50,000 documents and 200 hosts")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    if args.quick:
+        args.docs, args.hosts = 50_000, 200
+    import datatrove
+    import httpx
+    import protego
+
+    print(f"uptime: {os.getloadavg()} (1/5/15 min load), cpus {os.cpu_count()}", flush=True)
+    corpus = make_corpus(WORK / f"corpus-{args.docs}", args.docs, args.files, args.seed)
+    figures = {"docs": args.docs, "load_before": os.getloadavg(),
+               "versions": {"datatrove": getattr(datatrove, "__version__", "0.10.1"), "httpx": httpx.__version__,
+                            "protego": getattr(protego, "__version__", "?")}}
+    figures |= bench_filter(corpus, args.docs)
+    figures["fetch"] = bench_fetch(args.hosts)
+    figures["load_after"] = os.getloadavg()
+    print(json.dumps(figures, indent=2, default=str))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""``nordpipe pii``: replace personal data by tags or fake values."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from nordpipe.cli.app import app
+from nordpipe.cli.common import (
+    CpusOpt,
+    EnvOpt,
+    ExecutorOpt,
+    ForceOpt,
+    InputArg,
+    JsonOpt,
+    KeepRemovedOpt,
+    MemOpt,
+    NoWaitOpt,
+    OutputArg,
+    PartitionOpt,
+    StrictOpt,
+    TasksOpt,
+    TimeOpt,
+    VerboseOpt,
+    WorkersOpt,
+    finish,
+    run_options,
+    stage_command,
+)
+from nordpipe.pii.recognizers import ALL_ENTITIES
+from nordpipe.pii.replace import MODES
+
+_ENTITY_HELP = ", ".join(ALL_ENTITIES)
+
+
+def _parse_entities(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    names = [v.strip().upper() for value in values for v in value.split(",") if v.strip()]
+    unknown = sorted(set(names) - set(ALL_ENTITIES))
+    if unknown:
+        raise typer.BadParameter(f"unknown entity types {', '.join(unknown)}; known: {_ENTITY_HELP}", param_hint="--entities")
+    return names
+
+
+def _parse_modes(values: list[str] | None) -> dict[str, str]:
+    modes: dict[str, str] = {}
+    for value in values or []:
+        for item in value.split(","):
+            entity, sep, mode = item.partition("=")
+            entity, mode = entity.strip().upper(), mode.strip().lower()
+            if not sep or entity not in ALL_ENTITIES or mode not in MODES:
+                raise typer.BadParameter(
+                    f"{item!r}: expected ENTITY=MODE with ENTITY in {_ENTITY_HELP} and MODE tag or fake",
+                    param_hint="--mode-for",
+                )
+            modes[entity] = mode
+    return modes
+
+
+@app.command("pii")
+@stage_command
+def pii_command(
+    input_path: InputArg,
+    output_path: OutputArg,
+    mode: Annotated[str, typer.Option(
+        "--mode", "-m", case_sensitive=False,
+        help="tag: write <CPR>, <PHONE>, <NAME>...; fake: write fictional values of the same type and format "
+        "(valid check digits, consistent within a document).")] = "tag",
+    mode_for: Annotated[list[str] | None, typer.Option(
+        "--mode-for", help="Per-entity mode, e.g. NAME=tag (repeatable or comma-separated).")] = None,
+    entities: Annotated[list[str] | None, typer.Option(
+        "--entities", "-e", help=f"Entity types to replace (repeatable or comma-separated) [default: all: {_ENTITY_HELP}].",
+        show_default=False)] = None,
+    audit: Annotated[str | None, typer.Option(
+        "--audit", help="Write every replaced span (document id, offsets, type, recognizer, replacement, salted hash "
+        "of the original -- never the original) to this jsonl file.")] = None,
+    ner_model: Annotated[str | None, typer.Option(
+        "--ner-model", help="Local spaCy pipeline or Hugging Face token-classification model directory used for names "
+        "instead of the built-in name lists and rules.")] = None,
+    salt: Annotated[str | None, typer.Option(
+        "--salt", help="Secret for audit hashes and fake values [default: $NORDPIPE_PII_SALT, else random, kept in "
+        "OUTPUT/.nordpipe/pii/salt].", show_default=False)] = None,
+    tasks: TasksOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    partition: PartitionOpt = None,
+    time: TimeOpt = "24:00:00",
+    cpus: CpusOpt = 1,
+    mem_per_cpu: MemOpt = 2,
+    env_command: EnvOpt = None,
+    no_wait: NoWaitOpt = False,
+    keep_removed: KeepRemovedOpt = False,
+    strict: StrictOpt = False,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace personal data in Danish, Norwegian, Swedish, Finnish and Icelandic text.
+
+    Finds national identifiers by their check digits (CPR, fødselsnummer/D-number,
+    personnummer/samordningsnummer, HETU, kennitala), phone numbers, e-mail addresses, IBAN and
+    bank accounts, IP addresses, payment cards and person names, and replaces them by tags or
+    fake values. Dates, prices, years, postal codes and case numbers are left alone. Runs
+    offline. Counts per entity type are in the summary, OUTPUT/.nordpipe/stats.json and each
+    document's metadata.nordpipe.pii.
+    """
+    from nordpipe.pii.step import run_pii
+
+    mode = mode.lower()
+    if mode not in MODES:
+        raise typer.BadParameter(f"{mode!r} is not one of tag, fake", param_hint="--mode")
+    options = run_options(
+        tasks=tasks, workers=workers, executor=executor, partition=partition, time=time, cpus=cpus,
+        mem_per_cpu=mem_per_cpu, env_command=env_command, no_wait=no_wait, keep_removed=keep_removed,
+        strict=strict, force=force, verbose=verbose,
+    )
+    stats = run_pii(
+        input_path, output_path, options, mode=mode, modes=_parse_modes(mode_for), entities=_parse_entities(entities),
+        ner_model=ner_model, audit=audit, salt=salt,
+    )
+    finish(stats, strict=strict, as_json=as_json)

@@ -1,0 +1,216 @@
+"""``nordpipe filter urls``, ``nordpipe robots fetch`` and ``nordpipe blocklists update``."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from nordpipe.cli.app import blocklists_app, filter_app, robots_app
+from nordpipe.cli.common import (
+    CpusOpt,
+    EnvOpt,
+    ExecutorOpt,
+    ForceOpt,
+    InputArg,
+    JsonOpt,
+    KeepRemovedOpt,
+    MemOpt,
+    NoWaitOpt,
+    OutputArg,
+    PartitionOpt,
+    StrictOpt,
+    TasksOpt,
+    TimeOpt,
+    VerboseOpt,
+    WorkersOpt,
+    err_console,
+    finish,
+    run_options,
+    stage_command,
+)
+
+CacheOpt = Annotated[str, typer.Option("--cache", help="SQLite consent cache (written by robots fetch).")]
+AgentOpt = Annotated[list[str] | None, typer.Option("--user-agent", help="AI user agent to check in robots.txt; repeat for several [default: the 14 agents of REFERENCE §6].")]
+
+
+def parse_duration(text: str) -> float:
+    """``90``, ``30s``, ``15m``, ``24h``, ``7d`` -> seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not match:
+        raise typer.BadParameter(f"{text!r} is not a duration like 3600, 30m, 24h or 7d", param_hint="--max-age")
+    return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+@filter_app.command("urls")
+@stage_command
+def filter_urls_command(
+    input_path: InputArg,
+    output_path: OutputArg,
+    blocklist: Annotated[list[str] | None, typer.Option("--blocklist", help="Extra list file (domains, hosts-file lines, ||domain^ rules or URLs); repeatable.")] = None,
+    allowlist: Annotated[list[str] | None, typer.Option("--allowlist", help="Domains never removed by a URL rule (same formats); repeatable.")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", help="Use only these categories of blocklists/ and the store; repeatable [default: all].")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Store of downloaded lists [default: ~/.local/share/nordpipe/blocklists].")] = None,
+    no_project_lists: Annotated[bool, typer.Option("--no-project-lists", help="Skip blocklists/ and the store.")] = False,
+    no_datatrove_list: Annotated[bool, typer.Option("--no-datatrove-list", help="Skip datatrove's bundled 4.5M-domain list and its banned words.")] = False,
+    no_banned_words: Annotated[bool, typer.Option("--no-banned-words", help="Skip datatrove's banned/soft/sub-word rules.")] = False,
+    no_nordic_exceptions: Annotated[bool, typer.Option("--no-nordic-exceptions", help="Apply banned words to Nordic hosts without exceptions.")] = False,
+    datatrove_compatible: Annotated[bool, typer.Option("--datatrove-compatible", help="Decide exactly as datatrove's URLFilter (registered domain + host only, exact URL strings, no Nordic exceptions).")] = False,
+    soft_word_threshold: Annotated[int, typer.Option("--soft-word-threshold", min=1, help="Soft-listed words that remove a URL.")] = 2,
+    require_url: Annotated[bool, typer.Option("--require-url", help="Remove documents without metadata.url (default: they pass).")] = False,
+    consent_cache: Annotated[str | None, typer.Option("--consent-cache", help="Also remove documents of sites that opt out of AI training, from this robots fetch cache.")] = None,
+    user_agent: AgentOpt = None,
+    consent_scope: Annotated[str, typer.Option("--consent-scope", help="domain: a site that shuts an AI agent out of / loses every page; path: only disallowed pages.")] = "domain",
+    no_ai_txt: Annotated[bool, typer.Option("--no-ai-txt", help="Ignore ai.txt.")] = False,
+    no_tdmrep: Annotated[bool, typer.Option("--no-tdmrep", help="Ignore tdmrep.json.")] = False,
+    missing_consent: Annotated[str, typer.Option("--missing-consent", help="Hosts absent from the cache: keep or remove.")] = "keep",
+    tasks: TasksOpt = None,
+    workers: WorkersOpt = 1,
+    executor: ExecutorOpt = "local",
+    partition: PartitionOpt = None,
+    time: TimeOpt = "24:00:00",
+    cpus: CpusOpt = 1,
+    mem_per_cpu: MemOpt = 2,
+    env_command: EnvOpt = None,
+    no_wait: NoWaitOpt = False,
+    keep_removed: KeepRemovedOpt = False,
+    strict: StrictOpt = False,
+    force: ForceOpt = False,
+    verbose: VerboseOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove documents by metadata.url: blocklisted domains and URLs, banned words, and (with
+    --consent-cache) sites that refuse AI training in robots.txt, ai.txt or tdmrep.json.
+
+    Reasons: urls:blocklist(<category>), urls:url_list(<category>), urls:banned_word,
+    urls:soft_banned_words, urls:banned_subword, urls:no_url, consent:<signal>@<snapshot date>.
+
+    Example: nordpipe filter urls data/cc data/cc-urls --consent-cache consent.sqlite --keep-removed
+    """
+    from nordpipe.runner import run_stage
+    from nordpipe.urls import ConsentFilter, UrlBlocklistFilter
+
+    if consent_scope not in ("domain", "path"):
+        raise typer.BadParameter("use domain or path", param_hint="--consent-scope")
+    if missing_consent not in ("keep", "remove"):
+        raise typer.BadParameter("use keep or remove", param_hint="--missing-consent")
+    for path in [*(blocklist or []), *(allowlist or []), *([consent_cache] if consent_cache else [])]:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+    options = run_options(tasks, workers, executor, partition, time, cpus, mem_per_cpu, env_command, no_wait,
+                          keep_removed, strict, force, verbose)
+    url_step = UrlBlocklistFilter(
+        datatrove_list=not no_datatrove_list, project_lists=not no_project_lists, categories=category,
+        store=store, blocklists=blocklist or [], allowlists=allowlist or [], banned_words=not no_banned_words,
+        soft_word_threshold=soft_word_threshold, nordic_exceptions=not no_nordic_exceptions,
+        datatrove_compatible=datatrove_compatible, require_url=require_url,
+    )
+    steps = [url_step]
+    parameters: dict[str, object] = {
+        name: getattr(url_step, name)
+        for name in ("datatrove_list", "project_lists", "categories", "blocklists_dir", "store", "blocklists",
+                     "allowlists", "banned_words", "soft_word_threshold", "nordic_exceptions",
+                     "datatrove_compatible", "require_url")
+    }
+    if consent_cache:
+        steps.append(ConsentFilter(consent_cache, user_agents=user_agent, scope=consent_scope, use_ai_txt=not no_ai_txt,
+                                   use_tdmrep=not no_tdmrep, missing=missing_consent))
+        parameters["consent"] = {"cache": str(Path(consent_cache).resolve()), "user_agents": user_agent,
+                                 "scope": consent_scope, "ai_txt": not no_ai_txt, "tdmrep": not no_tdmrep,
+                                 "missing": missing_consent}
+    stats = run_stage("filter-urls", steps, input_path, output_path, options, parameters=parameters)
+    if stats:
+        step_stats = stats.get("steps", {})
+        stats["extra"] = {"consent hosts without snapshot (docs)": step_stats.get("consent", {}).get("no_snapshot", 0)} \
+            if consent_cache else {}
+    finish(stats, strict, as_json)
+
+
+@robots_app.command("fetch")
+@stage_command
+def robots_fetch_command(
+    input_path: InputArg,
+    cache: CacheOpt,
+    max_age: Annotated[str, typer.Option("--max-age", help="Refetch entries older than this (seconds, or 30m, 24h, 7d).")] = "24h",
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1, help="Requests in flight at once.")] = 64,
+    per_host: Annotated[int, typer.Option("--per-host", min=1, help="Requests in flight at once to one host.")] = 1,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Seconds one attempt may take.")] = 10.0,
+    retries: Annotated[int, typer.Option("--retries", min=0, help="Retries after a timeout, connection failure, 5xx or 429.")] = 2,
+    backoff: Annotated[float, typer.Option("--backoff", min=0.0, help="Seconds before the first retry (doubling).")] = 1.0,
+    resource: Annotated[list[str] | None, typer.Option("--resource", help="robots.txt, ai.txt, tdmrep.json; repeatable [default: all three].")] = None,
+    allow_private: Annotated[bool, typer.Option("--allow-private", help="Allow hosts that resolve to loopback/private/link-local addresses (tests, intranets).")] = False,
+    allow_network: Annotated[list[str] | None, typer.Option("--allow-network", help="Allow this address range (CIDR) even if private; repeatable.")] = None,
+    resolve: Annotated[list[str] | None, typer.Option("--resolve", help="HOST:ADDRESS, use ADDRESS for HOST (*.suffix matches subdomains); repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fetch robots.txt, ai.txt and /.well-known/tdmrep.json of every host in INPUT into a SQLite cache.
+
+    INPUT: documents (metadata.url is read) or a .txt file of URLs or host names. Entries fetched
+    within --max-age are skipped, so a daily cron run refetches only what went stale. Hosts
+    resolving to non-public addresses are refused unless --allow-private.
+
+    Example: nordpipe robots fetch data/cc --cache consent.sqlite --max-age 24h
+    """
+    from nordpipe.robots import RESOURCES, FetchOptions, collect_origins, fetch_consent, iter_input_urls, parse_resolve
+
+    resources = resource or list(RESOURCES)
+    unknown = [r for r in resources if r not in RESOURCES]
+    if unknown:
+        raise typer.BadParameter(f"unknown resource {unknown[0]!r} (use {', '.join(RESOURCES)})", param_hint="--resource")
+    try:
+        overrides = parse_resolve(resolve or [])
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint="--resolve") from err
+    if not Path(input_path).exists() and "://" not in input_path:
+        raise FileNotFoundError(f"{input_path} does not exist")
+    origins, bad = collect_origins(iter_input_urls(input_path))
+    options = FetchOptions(max_age=parse_duration(max_age), concurrency=concurrency, per_host=per_host,
+                           timeout=timeout, retries=retries, backoff=backoff, resources=tuple(resources),
+                           allow_private=allow_private, allow_networks=tuple(allow_network or ()), resolve=overrides)
+    summary = fetch_consent(origins, cache, options)
+    summary.bad_urls = bad
+    result = summary.as_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(result, indent=2) + "\n")
+        return
+    for key, value in result.items():
+        if key == "outcomes":
+            for outcome, count in value.items():
+                sys.stdout.write(f"robots-fetch\t{outcome}\t{count}\n")
+        else:
+            sys.stdout.write(f"robots-fetch\t{key}\t{value}\n")
+
+
+@blocklists_app.command("update")
+@stage_command
+def blocklists_update_command(
+    sources: Annotated[str | None, typer.Option("--sources", help="Sources file (TOML, [[source]] name/category/url) [default: blocklists/sources.toml].")] = None,
+    store: Annotated[str | None, typer.Option("--store", help="Where lists go [default: $NORDPIPE_BLOCKLIST_STORE or ~/.local/share/nordpipe/blocklists].")] = None,
+    only: Annotated[list[str] | None, typer.Option("--only", help="Update only this source name or category; repeatable.")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per download.")] = 60.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download the public category lists named in the sources file into the local store, with
+    SHA-256 checksums and the time of the download in <store>/manifest.json. A failed download
+    keeps the previous copy and makes the exit code 1.
+    """
+    from nordpipe.blocklists import REPO_BLOCKLISTS, default_store, read_sources, update_blocklists
+
+    sources_path = Path(sources) if sources else REPO_BLOCKLISTS / "sources.toml"
+    if not sources_path.exists():
+        raise FileNotFoundError(f"sources file {sources_path} does not exist")
+    results = update_blocklists(read_sources(sources_path), store or default_store(), timeout=timeout, only=only)
+    if as_json:
+        sys.stdout.write(json.dumps(results, indent=2) + "\n")
+    else:
+        for item in results:
+            extra = item.get("error") or f"entries={item.get('entries')} sha256={item.get('sha256')}"
+            sys.stdout.write(f"blocklists-update\t{item['list']}\t{item['status']}\t{extra}\n")
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed:
+        err_console.print(f"nordpipe: error: {len(failed)} of {len(results)} lists failed to download", highlight=False)
+        raise typer.Exit(1)

@@ -1,0 +1,573 @@
+"""Offline person-name recognition for Nordic text.
+
+The built-in method (``NameFinder``) needs no model and no download:
+
+- Gazetteers: first and last names from Faker's person providers (a registry package) for
+  da_DK, no_NO, sv_SE, fi_FI and is_IS, plus (``international=True``, the default) the
+  English, German, French, Italian, Spanish and Dutch lists, because Nordic news text names
+  foreign people too.
+- Morphology: Nordic patronymic surnames (``-sen``, ``-son``, ``-dóttir``, ...).
+- Capitalisation: only capitalised tokens (or initials) can be names; a capitalised token at
+  the start of a sentence that is a function word (spaCy's bundled stop words for da/nb/sv/fi,
+  no model needed) or that the document also uses in lower case is not a name there.
+- Context: titles (``hr.``, ``fru``, ``direktør``...) and reporting verbs (``siger``,
+  ``säger``, ``sier``...) before a capitalised token, or an age in brackets after it.
+- Chains: a name extends over the capitalised tokens, initials and particles (``von``,
+  ``af``...) that follow a first name or initial.
+- Document memory: a surname seen in a full name marks later lone uses in the same document.
+
+Optionally, ``SpacyNameFinder`` and ``TransformersNameFinder`` wrap a user-given local spaCy
+pipeline or Hugging Face token-classification model directory (nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import bisect
+import functools
+import importlib
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+NORDIC_LOCALES = ("da_DK", "no_NO", "sv_SE", "fi_FI", "is_IS")
+"""Faker locales whose name lists are always used."""
+
+INTERNATIONAL_LOCALES = ("en_US", "en_GB", "de_DE", "fr_FR", "it_IT", "es_ES", "nl_NL")
+"""Faker locales added with ``international=True`` (foreign people in Nordic news)."""
+
+STOPWORD_LANGUAGES = ("da", "nb", "sv", "fi", "is", "en")
+
+# Patronymic and common Nordic surname endings; a capitalised token with one of these endings
+# is a surname candidate even when the gazetteer misses it.
+SURNAME_SUFFIXES = (
+    "sen", "son", "dóttir", "dottir", "dotter", "gaard", "gård", "strøm", "ström", "qvist", "kvist",
+)
+# Endings of Danish/Norwegian nouns with the definite article ("Indbydelsen") that look
+# patronymic; real surnames with these endings are in the gazetteers.
+_NOT_SURNAME_SUFFIXES = ("elsen", "ssen", "gsen", "isen", "ysen")
+
+# Words before a name that say a person follows (lower-cased; a trailing "." is kept where
+# the abbreviation has one).
+TITLE_WORDS = frozenset(
+    ["hr.", "hr", "herr", "fru", "frk.", "frk", "frøken", "fröken", "dr.", "dr", "prof.", "prof", "professor", "pastor", "præst", "biskop", "direktør", "direktor", "direktören", "administrerende", "formand", "formanden", "ordförande", "styreleder", "leder", "ledaren", "minister", "ministeren", "statsminister", "statsministeren", "statsminister", "udenrigsminister", "finansminister", "justitsminister", "kulturminister", "borgmester", "borgmesteren", "borgarstjóri", "ordfører", "ordføreren", "kommunalbestyrelsesmedlem", "præsident", "præsidenten", "president", "presidenten", "kong", "kung", "kongen", "konge", "dronning", "drottning", "prins", "prinsesse", "prinsessan", "greve", "grevinde", "kaptajn", "kaptajnen", "kaptein", "kapten", "træner", "træneren", "landstræner", "tränare", "trener", "forfatter", "forfatteren", "författaren", "forfatteren", "sanger", "sangeren", "sångerskan", "skuespiller", "skuespilleren", "skådespelaren", "instruktør", "instruktøren", "redaktør", "redaktøren", "redaktör", "journalist", "journalisten", "advokat", "advokaten", "forsker", "forskeren", "forskaren", "chef", "chefen", "sekretær", "kollega", "kollegaen", "søn", "sønnen", "datter", "datteren", "hustru", "mand", "manden", "kone", "konen", "bror", "broren", "søster", "søsteren", "far", "faren", "mor", "moren", "onkel", "tante", "politiker", "politikeren", "folketingsmedlem", "riksdagsledamot", "stortingsrepresentant", "overlæge", "læge", "lægen", "doktor", "sygeplejerske", "ingeniør", "lektor", "adjunkt", "rektor", "herr.", "fr.", "mr.", "mrs.", "ms.", "mr", "mrs", "ms", "sir"]
+)
+
+# Reporting verbs: in news text a capitalised token right after one of these is the speaker.
+REPORTING_VERBS = frozenset(
+    ["siger", "sagde", "fortæller", "fortalte", "mener", "mente", "pointerer", "pointerede", "forklarer", "forklarede", "tilføjer", "tilføjede", "understreger", "understregede", "skriver", "skrev", "spørger", "spurgte", "svarer", "svarede", "oplyser", "oplyste", "påpeger", "påpegede", "konstaterer", "konstaterede", "erkender", "erkendte", "vurderer", "vurderede", "udtaler", "udtalte", "fastslår", "fastslog", "råber", "råbte", "tilstår", "indrømmer", "säger", "sade", "sa", "berättar", "berättade", "menar", "förklarar", "skriver", "svarar", "konstaterar", "sier", "sa", "forteller", "fortalte", "mener", "forklarer", "skriver", "svarer", "påpeker", "understreker", "sanoo", "kertoo", "ifølge", "enligt", "ifølge"]
+)
+
+_DOTTED_TITLE_MAX = max(len(w) for w in TITLE_WORDS if w.endswith("."))
+
+PARTICLES = frozenset(("von", "van", "der", "den", "de", "af", "la", "le", "di", "da", "du", "del", "ten", "zu"))
+
+_UPPER = "A-ZÀ-ÖØ-ÞĀĂĄĆĈĊČĎĐĒĔĖĘĚĜĞĠĢĤĦĨĪĬĮİĴĶĹĻĽĿŁŃŅŇŊŌŎŐŒŔŖŘŚŜŞŠŢŤŦŨŪŬŮŰŲŴŶŸŹŻŽ"
+# A capitalised word (with inner hyphens/apostrophes and a possessive apostrophe), or one
+# initial with its dot ("H." in "H.C. Andersen").
+# The capital comes first and the "not inside a word" test is a lookbehind after it: an
+# expression that starts with a character class lets the regex engine skip ahead to the next
+# capital; one that starts with a lookbehind is tried at every position (4x slower).
+_TOKEN = (
+    rf"[{_UPPER}](?<![\w@/].)(?:\.(?=\s?[{_UPPER}])|(?<!\..)[^\W\d_]*(?:[-'’][^\W\d_]+)*['’]?)(?![\w@])"
+)
+_TOKEN_RE = re.compile(_TOKEN)
+# A whole chain in one match: capitalised tokens separated by one space or by a particle
+# (" von "), so the common case (a lone capitalised word) costs one match and one lookup.
+_CHAIN_RE = re.compile(
+    rf"{_TOKEN}(?: (?:\s*(?:{'|'.join(sorted(PARTICLES, key=len, reverse=True))})\s* )?{_TOKEN})*"
+)
+_AGE_ADJECTIVE_RE = re.compile(r"\d+-?årig[ea]?$|\d+-vuotias$")
+_AGE_AFTER_RE = re.compile(r"\s*[(,]\s*\d{1,3}(?:\s*år)?\)?")
+_ROMAN_RE = re.compile(r"^[IVXL]{1,5}$")
+_LOWER_INITIALS = frozenset("abcdefghijklmnopqrstuvwxyzæøåäöüéþð")
+_LETTERS_RE = re.compile(r"[^\W\d_]+")
+_SENTENCE_END = frozenset('.!?:;"«»“”„\'()[]—–-•*#|\n')
+# A lone capitalised word after these is a place ("i Paris"), not a person.
+_LOCATIVE_BEFORE = (" i ", " in ", " på ", " ved ", " vid ")
+# A chain after these is a saint, a church or a place ("Sankt Markus Nat").
+_SAINT_WORDS = frozenset(("Sankt", "Skt.", "St.", "Santa", "San", "Saint", "Sainte"))
+_COORDINATION = frozenset((" og ", " och ", " eller ", " and ", " & ", ", "))
+
+# Tokens that make a capitalised chain an organisation, place or work, not a person.
+ORGANISATION_WORDS = frozenset(
+    ["University", "Universitet", "Universitetet", "Universitat", "Universität", "College", "Institute", "Institut", "Instituttet", "Kommune", "Kommunes", "Amt", "Amts", "Region", "Regionen", "Hospital", "Hospitalet", "Sygehus", "Sygehuset", "Skole", "Skolen", "Gymnasium", "Kirke", "Kirken", "Kyrka", "Kyrkan", "Fond", "Fonden", "Bank", "Banken", "Sparekasse", "Group", "Gruppen", "Koncernen", "Holding", "Airport", "Lufthavn", "Stadion", "Park", "Parken", "Street", "Road", "Avenue", "Gade", "Gaden", "Vej", "Vejen", "Plads", "Pladsen", "Torv", "Torvet", "Gatan", "Vägen", "Church", "Company", "Corporation", "Inc", "Ltd", "Forlag", "Avis", "Avisen", "Tidende", "Posten", "Party", "Parti", "Partiet", "Klub", "Klubben", "Forening", "Foreningen", "Forbund", "Forbundet", "Ministeriet", "Departement", "Styrelsen", "Rådet", "Hotel", "Hotellet", "Teater", "Teatret", "Museum", "Museet", "Festival", "Cup", "Liga", "Ligaen", "Boulevard", "Allé"]
+)
+
+# Endings of nouns that name a person's role ("politimester", "landstræner") and so announce a
+# name when written right before one.
+TITLE_SUFFIXES = (
+    "mester", "minister", "direktør", "direktor", "formand", "chef", "leder", "træner", "tränare",
+    "sekretær", "præsident", "president", "general", "ordfører", "dommer", "betjent", "forfatter",
+    "redaktør", "journalist", "advokat", "professor", "kaptajn", "kommissær", "ambassadør", "rådmand",
+)
+
+
+@dataclass(frozen=True)
+class NameSpan:
+    start: int
+    end: int
+    rule: str
+
+
+def _names_of(locale: str) -> tuple[set[str], set[str]]:
+    provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+    first: set[str] = set()
+    last: set[str] = set()
+    for attr in ("first_names", "first_names_male", "first_names_female"):
+        first.update(getattr(provider, attr, ()) or ())
+    for attr in ("last_names", "last_names_male", "last_names_female", "last_names_without_suffix"):
+        last.update(getattr(provider, attr, ()) or ())
+    last.discard("Doe")  # is_IS's placeholder
+    return first, last
+
+
+@functools.lru_cache(maxsize=4)
+def name_lists(international: bool = True) -> tuple[frozenset[str], frozenset[str]]:
+    """(first names, last names) from Faker's person providers, as written (capitalised)."""
+    first: set[str] = set()
+    last: set[str] = set()
+    for locale in NORDIC_LOCALES + (INTERNATIONAL_LOCALES if international else ()):
+        f, la = _names_of(locale)
+        first |= f
+        last |= la
+
+    def keep(name: str) -> bool:
+        return len(name) > 1 and name[0].isupper() and " " not in name
+
+    return frozenset(filter(keep, first)), frozenset(filter(keep, last))
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Lower-cased function words of the Nordic languages and English (spaCy's bundled lists)."""
+    words: set[str] = set()
+    for lang in STOPWORD_LANGUAGES:
+        try:
+            module = importlib.import_module(f"spacy.lang.{lang}.stop_words")
+        except ImportError:  # pragma: no cover - spaCy ships these
+            continue
+        words.update(w.lower() for w in module.STOP_WORDS)
+    return frozenset(words)
+
+
+def _strip_possessive(token: str) -> str:
+    if token.endswith(("'", "’")):
+        return token[:-1]
+    return token
+
+
+
+@functools.lru_cache(maxsize=1)
+def place_names() -> frozenset[str]:
+    """Cities, countries and regions from Faker's address providers (a name here is a place)."""
+    places: set[str] = set()
+    for locale in NORDIC_LOCALES + INTERNATIONAL_LOCALES:
+        try:
+            provider = importlib.import_module(f"faker.providers.address.{locale}").Provider
+        except ImportError:  # pragma: no cover
+            continue
+        attrs = ("countries", "states", "cities") if locale in NORDIC_LOCALES else ("countries", "states")
+        for attr in attrs:
+            values = getattr(provider, attr, ()) or ()
+            places.update(v for v in values if isinstance(v, str) and " " not in v)
+    return frozenset(places)
+
+
+# token classes
+INITIAL, TITLE, FIRST, LAST, FIRST_LAST, PLACE, ORG, COMMON, UNKNOWN = range(9)
+_NAMEISH = (FIRST, LAST, FIRST_LAST, UNKNOWN, INITIAL, PLACE)
+_CAN_START = frozenset((FIRST, LAST, FIRST_LAST, UNKNOWN, INITIAL, TITLE))
+# classes that never make a name when they are the whole chain
+_NEVER_ALONE = frozenset((COMMON, ORG, PLACE, TITLE, INITIAL))
+
+
+def _split_chain(value: str, offset: int) -> list[tuple[int, int, str]]:
+    """The tokens of a chain matched by ``_CHAIN_RE`` at ``offset`` (particles are lower
+    case, tokens capitalised, both separated by whitespace)."""
+    tokens = []
+    pos = 0
+    for part in value.split():
+        pos = value.index(part, pos)
+        if not part[0].islower():
+            tokens.append((offset + pos, offset + pos + len(part), part))
+        pos += len(part)
+    return tokens
+
+
+class NameFinder:
+    """Find person names with gazetteers, capitalisation and context (no model, no download).
+
+    Args:
+        international: also use non-Nordic name lists (default True).
+        extra_first_names / extra_last_names: more names to know (e.g. from a user's list).
+        memory: mark lone later uses of a word seen in a full name in the same document
+            (default True).
+    """
+
+    def __init__(
+        self,
+        international: bool = True,
+        extra_first_names: Iterable[str] = (),
+        extra_last_names: Iterable[str] = (),
+        memory: bool = True,
+    ):
+        first, last = name_lists(international)
+        self.common = common_words()
+        self.places = place_names()
+        self.first = frozenset(first | set(extra_first_names))
+        self.last = frozenset(last | set(extra_last_names))
+        self.memory = memory
+        self._class_cache: dict[str, int] = {}
+
+    # -- token features -------------------------------------------------------------------
+
+    def _classify(self, token: str) -> int:
+        cls = self._class_cache.get(token)
+        if cls is None:
+            if len(self._class_cache) > 200_000:
+                self._class_cache.clear()
+            cls = self._class_cache[token] = self._classify_uncached(token)
+        return cls
+
+    def _classify_uncached(self, token: str) -> int:
+        if len(token) == 2 and token[1] == ".":
+            return INITIAL
+        base = _strip_possessive(token)
+        lower = base.lower()
+        if base.isupper() and len(base) > 1:
+            if len(base) < 4 or _ROMAN_RE.match(base):
+                return COMMON  # acronyms and regnal numbers
+            base = base.title()
+        if base in ORGANISATION_WORDS:
+            return ORG
+        if lower in TITLE_WORDS or lower.endswith(TITLE_SUFFIXES):
+            return TITLE
+        stem = base[:-1] if len(base) > 3 and base.endswith("s") else None
+        first = base in self.first or (stem is not None and stem in self.first)
+        if first:
+            # a first name wins over the function word and place it may also be ("Per", "Lone")
+            return FIRST_LAST if base in self.last else FIRST
+        if lower in self.common:
+            return COMMON
+        if "-" in base and not all(part[:1].isupper() for part in base.split("-")):
+            return COMMON  # a compound noun ("Norrmalm-kvarter"), not a double name
+        if base in self.places or (stem is not None and stem in self.places):
+            return PLACE
+        last = base in self.last or (stem is not None and stem in self.last) or self._surname_shaped(stem or base)
+        return LAST if last else UNKNOWN
+
+    @staticmethod
+    def _surname_shaped(word: str) -> bool:
+        if len(word) < 5 or "-" in word:
+            return False
+        lower = word.lower()
+        if not lower.endswith(SURNAME_SUFFIXES) or lower.endswith(_NOT_SURNAME_SUFFIXES):
+            return False
+        return lower[-4] in "bdfklmnprtv" if lower.endswith(("sen", "son")) else True
+
+    @staticmethod
+    def _sentence_initial(text: str, start: int) -> bool:
+        i = start - 1
+        while i >= 0 and text[i] in " \t\r\u00a0":
+            i -= 1
+        return i < 0 or text[i] in _SENTENCE_END
+
+    def _context_before(self, text: str, start: int) -> bool:
+        """A title word, role noun, age adjective or reporting verb right before ``start``."""
+        # walk back by hand: a regex anchored at ``start`` would be tried at every position
+        i = start - 1
+        while i >= 0 and text[i] in " ,\t\u00a0":
+            i -= 1
+        if i < 0:
+            return False
+        if text[i] == ".":
+            # after a dot only an abbreviated title ("hr.", "dr.") counts: look back no
+            # further than the longest one (most capitalised words follow a full stop)
+            j = i - 1
+            while j >= 0 and (text[j].isalnum() or text[j] in "-_"):
+                if i - j >= _DOTTED_TITLE_MAX:
+                    return False
+                j -= 1
+            return text[j + 1 : i + 1].lower() in TITLE_WORDS
+        if not (text[i].isalnum() or text[i] in "-_"):
+            return False
+        gap_has_comma = "," in text[i + 1 : start]
+        word_end = i + 1
+        while i >= 0 and (text[i].isalnum() or text[i] in "-_") and word_end - i < 40:
+            i -= 1
+        word = text[i + 1 : word_end].lower()
+        if not word or word == ".":
+            return False
+        if word in REPORTING_VERBS:
+            return not gap_has_comma
+        return word in TITLE_WORDS or word.endswith(TITLE_SUFFIXES) or bool(_AGE_ADJECTIVE_RE.search(word))
+
+    # -- main ---------------------------------------------------------------------------
+
+    def find(self, text: str) -> list[NameSpan]:
+        """Name spans in ``text``, sorted and non-overlapping."""
+        if not text or text.isspace():
+            return []
+        classes = self._class_cache
+        classify = self._classify
+        tokens: list[tuple[int, int, str]] = []
+        spans: list[NameSpan] = []
+        undecided: list[list[tuple[int, int, str]]] = []
+        for match in _CHAIN_RE.finditer(text):
+            value = match.group()
+            start = match.start()
+            if " " not in value:
+                # a lone token, the common case: a function word, place, title or initial
+                # alone is never a name (nor joined to one by "og"); an unknown word alone
+                # is a name only with context before it
+                token = (start, match.end(), value)
+                tokens.append(token)
+                cls = classes.get(value)
+                if cls is None:
+                    cls = classify(value)
+                if cls in _NEVER_ALONE:
+                    continue
+                chain = [token]
+                if cls == UNKNOWN and not self._context_before(text, start):
+                    undecided.append(chain)
+                    continue
+            else:
+                chain = _split_chain(value, start)
+                tokens.extend(chain)
+            span = self._chain_name(text, chain)
+            if span is not None:
+                spans.append(span)
+            else:
+                undecided.append(chain)
+        if spans and undecided:
+            spans = self._coordinated(text, spans, undecided)
+        if self.memory and spans:
+            spans = self._propagate(text, tokens, spans)
+        return spans
+
+    def _is_lowercase_elsewhere(self, text: str, word: str) -> bool:
+        """The document also writes ``word`` in lower case, as a whole word (not after a
+        hyphen): searched with ``str.find`` instead of collecting every word of the text."""
+        lower = word.lower()
+        if lower[:1] not in _LOWER_INITIALS or not _LETTERS_RE.fullmatch(lower):
+            return False
+        size = len(lower)
+        i = text.find(lower)
+        while i >= 0:
+            if (i == 0 or not (text[i - 1].isalnum() or text[i - 1] in "_-")) and not _LETTERS_RE.match(text, i + size):
+                return True
+            i = text.find(lower, i + 1)
+        return False
+
+    def _chain_name(self, text: str, chain: list[tuple[int, int, str]]) -> NameSpan | None:
+        classes = [self._classify(tok) for _, _, tok in chain]
+        if not any(c in _CAN_START for c in classes):
+            return None  # only function words and places
+        if ORG in classes or chain[0][2] in _SAINT_WORDS or text[max(0, chain[0][0] - 5) : chain[0][0]].endswith(("St. ", "Skt. ")):
+            return None
+        context = self._context_before(text, chain[0][0])
+        initial_pos = self._sentence_initial(text, chain[0][0])
+        # leading titles ("Fru Baumann", "Statsminister Poul Nyrup Rasmussen")
+        lead = 0
+        while lead < len(chain) and classes[lead] == TITLE:
+            lead += 1
+            context = True
+            initial_pos = False
+        if lead == len(chain):
+            return None
+        if initial_pos and classes[lead] != INITIAL:
+            # a sentence-initial function word, or one the document also writes in lower case,
+            # is a word -- unless it is a first name followed by more of a name ("Per Hansen")
+            word = _strip_possessive(chain[lead][2])
+            followed = lead + 1 < len(chain) and classes[lead + 1] in _NAMEISH
+            if (word.lower() in self.common or self._is_lowercase_elsewhere(text, word)) and not (
+                classes[lead] in (FIRST, FIRST_LAST) and followed
+            ):
+                classes[lead] = COMMON
+        # the name part: the longest run of name-like tokens from ``lead``
+        begin = lead
+        while begin < len(chain) and classes[begin] not in _NAMEISH:
+            begin += 1
+        if begin == len(chain):
+            return None
+        end = begin
+        while end + 1 < len(chain) and classes[end + 1] in _NAMEISH:
+            end += 1
+        if classes[end] == INITIAL:
+            end -= 1
+            if end < begin:
+                return None
+        # words in front of a first name or initial are not part of it ("Erfarne Ivan Nielsen",
+        # "Ellington-saxofonisten Paul Gonsalves")
+        for i in range(begin, end + 1):
+            if classes[i] in (FIRST, FIRST_LAST, INITIAL):
+                if i > begin and (
+                    all(c in (UNKNOWN, PLACE) for c in classes[begin:i]) or (initial_pos and begin == lead and i == begin + 1)
+                ):
+                    begin = i
+                break
+        part = classes[begin : end + 1]
+        if part == [PLACE]:
+            return None
+        at_sentence_start = initial_pos and begin == lead
+        known = sum(c in (FIRST, LAST, FIRST_LAST) for c in part)
+        if context and known == 0 and all(c != UNKNOWN for c in part):
+            return None
+        rule = ""
+        if INITIAL in part and len(part) > 1:
+            rule = "initials"
+        elif context:
+            rule = "context"
+        elif len(part) > 1 and known:
+            rule = "full_name"
+            if at_sentence_start and known == 1 and part[0] == UNKNOWN and part[-1] != LAST:
+                rule = ""
+        elif len(part) == 1:
+            c = part[0]
+            if c in (FIRST, FIRST_LAST):
+                rule = "first_name"
+            elif c == LAST and (not at_sentence_start or self._patronymic(chain[begin][2])):
+                rule = "last_name"
+        if not rule and _AGE_AFTER_RE.match(text, chain[end][1]) and known:
+            rule = "age"
+        if rule in ("first_name", "last_name") and text[max(0, chain[begin][0] - 4) : chain[begin][0]].endswith(_LOCATIVE_BEFORE):
+            return None
+        if not rule:
+            return None
+        return NameSpan(chain[begin][0], chain[end][1], rule)
+
+    @staticmethod
+    def _patronymic(token: str) -> bool:
+        lower = _strip_possessive(token).lower().rstrip("s")
+        return lower.endswith(("se", "so", "ssen", "sson", "dóttir", "dottir", "dotter")) or lower.endswith(("sen", "son"))
+
+    def _coordinated(self, text: str, spans: list[NameSpan], undecided: list[list[tuple[int, int, str]]]) -> list[NameSpan]:
+        """``Henrik og Tommie``, ``Clinton og Gore``: a lone capitalised word joined to a name."""
+        ends = {s.end for s in spans}
+        starts = {s.start for s in spans}
+        extra = []
+        for chain in undecided:
+            if len(chain) > 2:
+                continue
+            start, end = chain[0][0], chain[-1][1]
+            # integer set lookups first; the string comparison only when an end lines up
+            joined_before = any((start - len(c)) in ends and text.startswith(c, start - len(c)) for c in _COORDINATION)
+            joined_after = not joined_before and any(
+                (end + len(c)) in starts and text.startswith(c, end) for c in _COORDINATION if c != ", "
+            )
+            if not (joined_before or joined_after):
+                continue
+            classes = [self._classify(tok) for _, _, tok in chain]
+            if all(c in (UNKNOWN, LAST, FIRST, FIRST_LAST) for c in classes) and not self._sentence_initial(text, start):
+                extra.append(NameSpan(start, end, "coordination"))
+        return sorted(spans + extra, key=lambda s: s.start) if extra else spans
+
+    def _propagate(self, text: str, tokens: list[tuple[int, int, str]], spans: list[NameSpan]) -> list[NameSpan]:
+        known: set[str] = set()
+        for span in spans:
+            parts = text[span.start : span.end].split()
+            if len(parts) > 1 or span.rule == "context":
+                for part in parts:
+                    base = _strip_possessive(part)
+                    if len(base) > 2 and not base.endswith(".") and base.lower() not in self.common:
+                        known.add(base)
+        if not known:
+            return spans
+        covered = sorted((s.start, s.end) for s in spans)
+        starts = [c[0] for c in covered]
+        extra: list[NameSpan] = []
+        for start, end, token in tokens:
+            base = _strip_possessive(token)
+            if base in known or (base.endswith("s") and base[:-1] in known):
+                i = bisect.bisect_right(starts, start) - 1
+                if i >= 0 and covered[i][1] > start:
+                    continue
+                extra.append(NameSpan(start, end, "memory"))
+        if not extra:
+            return spans
+        return sorted(spans + extra, key=lambda s: s.start)
+
+
+class SpacyNameFinder:
+    """Person names from a user-given local spaCy pipeline (a directory; nothing is downloaded).
+
+    Texts longer than the pipeline's ``max_length`` are processed in pieces split at line
+    breaks, so giant documents never make spaCy refuse.
+    """
+
+    LABELS = frozenset(("PER", "PERSON", "B-PER", "I-PER"))
+
+    def __init__(self, path: str, chunk_chars: int = 100_000):
+        import spacy
+
+        self.nlp = spacy.load(path)
+        self.chunk_chars = min(chunk_chars, self.nlp.max_length)
+
+    def find(self, text: str) -> list[NameSpan]:
+        if not text or text.isspace():
+            return []
+        spans: list[NameSpan] = []
+        for offset, piece in _pieces(text, self.chunk_chars):
+            for ent in self.nlp(piece).ents:
+                if ent.label_ in self.LABELS:
+                    spans.append(NameSpan(offset + ent.start_char, offset + ent.end_char, "spacy"))
+        return spans
+
+
+class TransformersNameFinder:
+    """Person names from a local Hugging Face token-classification model directory.
+
+    Needs the ``transformers`` package (and a backend such as torch); nothing is downloaded
+    (``local_files_only``).
+    """
+
+    def __init__(self, path: str, chunk_chars: int = 2_000):
+        try:
+            from transformers import pipeline  # type: ignore[import-not-found]
+        except ImportError as err:
+            raise ValueError(
+                f"{path} looks like a Hugging Face model directory, but the transformers package is not installed"
+            ) from err
+        self.pipe = pipeline("token-classification", model=path, tokenizer=path, aggregation_strategy="simple",
+                             model_kwargs={"local_files_only": True})
+        self.chunk_chars = chunk_chars
+
+    def find(self, text: str) -> list[NameSpan]:
+        if not text or text.isspace():
+            return []
+        spans: list[NameSpan] = []
+        for offset, piece in _pieces(text, self.chunk_chars):
+            for ent in self.pipe(piece):
+                label = str(ent.get("entity_group") or ent.get("entity") or "")
+                if label.split("-")[-1] in ("PER", "PERSON"):
+                    spans.append(NameSpan(offset + int(ent["start"]), offset + int(ent["end"]), "transformers"))
+        return spans
+
+
+def _pieces(text: str, size: int) -> Iterable[tuple[int, str]]:
+    """Split ``text`` into pieces of at most ``size`` characters, at line breaks or spaces."""
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + size)
+        if end < len(text):
+            cut = text.rfind("\n", start + size // 2, end)
+            if cut < 0:
+                cut = text.rfind(" ", start + size // 2, end)
+            if cut > start:
+                end = cut + 1
+        yield start, text[start:end]
+        start = end
+
+
+def load_ner_model(path: str) -> SpacyNameFinder | TransformersNameFinder:
+    """A name finder for a user-given model directory: a spaCy pipeline (``meta.json`` or
+    ``config.cfg``) or a Hugging Face token-classification model (``config.json``)."""
+    import os
+
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"--ner-model {path}: no such directory")
+    if os.path.exists(os.path.join(path, "config.cfg")) or os.path.exists(os.path.join(path, "meta.json")):
+        return SpacyNameFinder(path)
+    if os.path.exists(os.path.join(path, "config.json")):
+        return TransformersNameFinder(path)
+    raise ValueError(f"--ner-model {path}: neither a spaCy pipeline (config.cfg) nor a Hugging Face model (config.json)")

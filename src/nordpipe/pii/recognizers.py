@@ -1,0 +1,406 @@
+"""Pattern recognizers for Nordic personal data: national identifiers with check digits,
+phone numbers, e-mail addresses, IBAN and Nordic bank accounts, IP addresses and payment cards.
+
+Each recognizer is a ``PatternSpec``: a regular expression that proposes candidates, a
+validator that grades them, context words, and a cheap prefilter that decides whether the
+expression needs to run on a text at all. The same specs drive nordpipe's own scanner
+(``engine.PiiScanner``) and the presidio recognizers (``presidio.py``), so both find the same
+things.
+
+Validation uses python-stdnum (dk.cpr, no.fodselsnummer, se.personnummer, fi.hetu,
+is_.kennitala, iban, no.kontonr, luhn), phonenumbers (the library presidio's PhoneRecognizer
+uses) and the standard library's ``ipaddress``. See REFERENCE §5 for the rules.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import phonenumbers
+from stdnum import iban as std_iban
+from stdnum import luhn
+from stdnum.dk import cpr as std_cpr
+from stdnum.fi import hetu as std_hetu
+from stdnum.is_ import kennitala as std_kennitala
+from stdnum.no import fodselsnummer as std_fnr
+from stdnum.no import kontonr as std_kontonr
+
+# Entity types (also the tags written in ``tag`` mode: ``<CPR>``).
+CPR = "CPR"
+FODSELSNUMMER = "FODSELSNUMMER"
+PERSONNUMMER = "PERSONNUMMER"
+HETU = "HETU"
+KENNITALA = "KENNITALA"
+PHONE = "PHONE"
+EMAIL = "EMAIL"
+IBAN = "IBAN"
+BANK_ACCOUNT = "BANK_ACCOUNT"
+IP_ADDRESS = "IP_ADDRESS"
+CARD = "CARD"
+NAME = "NAME"
+
+NATIONAL_IDS = (CPR, FODSELSNUMMER, PERSONNUMMER, HETU, KENNITALA)
+ALL_ENTITIES = (*NATIONAL_IDS, PHONE, EMAIL, IBAN, BANK_ACCOUNT, IP_ADDRESS, CARD, NAME)
+
+# Validator grades
+STRONG = 2  # check digits (or structure) prove it
+WEAK = 1  # plausible; accepted only with a context word nearby
+REJECT = 0
+
+CONTEXT_WINDOW = 60
+"""Characters before a candidate searched for context words."""
+
+
+@dataclass(frozen=True)
+class PatternSpec:
+    """One recognizer: candidates by regex, graded by ``validate``.
+
+    Attributes:
+        name: recognizer name (reported in audits).
+        entity: entity type.
+        regex: candidate expression; group ``v`` (if present) is the value, else the match.
+        validate: ``str -> STRONG | WEAK | REJECT``.
+        context: lower-case words that make a WEAK candidate acceptable and raise the score.
+        negative_context: words right before a candidate that reject it (``sagsnr``).
+        prefilter: quick test on the whole text; the regex runs only when it is true.
+        score: base score of a STRONG match (overlaps are resolved by score, then length).
+        language: language whose documents prefer this recognizer on ties.
+    """
+
+    name: str
+    entity: str
+    regex: re.Pattern[str]
+    validate: Callable[[str], int]
+    context: tuple[str, ...] = ()
+    negative_context: tuple[str, ...] = ()
+    prefilter: Callable[[str], bool] = field(default=lambda text: True)
+    score: float = 0.9
+    language: str | None = None
+    weak_ok_in_language: bool = False
+    """Accept WEAK candidates without context in documents of ``language``."""
+    in_numbers: bool = True
+    """Every match lies inside a run of digits and separators (see ``engine.NUMBER_RUN``)."""
+    run_digits: int = 0
+    """Fewest digits a match has: the scanner skips runs of digits with fewer."""
+    run_group: int = 0
+    """Longest unbroken group of digits every match has (``6`` for ``DDMMYY``): the scanner
+    skips runs without such a group."""
+    anchor: str | None = None
+    """A character every match contains, where no match crosses whitespace or holds two of
+    them (``@`` for e-mail): the scanner runs the regex only around each occurrence."""
+    scan_regex: re.Pattern[str] | None = None
+    """An expression with the same matches as ``regex`` that the scanner runs instead over
+    whole texts: it starts with a character class, which lets the regex engine skip ahead,
+    where ``regex`` starts with a lookbehind tried at every position. Tests check both find
+    the same spans."""
+
+
+_NON_DIGITS = re.compile(r"\D+")
+
+
+def _digits(value: str) -> str:
+    return _NON_DIGITS.sub("", value)
+
+
+@functools.cache
+def _has_digits(min_run: int) -> Callable[[str], bool]:
+    expr = re.compile(rf"\d{{{min_run}}}")
+    return lambda text: expr.search(text) is not None
+
+
+# --------------------------------------------------------------------------------------------
+# National identifiers
+
+
+def validate_cpr(value: str) -> int:
+    """Danish CPR: a real date always; modulus 11 proves it (numbers before 2007-10-01); a
+    number with a valid date but no modulus-11 check needs context (REFERENCE §5)."""
+    number = _digits(value)
+    if len(number) != 10:
+        return REJECT
+    try:
+        birth = std_cpr.get_birth_date(number)
+    except Exception:
+        return REJECT
+    if birth > dt.date.today():
+        return REJECT
+    return STRONG if std_cpr.checksum(number) == 0 else WEAK
+
+
+def validate_fodselsnummer(value: str) -> int:
+    """Norwegian fødselsnummer / D-number / H-number: two mod-11 check digits and a date."""
+    return STRONG if std_fnr.is_valid(_digits(value)) else REJECT
+
+
+def _swedish_date_ok(number: str) -> bool:
+    """YYMMDD or YYYYMMDD; samordningsnummer add 60 to the day."""
+    ymd = number[-10:-4]
+    year, month, day = int(ymd[0:2]), int(ymd[2:4]), int(ymd[4:6])
+    if day > 60:
+        day -= 60
+    full_year = int(number[:4]) if len(number) == 12 else 2000 + year
+    try:
+        dt.date(full_year, month, day)
+    except ValueError:
+        return False
+    return True
+
+
+def validate_personnummer(value: str) -> int:
+    """Swedish personnummer / samordningsnummer: a date (day + 60 for samordningsnummer) and
+    the Luhn digit over the last 10 digits."""
+    number = _digits(value)
+    if len(number) not in (10, 12) or (len(number) == 12 and number[:2] not in ("18", "19", "20")):
+        return REJECT
+    if not _swedish_date_ok(number):
+        return REJECT
+    return STRONG if luhn.is_valid(number[-10:]) else REJECT
+
+
+def validate_hetu(value: str) -> int:
+    """Finnish HETU (including the 2023 century signs); temporary numbers (900-999) accepted.
+    ``DDMMYY-NNNC`` with a digit for C has the shape of a CPR, personnummer or kennitala and
+    passes the mod-31 check by chance once in 31: such numbers need Finnish context or a
+    Finnish document."""
+    if not std_hetu.is_valid(value.upper(), allow_temporary=True):
+        return REJECT
+    return WEAK if value[6] == "-" and value[-1].isdigit() else STRONG
+
+
+def validate_kennitala(value: str) -> int:
+    """Icelandic kennitala of a person (day < 40): date and mod-11 check digit."""
+    number = _digits(value)
+    if len(number) != 10 or int(number[0:2]) > 31 or number[9] not in "890":
+        return REJECT
+    return STRONG if std_kennitala.is_valid(number) else REJECT
+
+
+# --------------------------------------------------------------------------------------------
+# Phones
+
+_PHONE_REGIONS = ("DK", "NO", "SE", "FI", "IS")
+# groupings of a national number written without country code that people use for phones
+_PHONE_GROUPINGS = {
+    (8,), (2, 2, 2, 2), (4, 4), (3, 2, 3),  # DK/NO
+    (3, 4), (7,),  # IS
+}
+_DATE_LIKE = re.compile(r"^\d{1,2}[-./]\d{1,2}[-./]\d{2,4}$|^\d{4}[-./]\d{1,2}[-./]\d{1,2}$")
+_YEAR = re.compile(r"^(?:1[89]|20)\d\d$")
+
+
+def _trunk_grouping_ok(groups: tuple[str, ...]) -> bool:
+    """Swedish/Finnish numbers with a trunk 0: an area code of 2-4 digits first (``08-``,
+    ``040 ``), or an unbroken mobile number (``0701234567``)."""
+    if len(groups) == 1:
+        return groups[0][:2] in ("07", "04", "05") and len(groups[0]) == 10
+    return 2 <= len(groups[0]) <= 4 and all(len(g) <= 8 for g in groups[1:])
+
+
+@functools.lru_cache(maxsize=4096)
+def validate_phone(value: str) -> int:
+    """A number phonenumbers accepts as valid for a Nordic region (or any region with a
+    country code), written in a grouping people use for phones."""
+    raw = value.strip()
+    if _DATE_LIKE.match(raw):
+        return REJECT
+    digits = _digits(raw)
+    international = raw.startswith(("+", "00"))
+    if international:
+        try:
+            parsed = phonenumbers.parse("+" + digits[2:] if raw.startswith("00") else raw, None)
+        except phonenumbers.NumberParseException:
+            return REJECT
+        return STRONG if phonenumbers.is_valid_number(parsed) else REJECT
+    parts = tuple(g for g in re.split(r"[\s.\-/()]+", raw) if g)
+    if all(_YEAR.match(g) for g in parts) or (len(parts) == 2 and "-" in raw and _YEAR.match(parts[0])):
+        return REJECT  # "2019-2023", case numbers "2019-2567"
+    groups = tuple(len(g) for g in parts)
+    if digits.startswith("0"):
+        # trunk prefix: Sweden and Finland write 08-123 456 78, 040 123 4567
+        if not 8 <= len(digits) <= 11 or not _trunk_grouping_ok(parts):
+            return REJECT
+        regions: tuple[str, ...] = ("SE", "FI")
+    else:
+        if groups not in _PHONE_GROUPINGS:
+            return REJECT
+        regions = ("DK", "NO") if len(digits) == 8 else ("IS",) if len(digits) == 7 else ()
+    national = digits[1:] if digits.startswith("0") else digits
+    return STRONG if any(is_valid_national_number(national, region) for region in regions) else REJECT
+
+
+_NUMBER_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip",
+                 "pager", "uan", "voicemail")
+
+
+@functools.cache
+def _region_pattern(region: str) -> re.Pattern[str] | None:
+    """One expression for every number type phonenumbers' metadata allows in ``region`` and
+    the regions sharing its country code (Svalbard with Norway, Åland with Finland)."""
+    patterns = []
+    code = phonenumbers.country_code_for_region(region)
+    for shared_region in phonenumbers.region_codes_for_country_code(code):
+        metadata = phonenumbers.PhoneMetadata.metadata_for_region(shared_region)
+        if metadata is None:
+            continue
+        for kind in _NUMBER_TYPES:
+            desc = getattr(metadata, kind, None)
+            if desc is not None and desc.national_number_pattern:
+                patterns.append(desc.national_number_pattern)
+    return re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+
+
+def is_valid_national_number(national: str, region: str) -> bool:
+    """Fast equivalent of ``phonenumbers.is_valid_number(parse(national, region))`` for a
+    national significant number (no trunk 0): the library's own metadata patterns, matched
+    directly (parse + is_valid_number cost ~40 µs a candidate). The tests compare the two."""
+    pattern = _region_pattern(region)
+    return bool(pattern is not None and pattern.fullmatch(national))
+
+
+# --------------------------------------------------------------------------------------------
+# E-mail, IBAN, accounts, IP, cards
+
+
+@functools.lru_cache(maxsize=1)
+def _tld_extractor():  # type: ignore[no-untyped-def]
+    import tldextract
+
+    # suffix_list_urls=() -> use the snapshot bundled with tldextract, never fetch
+    return tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+
+
+@functools.lru_cache(maxsize=4096)
+def validate_email(value: str) -> int:
+    """An address whose domain ends in a known public suffix (tldextract's bundled list)."""
+    domain = value.rsplit("@", 1)[-1]
+    return STRONG if _tld_extractor()(domain).fqdn else REJECT
+
+
+def validate_iban(value: str) -> int:
+    return STRONG if std_iban.is_valid(value) else REJECT
+
+
+def validate_no_account(value: str) -> int:
+    """Norwegian account number ``1234.56.78903``: mod-11 check digit."""
+    return STRONG if std_kontonr.is_valid(value) else REJECT
+
+
+def validate_dk_account(value: str) -> int:
+    """Danish ``reg.nr.-kontonr.``: 4-digit registration number and up to 10 digits. No
+    public check digit, so only with context."""
+    return WEAK
+
+
+def validate_ip(value: str) -> int:
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        return REJECT
+    if isinstance(address, ipaddress.IPv4Address) and value.count(".") != 3:
+        return REJECT
+    return STRONG
+
+
+def validate_card(value: str) -> int:
+    number = _digits(value)
+    if not 13 <= len(number) <= 19 or number[0] not in "23456":
+        return REJECT
+    return STRONG if luhn.is_valid(number) else REJECT
+
+
+# --------------------------------------------------------------------------------------------
+# The specs
+
+_IPV6_HINT = re.compile(r"[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}")
+_ID_NEGATIVE = ("sagsnr", "sagsnummer", "journalnummer", "ärendenummer", "saksnummer", "ordrenummer", "fakturanummer", "sags nr", "sag nr", "j.nr", "journalnr", "journal nr", "ordrenr", "ordre nr",
+                "fakturanr", "faktura nr", "varenr", "varenummer", "vare nr", "cvr", "se-nr", "ean", "isbn", "løbenr",
+                "ärendenr", "diarienr", "dnr", "saksnr", "sak nr", "saksnummer", "ordernr", "artikelnr",
+                "konto", "kontonr", "reg.nr", "regnr", "bankkonto", "kort", "card", "referencenr", "ref.")
+_PHONE_CONTEXT = ("tlf", "telefon", "mobil", "mob.", "ring", "sms", "phone", "tel.", "tel:", "nummer", "puh",
+                  "puhelin", "sími", "telefonnummer", "mobilnummer")
+CPR_CONTEXT = ("cpr", "personnummer", "personnr", "cpr-nr", "cpr-nummer", "personnummer", "fødselsdato")
+
+_WB = r"(?<![\w\-+/.,])"  # start: not inside a word, number or another identifier
+_WE = r"(?![\w\-+/]|[.,]\d)"  # end: likewise
+
+SPECS: tuple[PatternSpec, ...] = (
+    PatternSpec(
+        "dk_cpr", CPR, re.compile(_WB + r"(?P<v>[0-3]\d[01]\d\d\d[- ]?\d{4})" + _WE), validate_cpr,
+        context=CPR_CONTEXT, prefilter=_has_digits(4), score=0.95, language="da", run_digits=10, run_group=6,
+    ),
+    PatternSpec(
+        "no_fodselsnummer", FODSELSNUMMER, re.compile(_WB + r"(?P<v>[0-7]\d[0-5]\d\d\d ?\d{5})" + _WE),
+        validate_fodselsnummer, context=("fødselsnummer", "fødselsnr", "personnummer", "d-nummer", "fnr"),
+        prefilter=_has_digits(5), score=0.95, language="nb", run_digits=11, run_group=6,
+    ),
+    PatternSpec(
+        "se_personnummer", PERSONNUMMER,
+        re.compile(_WB + r"(?P<v>(?:1[89]|20)?\d\d[01]\d[0-9]\d[-+ ]?\d{4})" + _WE), validate_personnummer,
+        context=("personnummer", "personnr", "samordningsnummer", "pnr"), prefilter=_has_digits(4), score=0.93,
+        language="sv", run_digits=10, run_group=6,
+    ),
+    PatternSpec(
+        "fi_hetu", HETU, re.compile(_WB + r"(?P<v>[0-3]\d[01]\d\d\d[-+A-FU-Y]\d{3}[0-9A-Ya-y])" + _WE), validate_hetu,
+        context=("hetu", "henkilötunnus", "sotu"), prefilter=_has_digits(3), score=0.95, language="fi",
+        weak_ok_in_language=True, run_digits=9, run_group=6,
+    ),
+    PatternSpec(
+        "is_kennitala", KENNITALA, re.compile(_WB + r"(?P<v>[0-3]\d[01]\d\d\d-?\d{4})" + _WE), validate_kennitala,
+        context=("kennitala", "kt."), prefilter=_has_digits(4), score=0.92, language="is", run_digits=10, run_group=6,
+    ),
+    PatternSpec(
+        "phone", PHONE,
+        re.compile(
+            _WB
+            + r"(?P<v>(?:(?:\+|00)\d{2,3}[ \-.]?(?:\(0\)[ ]?)?)?(?:\(0?\d{1,3}\)[ \-]?)?\d{1,10}(?:[ \-.]\d{1,8}){0,4})"
+            + _WE
+        ),
+        validate_phone, context=_PHONE_CONTEXT, negative_context=_ID_NEGATIVE, prefilter=_has_digits(2), score=0.7,
+    ),
+    PatternSpec(
+        "email", EMAIL,
+        re.compile(r"(?<![\w.+-])(?P<v>[\w][\w.+'-]*@[\w-]+(?:\.[\w-]+)+)(?<!\.)"), validate_email,
+        prefilter=lambda text: "@" in text, score=0.9, in_numbers=False, anchor="@",
+    ),
+    PatternSpec(
+        "iban", IBAN,
+        re.compile(r"(?<![\w])(?P<v>[A-Z]{2}\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?![\w])"), validate_iban,
+        context=("iban",), prefilter=_has_digits(4), score=0.95, in_numbers=False,
+        scan_regex=re.compile(r"(?P<v>[A-Z](?<![\w].)[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?![\w])"),
+    ),
+    PatternSpec(
+        "no_account", BANK_ACCOUNT, re.compile(_WB + r"(?P<v>\d{4}[. ]\d{2}[. ]\d{5})" + _WE), validate_no_account,
+        context=("konto", "kontonummer", "kontonr"), prefilter=_has_digits(4), score=0.85, language="nb",
+        run_digits=11, run_group=4,
+    ),
+    PatternSpec(
+        "dk_account", BANK_ACCOUNT, re.compile(_WB + r"(?P<v>\d{4}[- ]\d{6,10})" + _WE), validate_dk_account,
+        context=("konto", "kontonr", "reg.nr", "regnr", "reg. nr", "bankkonto", "registreringsnummer"),
+        prefilter=_has_digits(4), score=0.85, language="da", run_digits=10, run_group=6,
+    ),
+    PatternSpec(
+        "ipv4", IP_ADDRESS, re.compile(_WB + r"(?P<v>(?:\d{1,3}\.){3}\d{1,3})" + _WE), validate_ip,
+        prefilter=lambda text: "." in text, score=0.8,
+    ),
+    PatternSpec(
+        "ipv6", IP_ADDRESS,
+        re.compile(r"(?<![\w:])(?P<v>(?:[0-9A-Fa-f]{1,4}:){1,7}:?(?::?[0-9A-Fa-f]{1,4}){1,7}|::1)(?![\w:])"),
+        validate_ip, prefilter=lambda text: "::" in text or (":" in text and _IPV6_HINT.search(text) is not None),
+        score=0.8, in_numbers=False,
+    ),
+    PatternSpec(
+        "card", CARD, re.compile(_WB + r"(?P<v>\d{4}(?:[ \-]?\d{4}){2}[ \-]?\d{1,4}(?:[ \-]?\d{3})?|\d{4}[ \-]?\d{6}[ \-]?\d{5})" + _WE),
+        validate_card, context=("kort", "card", "visa", "mastercard", "dankort", "kreditkort", "betalingskort"),
+        prefilter=_has_digits(4), score=0.9, run_digits=13, run_group=4,
+    ),
+)
+
+
+def specs_for(entities: set[str] | None = None) -> tuple[PatternSpec, ...]:
+    """The specs for the given entity types (all when None)."""
+    return tuple(s for s in SPECS if entities is None or s.entity in entities)

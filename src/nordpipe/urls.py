@@ -1,0 +1,570 @@
+"""URL filtering (blocklists, banned words) and consent filtering (robots.txt, ai.txt, TDMRep).
+
+Two datatrove pipeline steps, both reading ``metadata["url"]``:
+
+``UrlBlocklistFilter`` (reason ``urls:<rule>``) removes a document when, in this order:
+
+1. ``no_url``: it has no URL and ``require_url`` is set (otherwise it passes);
+2. (an allowlisted host or parent domain keeps the document: no URL rule applies);
+3. ``blocklist(<category>)``: its host or a parent domain is on a blocklist (datatrove's bundled
+   list is category ``datatrove``; project lists use their folder name; user lists ``user``);
+4. ``url_list(<category>)``: the URL itself is on an exact-URL list;
+5. ``banned_word``: a word of the URL is on datatrove's banned-word list;
+6. ``soft_banned_words``: at least ``soft_word_threshold`` words are on its soft list;
+7. ``banned_subword``: a datatrove banned sub-word occurs in the normalized URL.
+
+Rules 5-7 use datatrove's lists and its definition of URL words (runs of ASCII letters and
+digits, case kept). On hosts under a Nordic ccTLD (``.dk .no .se .fi .is .fo .gl .ax``) the words
+in ``blocklists/nordic_word_exceptions.txt`` do not count (``slut`` is Danish/Swedish for "end",
+``fag`` Danish/Norwegian for "subject", ...).
+
+Differences from datatrove's ``URLFilter`` by default, each switched off by
+``datatrove_compatible=True``:
+
+- a blocklisted domain also removes its subdomains at any depth. datatrove checks only the
+  registered domain (per the Public Suffix List) and the full host, so an entry
+  ``a.example.com`` does not remove ``b.a.example.com``, and entries that are public suffixes
+  (``sex.pl``) remove nothing;
+- an exact-URL entry (datatrove's list holds them without scheme) also matches the URL without
+  its scheme; datatrove compares the whole string, so its URL list never matches a URL with
+  ``https://``;
+- the Nordic word exceptions.
+
+In compatible mode the decisions equal datatrove's (``benchmarks/bench_urls.py`` checks this on a
+million URLs). The fast path hashes the host and its parent domains and looks them up in a
+sorted hash array; only a URL whose host is not plain lower-case ASCII, or that hits the list,
+goes through ``tldextract`` (the parser datatrove uses, here with its bundled Public Suffix List
+snapshot and no network).
+
+``ConsentFilter`` (reason ``consent:<signal>@<snapshot date>``) removes documents whose site
+opted out of AI training, as recorded by ``nordpipe robots fetch`` in its SQLite cache (see
+``nordpipe.robots``): e.g. ``consent:robots.txt(GPTBot)@2026-11-20``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+from datatrove.data import Document, DocumentsPipeline
+from tldextract.remote import lenient_netloc
+
+from nordpipe.blocklists import (
+    NORDIC_TLDS,
+    REPO_BLOCKLISTS,
+    DatatroveLists,
+    DomainIndex,
+    category_list_files,
+    default_store,
+    hash_strings,
+    load_datatrove_lists,
+    normalize_domain,
+    read_list_file,
+    read_word_exceptions,
+)
+from nordpipe.documents import NORDPIPE_KEY, mark_removed, nordpipe_meta
+from nordpipe.steps import DocumentFilter
+
+NORDIC_EXCEPTIONS_FILE = REPO_BLOCKLISTS / "nordic_word_exceptions.txt"
+_URL_WORDS = re.compile(r"[^a-zA-Z0-9]+")
+_PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
+# The same steps as tldextract's lenient host parsing, for polars (Rust regex). Hosts that come
+# out plain (_PLAIN_HOST_RE) equal lenient_netloc's; all others are parsed again in Python.
+_SCHEME = r"^(?:[A-Za-z0-9+.-]+:)?//"
+_AFTER_HOST = r"(?s)[/?#].*"
+_PLAIN_HOST_RE = r"^[a-z0-9_-]+(?:\.[a-z0-9_-]+)+$"
+_FIRST_LABEL = r"^[^.]*\."
+_NON_WORD = "[^a-zA-Z0-9]"
+_NORDIC_SUFFIXES = tuple("." + tld for tld in NORDIC_TLDS)
+
+DATATROVE_REASONS = {
+    "domain": "blocklist(datatrove)",
+    "subdomain": "blocklist(datatrove)",
+    "url": "url_list(datatrove)",
+    "hard_blacklisted": "banned_word",
+    "soft_blacklisted": "soft_banned_words",
+    "blacklisted_subword": "banned_subword",
+}
+"""datatrove ``URLFilter`` reasons -> ours (for comparisons)."""
+
+
+url_host = lenient_netloc
+"""The host of a URL as tldextract reads it (lenient: scheme optional, case kept)."""
+
+
+def parent_domains(host: str) -> list[str]:
+    """``a.b.example.com`` -> ``[a.b.example.com, b.example.com, example.com]`` (at least two labels)."""
+    out = [host]
+    start = host.find(".")
+    while start != -1:
+        rest = host[start + 1 :]
+        if "." not in rest:
+            break
+        out.append(rest)
+        start = host.find(".", start + 1)
+    return out if "." in host else []
+
+
+def _lookup_host(host: str) -> str:
+    """Lower-case, IDNA-encoded host for our own lists (datatrove's list is matched as datatrove does)."""
+    plain = host.lower().strip(".")
+    if plain.isascii():
+        return plain
+    return normalize_domain(plain) or plain
+
+
+def is_nordic_host(host: str) -> bool:
+    return host.lower().rstrip(".").endswith(_NORDIC_SUFFIXES)
+
+
+class UrlBlocklistFilter(DocumentFilter):
+    """Remove documents by URL: blocklisted domains and URLs, banned words (see module doc).
+
+    Args:
+        datatrove_list: use datatrove's bundled domain/URL list and word lists (default True).
+        project_lists: use the project's ``blocklists/<category>/`` lists and the local store
+            (default True).
+        categories: project/store categories to use (default None: all).
+        blocklists_dir: the project's list folder (default: ``blocklists/`` of this checkout).
+        store: the ``blocklists update`` store (default ``blocklists.default_store()``).
+        blocklists: user list files (category ``user``; domains, hosts, adblock or URL lines).
+        allowlists: list files whose domains (and their subdomains) are never removed by a URL rule.
+        banned_words: apply datatrove's banned / soft / sub-word rules (default True).
+        soft_word_threshold: soft-listed words needed to remove a URL (default 2, as datatrove).
+        nordic_exceptions: ignore innocent Nordic words on Nordic hosts (default True).
+        datatrove_compatible: decide exactly as datatrove's ``URLFilter`` for its list (default
+            False; implies no Nordic exceptions).
+        require_url: remove documents without ``metadata.url`` (default False: they pass).
+        batch_size: documents looked up together (default 4096).
+    """
+
+    name = "urls"
+
+    def __init__(
+        self,
+        datatrove_list: bool = True,
+        project_lists: bool = True,
+        categories: Sequence[str] | None = None,
+        blocklists_dir: str | Path | None = None,
+        store: str | Path | None = None,
+        blocklists: Sequence[str | Path] = (),
+        allowlists: Sequence[str | Path] = (),
+        banned_words: bool = True,
+        soft_word_threshold: int = 2,
+        nordic_exceptions: bool = True,
+        datatrove_compatible: bool = False,
+        require_url: bool = False,
+        batch_size: int = 4096,
+    ):
+        super().__init__()
+        self.datatrove_list = datatrove_list
+        self.project_lists = project_lists
+        self.categories = list(categories) if categories else None
+        self.blocklists_dir = str(blocklists_dir) if blocklists_dir else str(REPO_BLOCKLISTS)
+        self.store = str(store) if store else None
+        self.blocklists = [str(p) for p in blocklists]
+        self.allowlists = [str(p) for p in allowlists]
+        self.banned_words = banned_words
+        self.soft_word_threshold = soft_word_threshold
+        self.nordic_exceptions = nordic_exceptions and not datatrove_compatible
+        self.datatrove_compatible = datatrove_compatible
+        self.require_url = require_url
+        self.batch_size = batch_size
+        self._loaded = False
+
+    # ---------------------------------------------------------------------------------------
+    # Loading (in the worker, not at construction: steps are pickled to tasks)
+
+    def load(self) -> None:
+        if self._loaded:
+            return
+        self._dt: DatatroveLists | None = load_datatrove_lists() if self.datatrove_list else None
+        lists: list[tuple[str, Iterable[str]]] = []
+        url_entries: dict[str, str] = {}
+        self.list_files: list[str] = []
+        sources = []
+        if self.project_lists:
+            sources += category_list_files(self.blocklists_dir, self.categories)
+            sources += category_list_files(self.store or default_store(), self.categories)
+        sources += [("user", Path(p)) for p in self.blocklists]
+        for category, path in sources:
+            parsed = read_list_file(path, category)
+            lists.append((category, parsed.domains))
+            for url in parsed.urls:
+                url_entries.setdefault(url, category)
+            self.list_files.append(str(path))
+        self._own = DomainIndex.from_lists(lists)
+        self._own_urls = url_entries
+        allow = [(f"allow:{p}", read_list_file(p, "allow").domains) for p in self.allowlists]
+        self._allow = DomainIndex.from_lists(allow)
+        self._exceptions = (
+            read_word_exceptions(NORDIC_EXCEPTIONS_FILE)
+            if self.nordic_exceptions and NORDIC_EXCEPTIONS_FILE.exists()
+            else frozenset()
+        )
+        self._banned: frozenset[str] = frozenset()
+        self._soft: frozenset[str] = frozenset()
+        self._subword_list: list[str] = []
+        self._subword_pattern = ""
+        self._whole_word_pattern = ""
+        if self.banned_words and self._dt is not None:
+            self._banned, self._soft = self._dt.banned_words, self._dt.soft_banned_words
+            self._subword_list = sorted(w for w in self._dt.banned_subwords if w)
+            # Prefilters over the raw URLs (one regex each, run by polars' automaton); the URLs
+            # they flag are then decided exactly by `_word_rule`, so they only need to flag a
+            # superset. Whole words: a listed word between non-alphanumerics (words are
+            # letters and digits only, so need no escaping). Sub-words: the letters of a
+            # sub-word in order with only non-alphanumerics between them (what removing those
+            # leaves adjacent), any case.
+            words = sorted(self._banned | self._soft, key=len, reverse=True)
+            if "" in words:  # an empty listed word would match every URL with a leading/trailing separator
+                self._whole_word_pattern = "^"
+            elif words:
+                self._whole_word_pattern = f"(?:^|{_NON_WORD})(?:{'|'.join(words)})(?:{_NON_WORD}|$)"
+            if self._subword_list:
+                spread = (f"{_NON_WORD}*".join(word) for word in self._subword_list)
+                self._subword_pattern = f"(?i)(?:{'|'.join(spread)})"
+        self._extractor = None
+
+        # datatrove's set would hold "" if its list had a blank line, removing every URL whose
+        # registered domain is empty (IP addresses, localhost); the fast path must then defer.
+        self._dt_has_empty = bool(self._dt is not None and self._dt.domains.contains(""))
+        self._loaded = True
+
+    @property
+    def extractor(self) -> Any:
+        """tldextract with its bundled Public Suffix List snapshot (never fetches at run time)."""
+        if self._extractor is None:
+            from tldextract import TLDExtract
+
+            self._extractor = TLDExtract(suffix_list_urls=(), cache_dir=None)
+        return self._extractor
+
+    # ---------------------------------------------------------------------------------------
+    # Deciding
+
+    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        self.load()
+        batch: list[Document] = []
+        for doc in data:
+            batch.append(doc)
+            if len(batch) >= self.batch_size:
+                yield from self._run_batch(batch)
+                batch = []
+        if batch:
+            yield from self._run_batch(batch)
+
+    def filter(self, doc: Document) -> str | None:
+        """Decide one document (the pipeline decides in batches; this is for direct use)."""
+        self.load()
+        url = doc.metadata.get("url")
+        decisions = self.decide([url if isinstance(url, str) and url else None])
+        return decisions[0][0]
+
+    def _run_batch(self, batch: list[Document]) -> Iterable[Document]:
+        active: list[Document] = []
+        urls: list[str | None] = []
+        for doc in batch:
+            meta = doc.metadata
+            mine = meta.get(NORDPIPE_KEY)
+            if mine and mine.get("removed"):
+                continue
+            active.append(doc)
+            url = meta.get("url")
+            urls.append(url if type(url) is str and url and not url.isspace() else None)
+        with self.track_time("batch"):
+            removed = self.decide_removed(urls)
+        rules: Counter[str] = Counter()
+        for number, (rule, detail) in removed.items():
+            doc = active[number]
+            mark_removed(doc, f"{self.name}:{rule}")
+            if detail:
+                nordpipe_meta(doc)["urls"] = {"matched": detail}
+            rules[rule] += 1
+        # One update per batch and counter (totals are what the runner reads).
+        if len(active) > len(removed):
+            self.stat_update("kept", value=len(active) - len(removed))
+        if removed:
+            self.stat_update("removed", value=len(removed))
+        for rule, count in rules.items():
+            self.stat_update(f"removed:{rule}", value=count)
+        if len(batch) > len(active):
+            self.stat_update("skipped_already_removed", value=len(batch) - len(active))
+        return batch
+
+    def decide(self, urls: Sequence[str | None]) -> list[tuple[str | None, str | None]]:
+        """``(rule, matched)`` for each URL: the rule that removes it (None: kept) and what matched."""
+        removed = self.decide_removed(urls)
+        return [removed.get(number, (None, None)) for number in range(len(urls))]
+
+    def decide_removed(self, urls: Sequence[str | None]) -> dict[int, tuple[str, str | None]]:
+        """``{position: (rule, matched)}`` for the URLs to remove (None means no URL).
+
+        Vectorized over the batch (polars): hosts are cut out of the URLs with two anchored
+        regexes; every host and parent domain is hashed in one call and looked up in the hash
+        indexes; the word rules run as one whole-word regex and one sub-word regex whose hits
+        are then checked exactly, in Python, with datatrove's definitions. URLs whose host is
+        not plain lower-case ASCII (upper case, IDN, ports, user info, IP literals...) take the
+        exact Python path (``tldextract``'s host parsing), as do, in compatible mode, URLs
+        whose host or a parent domain is on datatrove's list (``_datatrove_candidates``).
+        """
+        self.load()
+        removed: dict[int, tuple[str, str | None]] = {}
+        rows = [number for number, url in enumerate(urls) if url is not None]
+        if self.require_url and len(rows) < len(urls):
+            have = set(rows)
+            removed.update((number, ("no_url", None)) for number in range(len(urls)) if number not in have)
+        if not rows:
+            return removed
+        present: list[str] = [urls[n] for n in rows] if len(rows) < len(urls) else list(urls)  # type: ignore[misc]
+        series = _string_series(present)
+        # Positions below are positions in `present`; `rows` maps them back.
+        hosts = series.str.replace(_SCHEME, "").str.replace(_AFTER_HOST, "")
+        plain = hosts.str.contains(_PLAIN_HOST_RE).fill_null(False).to_numpy()
+        plain_at = np.flatnonzero(plain)
+        odd_at = np.flatnonzero(~plain)
+        strings, owners, depths = _parent_domains_bulk(hosts.filter(pl.Series(plain)), plain_at)
+        # Hosts that are not plain: tldextract's parser, our normalization, in Python.
+        odd_hosts: dict[int, str] = {}
+        odd_strings: list[str] = []
+        odd_owners: list[int] = []
+        odd_depths: list[int] = []
+        for position in odd_at.tolist():
+            host = odd_hosts[position] = url_host(present[position])
+            parents = parent_domains(host if _PLAIN_HOST.fullmatch(host) else _lookup_host(host))
+            odd_strings += parents
+            odd_owners += [position] * len(parents)
+            odd_depths += range(len(parents))
+        if odd_strings:
+            strings = pl.concat([strings, _string_series(odd_strings)])
+            owners = np.concatenate([owners, np.array(odd_owners, dtype=np.int64)])
+            depths = np.concatenate([depths, np.array(odd_depths, dtype=np.int64)])
+        hashes = hash_strings(strings)
+
+        decided = np.zeros(len(present), dtype=bool)
+        if len(self._allow):
+            decided[owners[self._allow.positions(hashes) >= 0]] = True  # allowlisted: no URL rule applies
+        if self._dt is not None:
+            if self.datatrove_compatible:
+                # datatrove looks up the registered domain and the full host as tldextract reads
+                # them; a plain host none of whose parents is listed cannot match, the rest are
+                # checked exactly.
+                hit = self._dt.domains.positions(hashes) >= 0
+                exact = np.union1d(owners[hit], odd_at if not self._dt_has_empty else np.arange(len(present)))
+                exact = exact[~decided[exact]]
+                self._remove_exact_datatrove(present, exact, rows, removed, decided)
+            else:
+                hit = self._dt.domains.positions(hashes) >= 0
+                for position, index in _first_hits(hit, owners, depths, decided):
+                    removed[rows[position]] = ("blocklist(datatrove)", strings[int(index)])
+                    decided[position] = True
+        if len(self._own):
+            category = self._own.lookup(hashes)
+            for position, index in _first_hits(category >= 0, owners, depths, decided):
+                removed[rows[position]] = (f"blocklist({self._own.names[category[index]]})", strings[int(index)])
+                decided[position] = True
+        self._remove_listed_urls(present, rows, removed, decided)
+        if self._banned or self._soft or self._subword_pattern:
+            suspects = np.zeros(len(present), dtype=bool)
+            if self._whole_word_pattern:
+                suspects |= series.str.contains(self._whole_word_pattern).fill_null(False).to_numpy()
+            if self._subword_pattern:
+                suspects |= series.str.contains(self._subword_pattern).fill_null(False).to_numpy()
+            for position in np.flatnonzero(suspects & ~decided).tolist():
+                url = present[position]
+                host = odd_hosts.get(position) or url_host(url)
+                rule = self._word_rule(url, host)
+                if rule is not None:
+                    removed[rows[position]] = rule
+        return removed
+
+    def _remove_exact_datatrove(self, present: list[str], positions: np.ndarray, rows: list[int],
+                                removed: dict[int, tuple[str, str | None]], decided: np.ndarray) -> None:
+        """datatrove's own test (registered domain, then full host, via tldextract) for a few URLs."""
+        if not len(positions):
+            return
+        pairs = [self._datatrove_candidates(present[p]) for p in positions.tolist()]
+        flat = [c for pair in pairs for c in pair]
+        found = self._dt.domains.positions(hash_strings(flat)) >= 0  # type: ignore[union-attr]
+        for number, position in enumerate(positions.tolist()):
+            for candidate, hit in zip(pairs[number], found[2 * number: 2 * number + 2], strict=True):
+                if hit:
+                    removed[rows[position]] = ("blocklist(datatrove)", candidate)
+                    decided[position] = True
+                    break
+
+    def _remove_listed_urls(self, present: list[str], rows: list[int], removed: dict[int, tuple[str, str | None]],
+                            decided: np.ndarray) -> None:
+        """Exact-URL lists: datatrove's compares whole strings; ours also match without scheme."""
+        dt_urls = self._dt.urls if self._dt is not None else frozenset()
+        own_urls = self._own_urls
+        schemeless_dt = self._dt is not None and not self.datatrove_compatible
+        if not dt_urls and not own_urls:
+            return
+        for position, url in enumerate(present):
+            if url in dt_urls:
+                if not decided[position]:
+                    removed[rows[position]] = ("url_list(datatrove)", url)
+                    decided[position] = True
+                continue
+            if not (schemeless_dt or own_urls):
+                continue
+            schemeless = url.split("://", 1)[1] if "://" in url else url
+            if schemeless_dt and schemeless in dt_urls:
+                rule: tuple[str, str | None] | None = ("url_list(datatrove)", schemeless)
+            else:
+                category = own_urls.get(schemeless) or own_urls.get(schemeless.rstrip("/")) if own_urls else None
+                rule = (f"url_list({category})", schemeless) if category else None
+            if rule is not None and not decided[position]:
+                removed[rows[position]] = rule
+                decided[position] = True
+
+    def _datatrove_candidates(self, url: str) -> tuple[str, str]:
+        """What datatrove looks up: the registered domain, then the full host, as tldextract gives them."""
+        info = self.extractor(url)
+        # datatrove reads `registered_domain`, which tldextract 5.3 renamed (same value).
+        registered = getattr(info, "top_domain_under_public_suffix", None)
+        if registered is None:
+            registered = info.registered_domain
+        return registered, info.fqdn
+
+    def _word_rule(self, url: str, host: str) -> tuple[str, str] | None:
+        """The first word rule (banned, soft, sub-word) the URL breaks, with what matched.
+
+        datatrove's definitions: URL words are the pieces of ``re.split("[^a-zA-Z0-9]+")``, case
+        kept; soft words are counted once each; sub-words are searched in the URL with
+        non-alphanumerics removed, lower-cased. On Nordic hosts the exception words do not count
+        as words (they still count inside the sub-word string, as for datatrove).
+        """
+        parts = _URL_WORDS.split(url)
+        words = set(parts)
+        if self._exceptions and is_nordic_host(host):
+            words -= self._exceptions
+        banned = self._banned & words
+        if banned:
+            return "banned_word", ",".join(sorted(banned))
+        soft = self._soft & words
+        if len(soft) >= self.soft_word_threshold:
+            return "soft_banned_words", ",".join(sorted(soft))
+        if self._subword_list:
+            normalized = "".join(parts).lower()
+            found = [w for w in self._subword_list if w in normalized]
+            if found:
+                return "banned_subword", ",".join(found)
+        return None
+
+
+def _string_series(values: Sequence[str]) -> pl.Series:
+    """A polars string Series; a string polars cannot hold (a lone surrogate) becomes U+FFFD there.
+
+    That changes no decision: such a character is neither a URL word character nor allowed in
+    a plain host, so those URLs take the exact Python path anyway.
+    """
+    try:
+        return pl.Series(values, dtype=pl.String)
+    except Exception:  # polars raises several types for unencodable strings
+        return pl.Series([v.encode("utf-8", "replace").decode("utf-8") for v in values], dtype=pl.String)
+
+
+def _parent_domains_bulk(hosts: pl.Series, owners: np.ndarray) -> tuple[pl.Series, np.ndarray, np.ndarray]:
+    """``parent_domains`` of many plain hosts at once: (domains, owner of each, depth: 0 = the host)."""
+    strings = [hosts]
+    owner_parts = [owners]
+    depth_parts = [np.zeros(len(owners), dtype=np.int64)]
+    dots = hosts.str.count_matches(".", literal=True).to_numpy()
+    depth = 0
+    while True:
+        deeper = dots >= 2  # the parent keeps at least two labels
+        if not deeper.any():
+            break
+        hosts = hosts.filter(pl.Series(deeper)).str.replace(_FIRST_LABEL, "")
+        owners, dots = owners[deeper], dots[deeper] - 1
+        depth += 1
+        strings.append(hosts)
+        owner_parts.append(owners)
+        depth_parts.append(np.full(len(owners), depth, dtype=np.int64))
+    return pl.concat(strings), np.concatenate(owner_parts), np.concatenate(depth_parts)
+
+
+def _first_hits(hit: np.ndarray, owners: np.ndarray, depths: np.ndarray, decided: np.ndarray) -> list[tuple[int, int]]:
+    """``(owner, candidate index)`` of the most specific hit of each undecided owner."""
+    index = np.flatnonzero(hit)
+    index = index[~decided[owners[index]]]
+    if not len(index):
+        return []
+    index = index[np.lexsort((depths[index], owners[index]))]
+    _, first = np.unique(owners[index], return_index=True)
+    return [(int(owners[i]), int(i)) for i in index[first]]
+
+
+# --------------------------------------------------------------------------------------------
+# Consent
+
+
+class ConsentFilter(DocumentFilter):
+    """Remove documents whose site opts out of AI training, from a ``robots fetch`` cache.
+
+    The reason names the signal and the date of the snapshot that decided it:
+    ``robots.txt(GPTBot)``, ``robots.txt(*)`` (all agents shut out), ``robots.txt(http 503)`` /
+    ``robots.txt(unreachable)`` (RFC 9309: assume complete disallow), ``ai.txt``, ``tdmrep``;
+    e.g. ``consent:robots.txt(GPTBot)@2026-11-20``. The document's crawl date plays no part: a
+    site that opts out today removes pages crawled years ago.
+
+    Args:
+        cache: the SQLite cache written by ``nordpipe robots fetch``.
+        user_agents: AI user agents checked in robots.txt (default ``robots.AI_USER_AGENTS``).
+        scope: ``domain`` (default): a site that disallows an agent at its root loses every
+            page, and pages disallowed by narrower rules go too; ``path``: only pages whose
+            URL the rules disallow.
+        use_ai_txt / use_tdmrep: honour ``/ai.txt`` and ``/.well-known/tdmrep.json`` (default True).
+        missing: what to do with documents whose host is not in the cache: ``keep`` (default,
+            counted as ``no_snapshot``) or ``remove`` (reason ``consent:no_snapshot``).
+        require_url: remove documents without a URL (default False: they pass).
+    """
+
+    name = "consent"
+
+    def __init__(
+        self,
+        cache: str | Path,
+        user_agents: Sequence[str] | None = None,
+        scope: str = "domain",
+        use_ai_txt: bool = True,
+        use_tdmrep: bool = True,
+        missing: str = "keep",
+        require_url: bool = False,
+    ):
+        super().__init__()
+        from nordpipe.robots import AI_USER_AGENTS
+
+        if scope not in ("domain", "path"):
+            raise ValueError(f"consent scope must be domain or path, not {scope!r}")
+        if missing not in ("keep", "remove"):
+            raise ValueError(f"missing must be keep or remove, not {missing!r}")
+        self.cache = str(cache)
+        self.user_agents = list(user_agents) if user_agents else list(AI_USER_AGENTS)
+        self.scope = scope
+        self.use_ai_txt = use_ai_txt
+        self.use_tdmrep = use_tdmrep
+        self.missing = missing
+        self.require_url = require_url
+        self._reader: Any = None
+
+    def filter(self, doc: Document) -> str | None:
+        if self._reader is None:
+            from nordpipe.robots import ConsentReader
+
+            self._reader = ConsentReader(self.cache, self.user_agents, self.use_ai_txt, self.use_tdmrep)
+        url = doc.metadata.get("url")
+        if not isinstance(url, str) or not url.strip():
+            return "no_url" if self.require_url else None
+        decision = self._reader.decide(url, per_path=True, whole_site=self.scope == "domain")
+        if decision is None and self._reader.last_missing:
+            self.stat_update("no_snapshot")
+            return "no_snapshot" if self.missing == "remove" else None
+        return decision
