@@ -627,6 +627,8 @@ def ingest(
     from nordpipe.datasheet import write_datasheet
 
     options = options or RunOptions()
+    # The ingested datasets are what teams store and share: spend CPU on a smaller file.
+    options.compression_level = 6
     dataset_dir = os.path.join(output_root.rstrip("/"), config.dataset)
     units = discover_units(raw_paths, config.format)
     added = config.added or _previous_added(dataset_dir) or dt.date.today().isoformat()

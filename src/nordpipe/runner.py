@@ -74,6 +74,8 @@ class RunOptions:
     """Discard earlier state in OUTPUT when the stage's parameters changed."""
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     verbose: bool = False
+    compression_level: int = 1
+    """gzip level of the documents a stage writes (ingest uses 6 for the stored datasets)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -354,7 +356,12 @@ def run_stage(
     started = time.time()
     with OutputLock(output_path):
         _check_run_record(state, json.loads(json.dumps(record, default=str)), options.force)
-        writer = DocumentWriter(output_path, keep_removed=options.keep_removed, max_shard_bytes=options.max_shard_bytes)
+        writer = DocumentWriter(
+            output_path,
+            keep_removed=options.keep_removed,
+            max_shard_bytes=options.max_shard_bytes,
+            compression_level=options.compression_level,
+        )
         execute(
             [reader, *steps, writer],
             os.path.join(state, "datatrove"),

@@ -224,9 +224,9 @@ class DocumentReader(PipelineStep):
 class _ShardWriter:
     """Writes one output stream (``<stem>.jsonl.gz``, ``<stem>-0001.jsonl.gz``, ...) to a temp dir."""
 
-    def __init__(self, tmp_dir: str, stem: str, suffix: str, max_bytes: int | None, compress: bool):
+    def __init__(self, tmp_dir: str, stem: str, suffix: str, max_bytes: int | None, compress: bool, level: int = 1):
         self.tmp_dir, self.stem, self.suffix = tmp_dir, stem, suffix
-        self.max_bytes, self.compress = max_bytes, compress
+        self.max_bytes, self.compress, self.level = max_bytes, compress, level
         self.shard = 0
         self.bytes_in_shard = 0
         self.buffer: list[bytes] = []
@@ -240,7 +240,7 @@ class _ShardWriter:
         if self.compress:
             import gzip
 
-            self.handle = gzip.GzipFile(path, "wb", compresslevel=6, mtime=0)
+            self.handle = gzip.GzipFile(path, "wb", compresslevel=self.level, mtime=0)
         else:
             self.handle = open(path, "wb")  # noqa: SIM115 - closed in close()
         self.files.append(name)
@@ -330,16 +330,26 @@ class DocumentWriter(PipelineStep):
         keep_removed: also write removed documents, with their reason, to ``removed/``.
         max_shard_bytes: start a new shard after this many uncompressed bytes (None: one shard
             per input file).
+        compression_level: gzip level of the output (default 1: measured on Nordic jsonl, level 1
+            compresses at ~117 MB/s to a 2.8x ratio, level 6 at ~28 MB/s to 3.5x; for intermediate
+            stage outputs CPU matters more than 25% of disk. Ingest writes the stored datasets at 6).
     """
 
     type = "💽 - WRITER"
     name = "documents"
 
-    def __init__(self, output_path: str, keep_removed: bool = False, max_shard_bytes: int | None = None):
+    def __init__(
+        self,
+        output_path: str,
+        keep_removed: bool = False,
+        max_shard_bytes: int | None = None,
+        compression_level: int = 1,
+    ):
         super().__init__()
         self.output_path = output_path
         self.keep_removed = keep_removed
         self.max_shard_bytes = max_shard_bytes
+        self.compression_level = compression_level
 
     def _writer(self, kind: str, stem: str) -> _ShardWriter:
         key = (kind, stem)
@@ -349,7 +359,9 @@ class DocumentWriter(PipelineStep):
             os.makedirs(tmp, exist_ok=True)
             suffix = ".jsonl" if kind == "quarantine" else ".jsonl.gz"
             max_bytes = self.max_shard_bytes if kind == "documents" else None
-            writer = self._writers[key] = _ShardWriter(tmp, stem, suffix, max_bytes, compress=kind != "quarantine")
+            writer = self._writers[key] = _ShardWriter(
+                tmp, stem, suffix, max_bytes, compress=kind != "quarantine", level=self.compression_level
+            )
         return writer
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
