@@ -410,3 +410,111 @@ def test_fast_phone_validity_agrees_with_phonenumbers():
             checked += 1
             valid += expected
     assert checked == 15000 and 1000 < valid < 14000
+
+
+def test_fast_international_phone_validity_agrees_with_phonenumbers():
+    """Numbers with a country code: the fast path decides like phonenumbers' parse +
+    is_valid_number (Nordic and other country codes, with and without separators)."""
+    import random
+
+    import phonenumbers
+
+    rng = random.Random(11)
+    valid = 0
+    for _ in range(6000):
+        prefix = rng.choice(["+45", "+46", "+47", "+358", "+354", "0045", "0047", "00358", "+44", "+298", "+299"])
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(5, 11)))
+        groups = []
+        while digits:
+            size = rng.randint(1, 4)
+            groups.append(digits[:size])
+            digits = digits[size:]
+        raw = prefix + rng.choice(["", " "]) + rng.choice(["", " ", "-"]).join(groups)
+        full = r._digits(raw)[2:] if raw.startswith("00") else r._digits(raw)
+        try:
+            expected = phonenumbers.is_valid_number(phonenumbers.parse("+" + full, None))
+        except phonenumbers.NumberParseException:
+            expected = False
+        assert r._valid_international(raw, r._digits(raw)) == expected, raw
+        valid += expected
+    assert 300 < valid < 5700
+
+
+def test_fast_iban_validity_agrees_with_stdnum():
+    """``validate_iban``'s fast path decides like ``stdnum.iban.is_valid`` on random IBANs
+    (right and wrong check digits, layouts and lengths, Nordic and other countries)."""
+    import random
+    import string
+
+    from stdnum import numdb
+
+    rng = random.Random(3)
+    classes = {"n": string.digits, "a": string.ascii_uppercase, "c": string.digits + string.ascii_uppercase}
+    valid = 0
+    for _ in range(4000):
+        country = rng.choice(["DK", "NO", "SE", "FI", "IS", "FO", "DE", "GB", "BE", "ES", "XX"])
+        info = numdb.get("iban").info(country)[0][1]
+        layout = info.get("bban", "") if info else "4!n10!n"
+        bban = "".join(rng.choice(classes[kind]) for count, kind in re.findall(r"(\d+)!([nac])", layout)
+                       for _ in range(int(count)))
+        if rng.random() < 0.2:
+            bban = bban[:-1] if rng.random() < 0.5 else bban + "7"
+        check = f"{98 - int((bban + country + '00').translate(r._IBAN_TO_DIGITS)) % 97:02d}"
+        if rng.random() < 0.2:
+            check = f"{rng.randint(0, 99):02d}"
+        number = country + check + bban
+        if rng.random() < 0.5:
+            number = " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+        expected = std_iban.is_valid(number)
+        assert (r.validate_iban(number) == r.STRONG) == expected, number
+        valid += expected
+    assert 1000 < valid < 3900
+
+
+def test_scanner_shortcuts_find_what_the_plain_expressions_find(corpus):
+    """The scanner's shortcuts (``scan_regex`` variants, e-mail around each ``@``, number
+    recognizers only inside runs of digits, names from whole chains) find exactly what each
+    recognizer's plain expression finds on the whole text (``candidate_spans``)."""
+    from nordpipe.pii.engine import candidate_spans, resolve_overlaps
+    from nordpipe.pii.names import _CHAIN_RE, _TOKEN_RE, _split_chain
+
+    texts = [doc.text for doc in corpus[:150]]
+    texts += ["a@b.dk.c@d.dk og x@@y.se, (+45) 12 34 56 78/+4712345678 DK50 0040 0440 1162 43X",
+              "Mail:ole@firma.dk;anne.hansen@kommune.dk. IBAN:DK5000400440116243 tlf.+4540521487"]
+    only_patterns = PiiScanner(entities=[e for e in r.ALL_ENTITIES if e != r.NAME])
+    for text in texts:
+        plain = [span for spec in only_patterns.specs for span in candidate_spans(spec, text)]
+        assert only_patterns.scan(text) == resolve_overlaps(plain), text
+        chains = [tok for m in _CHAIN_RE.finditer(text) for tok in _split_chain(m.group(), m.start())]
+        assert chains == [(m.start(), m.end(), m.group()) for m in _TOKEN_RE.finditer(text)]
+    for spec in r.SPECS:
+        if spec.scan_regex is not None:
+            for text in texts:
+                assert [m.span("v") for m in spec.scan_regex.finditer(text)] == [m.span("v") for m in spec.regex.finditer(text)]
+
+
+def test_fast_cpr_and_fodselsnummer_agree_with_stdnum():
+    """The CPR and fødselsnummer fast paths decide like python-stdnum (dates, D/H-numbers,
+    centuries, check digits) on random numbers, many with correct check digits."""
+    import datetime
+    import random
+
+    rng = random.Random(21)
+    accepted = Counter()
+    for _ in range(20000):
+        day = rng.choice([rng.randint(1, 31), rng.randint(41, 71), rng.randint(0, 99)])
+        month = rng.choice([rng.randint(1, 12), rng.randint(41, 52), rng.randint(0, 99)])
+        head = f"{day:02d}{month:02d}{rng.randint(0, 99):02d}" + "".join(rng.choice("0123456789") for _ in range(3))
+        fnr = head + std_fnr.calc_check_digit1(head)[-1]
+        fnr += std_fnr.calc_check_digit2(fnr)[-1] if rng.random() < 0.8 else rng.choice("0123456789")
+        assert (r.validate_fodselsnummer(fnr) == r.STRONG) == std_fnr.is_valid(fnr), fnr
+        cpr = head + rng.choice("0123456789")
+        try:
+            expected = r.REJECT if std_cpr.get_birth_date(cpr) > datetime.date.today() else (
+                r.STRONG if std_cpr.checksum(cpr) == 0 else r.WEAK)
+        except Exception:
+            expected = r.REJECT
+        assert r.validate_cpr(cpr) == r.validate_cpr(cpr[:6] + "-" + cpr[6:]) == expected, cpr
+        accepted[("fnr", std_fnr.is_valid(fnr))] += 1
+        accepted[("cpr", expected)] += 1
+    assert accepted[("fnr", True)] > 1000 and accepted[("cpr", r.STRONG)] > 100 and accepted[("cpr", r.WEAK)] > 1000

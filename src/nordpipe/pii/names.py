@@ -27,7 +27,7 @@ import functools
 import importlib
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 NORDIC_LOCALES = ("da_DK", "no_NO", "sv_SE", "fi_FI", "is_IS")
 """Faker locales whose name lists are always used."""
@@ -58,6 +58,7 @@ REPORTING_VERBS = frozenset(
 )
 
 _DOTTED_TITLE_MAX = max(len(w) for w in TITLE_WORDS if w.endswith("."))
+_WORD_RUN_RE = re.compile(r"[\w-]+")
 
 PARTICLES = frozenset(("von", "van", "der", "den", "de", "af", "la", "le", "di", "da", "du", "del", "ten", "zu"))
 
@@ -87,6 +88,7 @@ _LOCATIVE_BEFORE = (" i ", " in ", " på ", " ved ", " vid ")
 # A chain after these is a saint, a church or a place ("Sankt Markus Nat").
 _SAINT_WORDS = frozenset(("Sankt", "Skt.", "St.", "Santa", "San", "Saint", "Sainte"))
 _COORDINATION = frozenset((" og ", " och ", " eller ", " and ", " & ", ", "))
+_COORDINATION_BY_SIZE = tuple((len(word), word) for word in _COORDINATION)
 
 # Tokens that make a capitalised chain an organisation, place or work, not a person.
 ORGANISATION_WORDS = frozenset(
@@ -102,8 +104,7 @@ TITLE_SUFFIXES = (
 )
 
 
-@dataclass(frozen=True)
-class NameSpan:
+class NameSpan(NamedTuple):
     start: int
     end: int
     rule: str
@@ -283,6 +284,10 @@ class NameFinder:
         if text[i] == ".":
             # after a dot only an abbreviated title ("hr.", "dr.") counts: look back no
             # further than the longest one (most capitalised words follow a full stop)
+            if i >= _DOTTED_TITLE_MAX and (
+                text[i - _DOTTED_TITLE_MAX : i].isalnum() or _WORD_RUN_RE.fullmatch(text, i - _DOTTED_TITLE_MAX, i)
+            ):
+                return False
             j = i - 1
             while j >= 0 and (text[j].isalnum() or text[j] in "-_"):
                 if i - j >= _DOTTED_TITLE_MAX:
@@ -360,7 +365,8 @@ class NameFinder:
         return False
 
     def _chain_name(self, text: str, chain: list[tuple[int, int, str]]) -> NameSpan | None:
-        classes = [self._classify(tok) for _, _, tok in chain]
+        cache = self._class_cache
+        classes = [cache[tok] if tok in cache else self._classify(tok) for _, _, tok in chain]
         if not any(c in _CAN_START for c in classes):
             return None  # only function words and places
         if ORG in classes or chain[0][2] in _SAINT_WORDS or text[max(0, chain[0][0] - 5) : chain[0][0]].endswith(("St. ", "Skt. ")):
@@ -451,11 +457,17 @@ class NameFinder:
                 continue
             start, end = chain[0][0], chain[-1][1]
             # integer set lookups first; the string comparison only when an end lines up
-            joined_before = any((start - len(c)) in ends and text.startswith(c, start - len(c)) for c in _COORDINATION)
-            joined_after = not joined_before and any(
-                (end + len(c)) in starts and text.startswith(c, end) for c in _COORDINATION if c != ", "
-            )
-            if not (joined_before or joined_after):
+            joined = False
+            for size, word in _COORDINATION_BY_SIZE:
+                if (start - size) in ends and text.startswith(word, start - size):
+                    joined = True
+                    break
+            else:
+                for size, word in _COORDINATION_BY_SIZE:
+                    if word != ", " and (end + size) in starts and text.startswith(word, end):
+                        joined = True
+                        break
+            if not joined:
                 continue
             classes = [self._classify(tok) for _, _, tok in chain]
             if all(c in (UNKNOWN, LAST, FIRST, FIRST_LAST) for c in classes) and not self._sentence_initial(text, start):
@@ -477,8 +489,8 @@ class NameFinder:
         starts = [c[0] for c in covered]
         extra: list[NameSpan] = []
         for start, end, token in tokens:
-            base = _strip_possessive(token)
-            if base in known or (base.endswith("s") and base[:-1] in known):
+            base = token[:-1] if token[-1] in "'’" else token
+            if base in known or (base[-1] == "s" and base[:-1] in known):
                 i = bisect.bisect_right(starts, start) - 1
                 if i >= 0 and covered[i][1] > start:
                     continue

@@ -278,6 +278,19 @@ class Replacer:
         """(new text, the replacement written for each span)."""
         if not spans:
             return text, []
+        if self.default_mode == "tag" and "fake" not in self.modes.values():
+            # tags only: no random generator, no bookkeeping of originals
+            pieces: list[str] = []
+            written: list[str] = []
+            pos = 0
+            for span in spans:
+                new = tag_for(span.entity)
+                pieces.append(text[pos : span.start])
+                pieces.append(new)
+                written.append(new)
+                pos = span.end
+            pieces.append(text[pos:])
+            return "".join(pieces), written
         rng = random.Random(f"{self.salt}\x00{doc_id}")
         originals: dict[str, set[str]] = {}
         for span in spans:
@@ -289,8 +302,8 @@ class Replacer:
                     name_words.update(_name_word_key(w) for w in _split_name(text[span.start : span.end]) if w.strip())
         mapping: dict[tuple[str, str], str] = {}
         word_map: dict[str, str] = {}
-        pieces: list[str] = []
-        written: list[str] = []
+        pieces = []
+        written = []
         pos = 0
         for span in spans:
             value = text[span.start : span.end]
