@@ -1187,17 +1187,17 @@ def run_minhash(
 
 
 def _isolated(function: Any, *args: Any, **kwargs: Any) -> Any:
-    """Run ``function`` in a forked child process and return its result (or raise its error).
+    """Run ``function`` in a child process and return its result (or raise its error).
 
     polars' thread pool does not survive ``fork``: a forked child that uses polars after its
-    parent did deadlocks. datatrove's local executor forks its workers, so the orchestrating
-    process must never use polars itself; every phase that would run in this process runs in
-    a short-lived child instead.
+    parent did deadlocks. The orchestrating process must therefore never use polars itself, and
+    its children come from a forkserver (a clean process), not from a fork of a parent that may
+    already have used polars (a test run, a notebook, a program embedding nordpipe).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver")) as pool:
         return pool.submit(function, *args, **kwargs).result()
 
 

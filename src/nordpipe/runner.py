@@ -91,7 +91,7 @@ class OutputLock:
 
     def __enter__(self) -> OutputLock:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.handle = open(self.path, "a+")  # noqa: SIM115 - held for the run
+        self.handle = open(self.path, "a+")
         try:
             fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -195,7 +195,9 @@ def execute(
             tasks=tasks,
             workers=min(options.workers, tasks),
             logging_dir=logging_dir,
-            start_method="fork",
+            # forkserver, not fork: a forked child of a process that already used polars (whose
+            # thread pool does not survive fork) deadlocks as soon as it uses polars itself.
+            start_method="forkserver",
         )
         try:
             with _TaskProgress(os.path.join(logging_dir, "completions"), tasks, job_name):
