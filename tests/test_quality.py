@@ -210,6 +210,7 @@ def test_sentence_count_matches_spacy_sentencizer() -> None:
         'Slut. (Start her.) Ny. "Citat." Næste',
         "Han er ph.d. Og så 3.5. Hmm 1.000. Nu 14. Ja H.C. Ok bl.a. Nej p.g.a. Ja nu a.b. Nu 3,5. Så 26/8. Ok",
         "Det er f.eks., at din. Ok.. Så ... nej! - Jo.",
+        "Han kom i 1926. Den 14. maj kostede det 0,15 kr. pr. liter. Ja.",
     ]
     for line in lines:
         assert count_sentences(line, abbreviations) == len(split_into_sentences(line, "dan")), line

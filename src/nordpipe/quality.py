@@ -165,10 +165,14 @@ _CHUNK_RE = re.compile(
 _find_tokens = _CHUNK_RE.findall
 
 
+# spaCy keeps the period on day numbers ("den 14. maj") but splits it off other numbers ("i 1926.").
+_DAY_NUMBERS = frozenset(str(day) for day in range(1, 32))
+
+
 def _keeps_period(word: str, abbreviations: frozenset[str]) -> bool:
-    """Whether spaCy keeps a following "." on ``word``: plain numbers ("14." but not "3.5."),
-    single letters, initials ("H.C.") and the language's abbreviations ("f.eks.", "ca.")."""
-    if word.isdigit() or (len(word) == 1 and word.isalpha()):
+    """Whether spaCy keeps a following "." on ``word``: day numbers ("14." but not "1926." or
+    "3.5."), single letters, initials ("H.C.") and the language's abbreviations ("f.eks.")."""
+    if word in _DAY_NUMBERS or (len(word) == 1 and word.isalpha()):
         return True
     if len(word) >= 2 and word[-2] == "." and word[-1].isupper():
         return True
@@ -207,7 +211,7 @@ def split_words(text: str, abbreviations: frozenset[str] = frozenset()) -> list[
         if isalnum(head):
             last = chunk[-1]
             if last == ".":
-                if head.isdigit() or len(head) == 1 or (head.lower() + ".") in abbreviations:
+                if head in _DAY_NUMBERS or (len(head) == 1 and head.isalpha()) or (head.lower() + ".") in abbreviations:
                     add(chunk)
                 else:
                     add(head)
@@ -719,7 +723,7 @@ _UPPER = "A-ZÀ-ÖØ-Þ"
 _SENTENCE_END_RE = re.compile(
     rf"[.!?](?:(?<=[!?])|(?<!\.\.)(?<!(?<![\w.])[^\W\d_]\.)(?<!\.[{_UPPER}]\.)(?!\.))" + _SENTENCE_TAIL
 )
-# A "." after digits, where it ends a sentence only if the digits are not a token of their own.
+# A "." after digits: no sentence end after a day number that is a token of its own ("14.").
 _NUMBER_END_RE = re.compile(r"\.(?<=\d\.)(?!\.)" + _SENTENCE_TAIL)
 
 
@@ -746,18 +750,19 @@ def _abbreviation_end_pattern(abbreviations: frozenset[str]) -> re.Pattern[str] 
 def count_sentence_ends(text: str, abbreviations: frozenset[str] = frozenset()) -> int:
     """Sentence ends followed by more text on the same line, summed over the lines of ``text``.
 
-    One fast pattern counts candidates; those after a plain number ("den 14. maj") or ending an
+    One fast pattern counts candidates; those after a day number ("den 14. maj") or ending an
     abbreviation are then taken off (spaCy keeps such periods on the word).
     """
     count = len(_SENTENCE_END_RE.findall(text))
     if not count:
         return 0
     for match in _NUMBER_END_RE.finditer(text):
-        start = match.start() - 1
+        end = match.start()
+        start = end - 1
         while start > 0 and text[start - 1].isdigit():
             start -= 1
         before = text[start - 1] if start else " "
-        if not before.isalnum() and before not in ".,/_":
+        if not before.isalnum() and before not in ".,/_" and text[start:end] in _DAY_NUMBERS:
             count -= 1
     if abbreviations:
         pattern = _abbreviation_end_pattern(abbreviations)
