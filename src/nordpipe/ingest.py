@@ -175,6 +175,9 @@ def detect_format(path: str) -> str | None:
 def discover_units(raw_paths: list[str], forced_format: str | None = None) -> list[RawUnit]:
     """Raw inputs -> units, in a stable order with unique output stems."""
     units: list[RawUnit] = []
+    # Text files named one by one (as a pipeline passes a batch's new files) are grouped per
+    # folder, as if the folder had been given: one unit, one output file, stable ids.
+    loose_text: dict[str, list[str]] = {}
     for raw in raw_paths:
         fs, root = fsspec.core.url_to_fs(raw)
         protocol = raw.split("://", 1)[0] + "://" if "://" in raw else ""
@@ -185,7 +188,7 @@ def discover_units(raw_paths: list[str], forced_format: str | None = None) -> li
             if fmt is None:
                 raise ConfigError(f"{raw}: unknown raw format; use --format ({', '.join(RAW_FORMATS)})")
             if fmt == "text":
-                units.append(RawUnit(raw, "text", _stem(root), files=[raw]))
+                loose_text.setdefault(raw.rsplit("/", 1)[0] if "/" in raw else ".", []).append(raw)
             else:
                 units.append(RawUnit(raw, fmt, _stem(root)))
             continue
@@ -201,6 +204,9 @@ def discover_units(raw_paths: list[str], forced_format: str | None = None) -> li
                 units.append(RawUnit(protocol + file if protocol else file, fmt, _stem(file)))
         for folder, files in text_files.items():
             units.append(RawUnit(folder, "text", os.path.basename(folder.rstrip("/")) or "text", files=files))
+    for folder, files in sorted(loose_text.items()):
+        name = os.path.basename(os.path.abspath(folder).rstrip("/")) or "text"
+        units.append(RawUnit(folder, "text", name, files=sorted(files)))
     if not units:
         raise ConfigError(f"no raw input found in {', '.join(raw_paths)}")
     # Unique stems: on a clash, prefix the parent folders until names differ.
@@ -277,7 +283,7 @@ def _iter_csv(unit: RawUnit) -> Iterator[RawItem]:
             header = next(reader, None)
             if header is None:
                 return
-            for row_no, row in enumerate(reader, start=2):  # noqa: B007 - used after the loop
+            for row_no, row in enumerate(reader, start=2):
                 if len(row) != len(header):
                     yield row_no, None, f"bad row: {len(row)} columns, the header has {len(header)}", delimiter.join(row)
                     continue
