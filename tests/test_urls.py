@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from nordpipe.blocklists import parse_list_line
-from nordpipe.urls import DATATROVE_REASONS, UrlBlocklistFilter, parent_domains
+from nordpipe.urls import DATATROVE_REASONS, UrlBlocklistFilter, parent_domains, url_host
 
 
 @pytest.mark.parametrize(
@@ -177,3 +177,100 @@ def test_filter_urls_cli(tmp_path: Path, nordpipe_cli: Any, make_records: Any) -
     # Usage errors exit 2, a missing list file exits 1.
     assert nordpipe_cli("filter", "urls", inp, tmp_path / "o2", "--consent-scope", "site").returncode == 2
     assert nordpipe_cli("filter", "urls", inp, tmp_path / "o3", "--blocklist", tmp_path / "nope.txt").returncode == 1
+
+
+def tricky_urls() -> list[str]:
+    """URLs that stress host parsing: schemes, user info, ports, IPv6, case, odd separators."""
+    rng = random.Random(3)
+    pieces = ["https://", "http://", "HTTP://", "ftp://", "//", "", "a+b.c-d://", "1x://", ":/", "x:/y//",
+              "user@", "u:p@", "a@b@", "www.", "WWW.", "sub.", "ex-ample.co.uk", "dr.dk", "blåbær.dk", "[::1]",
+              "[fe80::1", "127.0.0.1", ":8080", ".", "..", "/", "?q=1", "#frag", "/a//b", " ", "\t", "\n",
+              "\u3002", "_x.", "k\u212a.dk", "porn", "Sex", "-"]
+    return [
+        "".join(rng.choice(pieces) for _ in range(rng.randint(1, 5))) for _ in range(6000)
+    ] + ["https://www.dr.dk/a", "www.dr.dk", "https://a.b.c.d.e.f.g.h.example.com/", "http://x.dk:80/",
+         "https://user@host.dk/"]
+
+
+def test_bulk_host_parsing_matches_tldextract() -> None:
+    """The polars host path must give tldextract's lenient host whenever it calls a host plain;
+    every other URL goes to the Python path."""
+    import polars as pl
+
+    from nordpipe.urls import _AFTER_HOST, _PLAIN_HOST, _PLAIN_HOST_RE, _SCHEME, url_host
+
+    urls = tricky_urls()
+    hosts = pl.Series(urls).str.replace(_SCHEME, "").str.replace(_AFTER_HOST, "")
+    plain = hosts.str.contains(_PLAIN_HOST_RE).to_list()
+    assert sum(plain) > 200  # enough plain hosts to mean something
+    for url, host, is_plain in zip(urls, hosts.to_list(), plain, strict=True):
+        if is_plain:
+            assert host == url_host(url), url
+            assert _PLAIN_HOST.fullmatch(host)
+
+
+def test_bulk_parent_domains_match_the_python_definition() -> None:
+    import numpy as np
+    import polars as pl
+
+    from nordpipe.urls import _parent_domains_bulk
+
+    hosts = ["a.b.example.co.uk", "dr.dk", "x.y.z.w.v.u.t.s.r.q.p", "www.dr.dk"]
+    strings, owners, depths = _parent_domains_bulk(pl.Series(hosts), np.arange(len(hosts)))
+    got: dict[int, list[tuple[int, str]]] = {}
+    for string, owner, depth in zip(strings.to_list(), owners.tolist(), depths.tolist(), strict=True):
+        got.setdefault(owner, []).append((depth, string))
+    assert {o: [s for _, s in sorted(v)] for o, v in got.items()} == {
+        number: parent_domains(host) for number, host in enumerate(hosts)
+    }
+
+
+def test_word_prefilters_flag_every_url_a_word_rule_removes() -> None:
+    """The bulk prefilters may flag too much, never too little: compare with the rules run on
+    every URL, including sub-words split by separators and upper case."""
+    step = UrlBlocklistFilter(project_lists=False, datatrove_list=True, datatrove_compatible=True)
+    step.load()
+    rng = random.Random(11)
+    subword = sorted(step._subword_list)
+    pieces = ["nyheder", "sport", "-", "/", ".", "_", "%20", "æ", "porn", "Porn", "sex", "slut", "fag", "hot", "chat",
+              *[w[: len(w) // 2] for w in subword[:20]], *[w[len(w) // 2:] for w in subword[:20]], *subword[:5],
+              "BIG-TITS", "x-videos", "p.o.r.n.h.u.b"]
+    urls = [f"https://site{n}.dk/" + "".join(rng.choice(pieces) for _ in range(rng.randint(1, 8))) for n in range(5000)]
+    exact = [step._word_rule(url, url_host(url)) for url in urls]
+    assert sum(r is not None and r[0] == "banned_subword" for r in exact) > 50
+    assert [r[0] if r else None for r in exact] == [d[0] for d in step.decide(urls)]
+
+
+def test_bucketed_index_lookup_matches_membership() -> None:
+
+    from nordpipe.blocklists import DomainIndex, hash_strings
+
+    domains = [f"d{n}.example" for n in range(200_000)]
+    index = DomainIndex.from_lists([("a", domains[:100_000]), ("b", domains[100_000:])])
+    assert index._offsets is not None  # large enough for the bucket table
+    queries = [f"d{n}.example" for n in range(0, 400_000, 7)] + ["", "example", "d1.example."]
+    got = index.lookup(hash_strings(queries))
+    expected = [0 if n < 100_000 else 1 if n < 200_000 else -1 for n in range(0, 400_000, 7)] + [-1, -1, -1]
+    assert got.tolist() == expected
+    small = DomainIndex.from_lists([("a", domains[:10])])
+    assert small._offsets is None and small.lookup(hash_strings(domains[:12])).tolist() == [0] * 10 + [-1, -1]
+
+
+def test_pipeline_run_marks_counts_and_skips_removed(tmp_path: Path) -> None:
+    from datatrove.data import Document
+
+    from nordpipe.documents import mark_removed, removal_reason
+
+    step = own_filter(tmp_path, batch_size=3)
+    docs = [Document(text="t", id=str(n), metadata={"url": url}) for n, url in enumerate(
+        ["https://casino.example/", "https://dr.dk/", "   ", "https://blocked.dk/", "https://blocked.dk/x"])]
+    docs.append(Document(text="t", id="no-url", metadata={}))
+    docs.append(Document(text="t", id="surrogate", metadata={"url": "https://blocked.dk/\ud800"}))
+    mark_removed(docs[4], "other:rule")
+    out = list(step.run(iter(docs)))
+    assert [d.id for d in out] == [d.id for d in docs]
+    assert [removal_reason(d) for d in out] == ["urls:blocklist(gambling)", None, None, "urls:blocklist(user)",
+                                                "other:rule", None, "urls:blocklist(user)"]
+    stats = {k: v.total for k, v in step.stats.stats.items()}
+    assert stats["kept"] == 3 and stats["removed"] == 3 and stats["skipped_already_removed"] == 1
+    assert stats["removed:blocklist(user)"] == 2

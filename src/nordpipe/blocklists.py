@@ -244,7 +244,7 @@ class DomainIndex:
             self._bucket_bits = max(8, min(24, int(len(hashes) // 4).bit_length()))
             self._shift = np.uint64(64 - self._bucket_bits)
             counts = np.bincount((hashes >> self._shift).astype(np.intp), minlength=1 << self._bucket_bits)
-            self._offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+            self._offsets = np.zeros(len(counts) + 1, dtype=np.int64 if len(hashes) >= 2**31 else np.int32)
             np.cumsum(counts, out=self._offsets[1:])
             # Binary-search steps that cover the largest bucket.
             self._steps = [1 << k for k in reversed(range(int(counts.max()).bit_length()))]

@@ -17,8 +17,8 @@ steps find ``metadata["url"]`` where they expect it). ``record_to_document`` and
 from __future__ import annotations
 
 import base64
-import io
 import datetime as dt
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -55,13 +55,24 @@ class InvalidRecord(ValueError):
 # Validation
 
 
+_VALID_DATES: dict[str, dt.date] = {}
+"""Date strings already found valid. A corpus holds few distinct dates, and checking three per
+record (regex + fromisoformat) was a fifth of the reader's time; only successes are kept."""
+
+
 def _check_date(value: str, field: str) -> dt.date:
+    known = _VALID_DATES.get(value)
+    if known is not None:
+        return known
     if not _DATE_RE.match(value):
         raise InvalidRecord(f"bad date: {field} {value!r} is not YYYY-MM-DD")
     try:
-        return dt.date.fromisoformat(value)
+        date = dt.date.fromisoformat(value)
     except ValueError as err:
         raise InvalidRecord(f"bad date: {field} {value!r} is not a calendar date") from err
+    if len(_VALID_DATES) < 100_000:
+        _VALID_DATES[value] = date
+    return date
 
 
 def validate_record(
@@ -172,7 +183,7 @@ def is_document_file(path: str) -> bool:
 def document_stem(path: str) -> str:
     """``a/b/00001.jsonl.gz`` -> ``00001``."""
     name = path.rstrip("/").rsplit("/", 1)[-1]
-    for suffix in DOCUMENT_SUFFIXES + (".json.gz", ".json.zst", ".json"):
+    for suffix in (*DOCUMENT_SUFFIXES, ".json.gz", ".json.zst", ".json"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return name.rsplit(".", 1)[0]
@@ -210,7 +221,7 @@ def iter_jsonl_lines(path: str) -> Iterator[RawLine]:
     line_no = 0
     try:
         with open_binary(path) as handle:
-            for line_no, line in enumerate(handle, start=1):  # noqa: B007 - used after the loop
+            for line_no, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
                 try:
@@ -249,8 +260,7 @@ def iter_records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
         with fsspec.open(path, "rb") as handle:
             table = pq.read_table(handle)
-        for i, record in enumerate(table.to_pylist(), start=1):
-            yield i, record
+        yield from enumerate(table.to_pylist(), start=1)
         return
     for item in iter_jsonl_lines(path):
         if item.error:
