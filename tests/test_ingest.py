@@ -18,13 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from conftest import nordpipe_executable
 
 from nordpipe.datasheet import parse_front_matter
 from nordpipe.documents import iter_jsonl_lines
 from nordpipe.runner import OutputLock
 from nordpipe.sample import generate_jsonl_corpus, generate_sample
-
-from conftest import nordpipe_executable
 
 RAW = [
     {"id": f"r{i}", "text": f"Dette er dokument nummer {i}. Det handler om vejret i Aarhus.", "date": f"2021-0{1 + i % 9}-1{i % 9}T10:00:00Z", "url": f"https://a{i}.dk/x"}

@@ -153,6 +153,15 @@ def test_remove_lines_closes_the_gaps_it_leaves() -> None:
     assert remove_lines(["a", "", "", "b"], [False] * 4) == ["a", "", "", "b"]
 
 
+def test_first_occurrences_equal_numpy_unique() -> None:
+    rng = np.random.default_rng(3)
+    for size in (0, 1, 2, 50, 5_000):
+        values = rng.integers(0, max(1, size // 3), size).astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
+        unique, first = lines_module.first_occurrences(values)
+        expected_unique, expected_first = np.unique(values, return_index=True)
+        assert np.array_equal(unique, expected_unique) and np.array_equal(first, expected_first)
+
+
 def test_removed_lines_equal_an_exact_reference(tmp_path: Path) -> None:
     make_corpus(tmp_path / "in", files=3, docs=120, seed=1)
     stats = run(tmp_path / "in", tmp_path / "out", tmp_path / "state", tasks=2)
@@ -291,6 +300,70 @@ def test_bad_input_is_quarantined_not_fatal(tmp_path: Path) -> None:
     assert stats["quarantined_total"] == 2
     assert stats["line_dedup"]["lines_removed"] == 3
     assert len(read_documents(tmp_path / "out")) == 4
+
+
+def make_messy_inputs(folder: Path) -> None:
+    """Clean and bad records in every format the fast paths treat differently: a clean gzip
+    file, a gzip file of bad records, a truncated gzip file, plain jsonl, zstd (reference path)."""
+    import zstandard
+
+    docs = folder / "documents"
+    docs.mkdir(parents=True)
+    rng = random.Random(12)
+
+    def good(i: int, **changes: Any) -> str:
+        lines = [rng.choice(BOILERPLATE), sentence(rng), "", rng.choice(BOILERPLATE), sentence(rng)]
+        return json.dumps({**record(f"m{i}", "\n".join(lines)), **changes}, ensure_ascii=False)
+
+    clean = [good(i) for i in range(40)]
+    bad = [good(100), "{not json", good(101, text="   \n "), good(102, added="2024-13-01"),
+           good(103, created="2024-01-01, 2020-01-01"), good(104, text="Nul\x00 her"), good(105, metadata=[]),
+           good(106, id=7), good(107, id=""), json.dumps(["an", "array"]), good(100), "",
+           json.dumps({k: v for k, v in record("m108", "Ingen kilde her").items() if k != "source"}),
+           good(109, added="2023-02-01"), good(110, added="2023-02-01"), good(111, text="x" * 200),
+           good(112, added=["2024-05-01"]), good(113, created={"a": 1}), good(114, text=None)]
+    with gzip.open(docs / "a-clean.jsonl.gz", "wt", encoding="utf-8") as handle:
+        handle.write("\n".join(clean) + "\n")
+    with gzip.open(docs / "b-bad.jsonl.gz", "wb") as handle:
+        handle.write("\n".join(bad).encode() + b"\n" + b'{"id": "u", "text": "\xff\xfe"}\n')
+    truncated = gzip.compress(("\n".join(good(200 + i) for i in range(60)) + "\n").encode())
+    (docs / "c-truncated.jsonl.gz").write_bytes(truncated[: len(truncated) * 2 // 3])
+    (docs / "d-plain.jsonl").write_text("\n".join(good(300 + i) for i in range(20)) + "\n")
+    (docs / "e-zstd.jsonl.zst").write_bytes(zstandard.compress(("\n".join(good(400 + i) for i in range(20)) + "\n").encode()))
+
+
+def test_fast_paths_equal_the_reference_reader(tmp_path: Path, monkeypatch) -> None:
+    """Phase 1 reads without building Documents and phase 3 skips validating files phase 1
+    checked; both must see exactly what DocumentReader sees, bad records included."""
+    make_messy_inputs(tmp_path / "in")
+    config = {"expected_lines": 10_000}
+    # Small chunks: the truncated file's fast read writes chunks that must be rolled back.
+    monkeypatch.setattr(lines_module, "FLUSH_LINES", 5)
+    fast = run(tmp_path / "in", tmp_path / "fast", tmp_path / "state-fast", keep_removed=True, **config)
+    index = json.loads((tmp_path / "fast/.nordpipe/lines/signature/t00000.index.json").read_text())
+    checked = {entry["stem"]: entry["checked"] for entry in index["files"]}
+    assert checked == {"a-clean": True, "b-bad": False, "c-truncated": False, "d-plain": True, "e-zstd": False}
+    monkeypatch.setattr(lines_module, "open_fast", lambda path: None)  # reference reader everywhere
+    slow = run(tmp_path / "in", tmp_path / "slow", tmp_path / "state-slow", keep_removed=True, **config)
+    signature = tmp_path / "{}/.nordpipe/lines/signature"
+    for suffix in ("hashes", "parts", "docs", "counts.npy"):
+        name = f"t00000.{suffix}"
+        assert (Path(str(signature).format("fast")) / name).read_bytes() == (Path(str(signature).format("slow")) / name).read_bytes()
+    assert output_files(tmp_path / "fast") == output_files(tmp_path / "slow")
+    quarantine = {p.name: p.read_bytes() for p in sorted((tmp_path / "fast/quarantine").glob("*"))}
+    assert quarantine == {p.name: p.read_bytes() for p in sorted((tmp_path / "slow/quarantine").glob("*"))}
+    assert fast["quarantined_total"] == slow["quarantined_total"] == 16  # 15 bad lines, 1 broken stream
+    assert fast["line_dedup"] | {"state_generation": 0} == slow["line_dedup"] | {"state_generation": 0}
+    assert filter_bits(tmp_path / "state-fast") == filter_bits(tmp_path / "state-slow")
+    # And the reference reader agrees with the exact reference on the documents it accepted.
+    from nordpipe.steps import DocumentReader, is_active
+
+    accepted = [{"id": d.id, "text": d.text, "source": d.metadata["source"]}
+                for d in DocumentReader(str(tmp_path / "in")).run() if is_active(d)]
+    expected, removed = reference_texts(accepted, LineDedupConfig(expected_lines=10_000))
+    assert fast["line_dedup"]["lines_removed"] == removed > 0
+    kept = read_documents(tmp_path / "fast")
+    assert {k: v for k, v in expected.items() if v is not None} == {k: d["text"] for k, d in kept.items()}
 
 
 def test_interrupted_commit_leaves_the_previous_state_valid(tmp_path: Path) -> None:

@@ -84,20 +84,26 @@ def probe_positions(hashes: np.ndarray, num_bits: int, num_hashes: int) -> Itera
 
     Enhanced double hashing: ``g_0 = a mod m``, ``g_{i+1} = g_i + d_i mod m`` with
     ``d_0 = b mod m`` and ``d_{i+1} = d_i + i mod m``; kept reduced, so no division per probe.
+    The yielded array is reused for the next probe: use it before advancing the iterator.
     """
     m = np.uint64(num_bits)
     hashes = np.asarray(hashes, dtype=np.uint64)
-    g = (_mix(hashes, np.uint64(0)) % m).astype(np.int64)
-    d = (_mix(hashes, _SALT) % m).astype(np.int64)
-    m64 = np.int64(num_bits)
-    for i in range(num_hashes):
-        yield g
-        if i + 1 == num_hashes:
-            break
-        g = g + d
-        g[g >= m64] -= m64
-        d += i + 1
-        d[d >= m64] -= m64
+    g = _mix(hashes, np.uint64(0)) % m
+    d = _mix(hashes, _SALT) % m
+    scratch = np.empty_like(g)
+    with np.errstate(over="ignore"):
+        for i in range(num_hashes):
+            yield g.view(np.int64)  # positions < m < 2**63
+            if i + 1 == num_hashes:
+                break
+            # x mod m for x < 2m, in place and branch-free: in unsigned arithmetic x - m wraps
+            # to a huge value when x < m, so min(x, x - m) is the reduced value.
+            g += d
+            np.subtract(g, m, out=scratch)
+            np.minimum(g, scratch, out=g)
+            d += np.uint64(i + 1)
+            np.subtract(d, m, out=scratch)
+            np.minimum(d, scratch, out=d)
 
 
 class BloomFilter:

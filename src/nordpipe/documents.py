@@ -194,10 +194,17 @@ def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
     compression = "gzip" if path.endswith(".gz") else "zstd" if path.endswith(".zst") else None
     if compression == "gzip" and "w" in mode:
         # Level 6 is zlib's default trade-off; level 9 (Python's default) costs ~2x for ~2%.
-        import gzip
+        # ISA-L (isal) level 3 compresses like zlib 6 at a fraction of the CPU.
+        if "://" in path:  # remote: fsspec's own gzip (it also prefers isal) closes the stream
+            return fsspec.open(path, mode, compression="gzip").open()
+        try:
+            from isal import igzip
 
-        raw = fsspec.open(path, mode).open()
-        return gzip.GzipFile(fileobj=raw, mode=mode, compresslevel=6, mtime=0)  # type: ignore[return-value]
+            return igzip.IGzipFile(path, mode, compresslevel=3, mtime=0)  # type: ignore[return-value]
+        except ImportError:
+            import gzip
+
+            return gzip.GzipFile(path, mode, compresslevel=6, mtime=0)  # type: ignore[return-value]
     handle = fsspec.open(path, mode, compression=compression).open()
     if compression == "zstd" and "r" in mode:
         # zstandard's reader does not iterate by line; a BufferedReader on top does.

@@ -8,8 +8,11 @@ documents of exempt sources are never removed and never recorded.
 Design: three datatrove phases and a commit, so that the result does not depend on the number
 of tasks and a run can be killed and resumed at any point.
 
-1. ``LineDedupSignature`` (one task per group of input files, in parallel): normalizes every
-   line, hashes it (xxh3-64) and assigns it to one of ``partitions`` parts of the hash space.
+1. ``LineDedupSignature`` (one task per group of input files, in parallel) reads its files
+   itself (id, source and text of each record, no datatrove Documents; the same records
+   accepted and quarantined as ``DocumentReader``, which it falls back to for any file its fast
+   path cannot read), normalizes every line, hashes it (xxh3-64, in batches of documents) and
+   assigns it to one of ``partitions`` parts of the hash space.
    Per task it writes ``signature/t<rank>.hashes`` (each file's hashes grouped by part, in line
    order within a part), ``.parts`` (the part of every line, ``0xFFFF`` for untracked lines),
    ``.docs`` (id hash and line count of every document, to check that phase 3 sees the same
@@ -22,8 +25,13 @@ of tasks and a run can be killed and resumed at any point.
    phase-1 task (``decide/r<owner>-t<task>.bits``) and the updated part to ``decide/filter/``.
    Only one part is held in memory at a time, unpacked (one byte per bit) for speed; parts are
    sized so that this stays small (``PART_BYTES`` packed), whatever the total filter size.
-3. ``LineDedupFilter`` (same tasks as phase 1) rereads the documents, finds each line's verdict
-   and removes duplicate lines; documents left without text are marked ``line_dedup:empty``.
+3. ``LineDedupFilter`` (same tasks as phase 1) rereads the documents (``LineDedupReader``: a
+   ``DocumentReader`` that skips validating the files phase 1 found clean), finds each line's
+   verdict and removes duplicate lines; documents left without text are marked
+   ``line_dedup:empty``.
+
+Speed (``benchmarks/results/lines.md``): phases 1+2 together use less CPU per line than
+``dolma dedupe``'s Rust filter, and the whole run less than ``dolma dedupe`` + ``dolma mix``.
 
 Commit: only after all phases succeeded, the new filter parts and ``state.json`` are written to
 a new generation folder ``DIR/gen-<n>/`` and ``DIR/CURRENT`` is switched to it with an atomic
@@ -44,6 +52,7 @@ minimum line length): they decide which lines match and where their bits are.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import datetime as dt
 import json
@@ -54,18 +63,29 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import IO, Any
 
 import fsspec
 import numpy as np
+import orjson
 import xxhash
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
+from isal import igzip
 
 from nordpipe.bloom import BloomFilter, bloom_size
-from nordpipe.documents import INPUT_KEY, mark_removed, nordpipe_meta
+from nordpipe.documents import (
+    DEFAULT_MAX_CHARS,
+    INPUT_KEY,
+    LINE_KEY,
+    InvalidRecord,
+    mark_removed,
+    nordpipe_meta,
+    record_to_document,
+    validate_record,
+)
 from nordpipe.runner import (
     STATE_DIR,
     OutputLock,
@@ -83,6 +103,8 @@ STEP_NAME = "line_dedup"
 HASH_SCHEME = "xxh3_64/splitmix64-double-hashing/v1"
 PART_BYTES = 4 << 20
 """Target size of one filter part (packed). The owner holds one part at a time, unpacked (8x)."""
+HASH_BATCH_CHARS = 1 << 20
+"""Phase 1 hashes the lines of about this many characters of text at once."""
 FLUSH_LINES = 500_000
 """Phase 1 writes a file's hashes in chunks of whole documents of about this many lines, so
 its memory does not grow with the size of an input file."""
@@ -196,17 +218,39 @@ def _id_hash(doc_id: str) -> int:
     return xxhash.xxh3_64_intdigest(doc_id)
 
 
+def _reader_root(input_path: str) -> str:
+    fs, fs_root = fsspec.core.url_to_fs(input_path)
+    if fs.isdir(f"{fs_root}/documents"):
+        return input_path.rstrip("/") + "/documents"
+    return input_path
+
+
+def task_files(input_path: str, rank: int = 0, world_size: int = 1) -> list[tuple[str, str]]:
+    """``(path, output stem)`` of the files task ``rank`` reads, as ``DocumentReader`` does."""
+    root = _reader_root(input_path)
+    return [
+        (path, output_stem(path, root if "://" not in path else path.rsplit("/", 1)[0]))
+        for path in DocumentReader(input_path).files_for_rank(rank, world_size)
+    ]
+
+
 def input_stems(input_path: str) -> list[str]:
     """Output stems of the input files in the order ``DocumentReader`` reads them: the global
     order in which first occurrences are decided."""
-    root = input_path
-    fs, fs_root = fsspec.core.url_to_fs(root)
-    if fs.isdir(f"{fs_root}/documents"):
-        root = root.rstrip("/") + "/documents"
-    return [
-        output_stem(path, root if "://" not in path else path.rsplit("/", 1)[0])
-        for path in list_document_files(input_path)
-    ]
+    return [stem for _path, stem in task_files(input_path)]
+
+
+def open_fast(path: str) -> IO[bytes] | None:
+    """A line-iterable binary handle for the fast paths, or None where only the reference reader
+    (``DocumentReader.read_file``) applies. gzip goes through isal (decompresses 2x faster than
+    zlib here: 0.21 vs 0.42 CPU s for 117 MB of jsonl)."""
+    if "://" in path:
+        return None
+    if path.endswith(".jsonl.gz"):
+        return igzip.open(path, "rb")  # type: ignore[return-value]
+    if path.endswith(".jsonl"):
+        return open(path, "rb", buffering=1 << 20)
+    return None
 
 
 def _atomic_write_bytes(path: str, data: bytes | memoryview) -> None:
@@ -248,85 +292,263 @@ class _SignatureFiles:
 
 
 class LineDedupSignature(PipelineStep):
-    """Phase 1: hash every line and group the hashes by part of the hash space.
+    """Phase 1: read this task's input files, hash every line and group the hashes by part.
 
-    Consumes documents (yields none), like datatrove's ``MinhashDedupSignature``.
+    A reading step (no ``DocumentReader`` before it; it yields no documents): phase 1 needs only
+    each record's id, source and text, so building and validating full datatrove Documents
+    would cost more than the hashing (measured: ~70% of the phase). Which documents exist and
+    which are quarantined must still be exactly what ``DocumentReader`` yields in phase 3, so:
+
+    - records are parsed with orjson; a record passes a quick check only if
+      ``validate_record`` would accept it too (string fields, a dict metadata, text that is not
+      empty, blank, NUL-containing or too long, and an ``added``/``created`` pair that
+      ``validate_record`` accepted before); anything else goes to ``validate_record`` itself;
+      duplicate ids and unparsable lines are quarantined as the reader does;
+    - local ``.jsonl``/``.jsonl.gz`` files are decompressed with isal (2x zlib here); any other
+      file, and any file whose decompression fails, is read with ``DocumentReader.read_file``
+      (the reference path), discarding what the fast path wrote for it.
+
+    Files read by the fast path without a single bad record are marked ``checked`` in the index:
+    phase 3 reads them without validating again (``LineDedupReader``).
 
     Args:
+        input_path: the stage input (as for ``DocumentReader``).
         output_folder: where the per-task signature files go.
         config: ``LineDedupConfig`` (normalization, minimum length, partitions).
         exempt_sources: sources whose documents are left alone (default none).
+        max_chars: longest text accepted (``DocumentReader``'s default).
     """
 
     type = "🫂 - DEDUP"
     name = "line_dedup_signature"
 
-    def __init__(self, output_folder: str, config: LineDedupConfig, exempt_sources: Iterable[str] = ()):
+    def __init__(self, input_path: str, output_folder: str, config: LineDedupConfig,
+                 exempt_sources: Iterable[str] = (), max_chars: int = DEFAULT_MAX_CHARS):
         super().__init__()
+        self.input_path = input_path
         self.output_folder = output_folder
         self.config = config
         self.exempt_sources = frozenset(exempt_sources)
+        self.max_chars = max_chars
+        self.flush_lines = FLUSH_LINES  # read here: workers may re-import the module
+        self._valid_dates: set[tuple[str, str]] = set()  # (added, created) pairs validate_record accepted
 
-    def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         os.makedirs(self.output_folder, exist_ok=True)
         files = _SignatureFiles(self.output_folder, rank)
-        partitions = self.config.num_partitions
-        min_chars = max(1, self.config.min_line_chars)
-        entries: list[dict[str, Any]] = []
-        count_rows: list[np.ndarray] = []
-        hashes: list[int] = []
-        lengths: list[int] = []
-        docs: list[tuple[int, int]] = []
-        stem: str | None = None
-        tmp = {name: open(getattr(files, name) + ".tmp", "wb") for name in ("hashes", "parts", "docs")}
-
-        def flush() -> None:
-            if stem is None:
-                return
-            line_hashes = np.array(hashes, dtype=np.uint64)
-            tracked = np.array(lengths, dtype=np.int64) >= min_chars
-            line_parts = line_partition(line_hashes, partitions)
-            tracked_parts = line_parts[tracked]
-            order = np.argsort(tracked_parts, kind="stable")
-            tmp["hashes"].write(line_hashes[tracked][order].tobytes())
-            tmp["parts"].write(np.where(tracked, line_parts, np.uint16(UNTRACKED)).astype("<u2").tobytes())
-            tmp["docs"].write(np.array(docs, dtype=_DOCS_DTYPE).tobytes())
-            count_rows.append(np.bincount(tracked_parts, minlength=partitions).astype(np.int64))
-            entries.append({"stem": stem, "docs": len(docs), "lines": len(hashes), "tracked": int(tracked.sum())})
-            self.stat_update("lines", value=len(hashes))
-            self.stat_update("lines_tracked", value=int(tracked.sum()))
-            hashes.clear()
-            lengths.clear()
-            docs.clear()
-
+        writer = _SignatureWriter(files, self.config, self.flush_lines)
+        reader = DocumentReader(self.input_path, max_chars=self.max_chars)
         try:
-            for doc in data:
-                doc_stem = str(doc.metadata.get(INPUT_KEY, ""))
-                if doc_stem != stem or len(hashes) >= FLUSH_LINES:
-                    flush()
-                    stem = doc_stem
-                if not is_active(doc) or doc.metadata.get("source") in self.exempt_sources:
-                    docs.append((_id_hash(doc.id), 0))
-                    continue
+            for path, stem in task_files(self.input_path, rank, world_size):
                 with self.track_time():
-                    keys = normalized_lines(doc.text, self.config)
-                    hashes.extend(map(xxhash.xxh3_64_intdigest, keys))
-                    lengths.extend(_key_lengths(keys, self.config))
-                    docs.append((_id_hash(doc.id), len(keys)))
-            flush()
+                    mark = writer.mark()
+                    try:
+                        clean = self._hash_file_fast(path, stem, writer)
+                    except _FastPathUnavailable:
+                        writer.rollback(mark)
+                        self._hash_documents(reader.read_file(path, stem), stem, writer)
+                        clean = False
+                    writer.finish_file(mark, checked=clean)
         finally:
-            for handle in tmp.values():
-                handle.close()
+            writer.close()
+        for key in ("documents", "lines", "lines_tracked", "quarantined"):
+            self.stat_update(key, value=writer.totals[key])
+        writer.commit()
+        return
+        yield  # a generator that yields nothing, as datatrove expects of a consuming step
+
+    def _hash_documents(self, docs: Iterable[Document], stem: str, writer: _SignatureWriter) -> None:
+        """The reference path: documents from ``DocumentReader.read_file``."""
+        writer.start(stem)
+        for doc in docs:
+            active = is_active(doc)
+            if not active:
+                writer.totals["quarantined"] += 1
+            exempt = not active or doc.metadata.get("source") in self.exempt_sources
+            writer.add_document(_id_hash(doc.id), None if exempt else doc.text)
+
+    def _hash_file_fast(self, path: str, stem: str, writer: _SignatureWriter) -> bool:
+        """Hash one file without building Documents; True if no record was quarantined."""
+        handle = open_fast(path)
+        if handle is None:
+            raise _FastPathUnavailable(path)
+        writer.start(stem)
+        seen_ids: set[str] = set()
+        valid_dates = self._valid_dates
+        max_chars = self.max_chars
+        exempt_sources = self.exempt_sources
+        add_document = writer.add_document
+        clean = True
+        line_no = 0
+        try:
+            with handle:
+                for line_no, raw in enumerate(handle, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        record = orjson.loads(raw)
+                    except orjson.JSONDecodeError:
+                        record = None
+                    ok = False
+                    if type(record) is dict:
+                        doc_id, text = record.get("id"), record.get("text")
+                        added, created = record.get("added"), record.get("created")
+                        # Accepts only records that validate_record accepts too; the rest ask it.
+                        ok = (type(doc_id) is str and doc_id != "" and type(text) is str
+                              and 0 < len(text) <= max_chars and type(record.get("source")) is str
+                              and type(record.get("metadata")) is dict
+                              and type(added) is str and type(created) is str and (added, created) in valid_dates
+                              and "\x00" not in text and not text.isspace()) or self._validates(record)
+                        if ok and doc_id in seen_ids:
+                            ok = False
+                    if not ok:
+                        clean = False
+                        writer.totals["quarantined"] += 1
+                        add_document(_id_hash(f"{stem}:{line_no}"), None)
+                        continue
+                    seen_ids.add(doc_id)
+                    add_document(_id_hash(doc_id), None if record["source"] in exempt_sources else text)
+        except (EOFError, OSError, ValueError) as err:  # broken compression: let the reference decide
+            raise _FastPathUnavailable(path) from err
+        except Exception as err:  # isal's own errors
+            if type(err).__module__.startswith("isal"):
+                raise _FastPathUnavailable(path) from err
+            raise
+        return clean
+
+    def _validates(self, record: dict[str, Any]) -> bool:
+        try:
+            validate_record(record, max_chars=self.max_chars)
+        except (InvalidRecord, KeyError, TypeError):
+            return False
+        if len(self._valid_dates) < 10_000:
+            self._valid_dates.add((record["added"], record["created"]))
+        return True
+
+
+class _FastPathUnavailable(Exception):
+    """This file must be read by the reference path (``DocumentReader.read_file``)."""
+
+
+class _SignatureWriter:
+    """Accumulates one task's line hashes and writes them in chunks of whole documents.
+
+    Texts are hashed in batches of ``HASH_BATCH_CHARS``: joined by newlines, normalized, split
+    and hashed in one go (normalization never crosses a newline, so a batch gives each line the
+    key it would get alone), which saves the per-document calls (~10% of phase 1).
+    """
+
+    def __init__(self, files: _SignatureFiles, config: LineDedupConfig, flush_lines: int):
+        self.files = files
+        self.config = config
+        self.flush_lines = flush_lines
+        self.partitions = config.num_partitions
+        self.min_chars = max(1, config.min_line_chars)
+        self.handles = {name: open(getattr(files, name) + ".tmp", "wb") for name in ("hashes", "parts", "docs")}
+        self.entries: list[dict[str, Any]] = []
+        self.count_rows: list[np.ndarray] = []
+        self.totals: Counter[str] = Counter()
+        self.stem: str | None = None
+        self._reset()
+
+    def _reset(self) -> None:
+        self.hashes = array.array("Q")
+        self.lengths = array.array("q")
+        self.doc_ids = array.array("Q")
+        self.doc_lines = array.array("I")
+        self.pending: list[str] = []
+        self.pending_chars = 0
+        self.pending_lines = 0
+
+    def start(self, stem: str) -> None:
+        self.stem = stem
+        self._reset()
+
+    def add_document(self, id_hash: int, text: str | None) -> None:
+        """One document in input order; ``text`` None: not tracked (quarantined or exempt)."""
+        self.doc_ids.append(id_hash)
+        if text is None:
+            self.doc_lines.append(0)
+            return
+        lines = text.count("\n") + 1
+        self.doc_lines.append(lines)
+        self.pending.append(text)
+        self.pending_lines += lines
+        self.pending_chars += len(text)
+        if self.pending_chars >= HASH_BATCH_CHARS:
+            self._hash_pending()
+        if len(self.hashes) + self.pending_lines >= self.flush_lines:
+            self.flush()
+
+    def _hash_pending(self) -> None:
+        if not self.pending:
+            return
+        keys = normalized_lines("\n".join(self.pending), self.config)
+        if len(keys) != self.pending_lines:
+            raise RuntimeError(f"normalization changed the line count ({self.pending_lines} -> {len(keys)})")
+        self.hashes.extend(map(xxhash.xxh3_64_intdigest, keys))
+        self.lengths.extend(_key_lengths(keys, self.config))
+        self.pending.clear()
+        self.pending_chars = self.pending_lines = 0
+
+    def flush(self) -> None:
+        self._hash_pending()
+        if not self.doc_ids:
+            return
+        line_hashes = np.frombuffer(self.hashes, dtype=np.uint64)
+        tracked = np.frombuffer(self.lengths, dtype=np.int64) >= self.min_chars
+        line_parts = line_partition(line_hashes, self.partitions)
+        tracked_parts = line_parts[tracked]
+        order = np.argsort(tracked_parts, kind="stable")
+        self.handles["hashes"].write(line_hashes[tracked][order].tobytes())
+        self.handles["parts"].write(np.where(tracked, line_parts, np.uint16(UNTRACKED)).astype("<u2").tobytes())
+        docs = np.empty(len(self.doc_ids), dtype=_DOCS_DTYPE)
+        docs["id"] = np.frombuffer(self.doc_ids, dtype=np.uint64)
+        docs["lines"] = np.frombuffer(self.doc_lines, dtype=np.uint32)
+        self.handles["docs"].write(docs.tobytes())
+        self.count_rows.append(np.bincount(tracked_parts, minlength=self.partitions).astype(np.int64))
+        n_tracked = int(tracked.sum())
+        self.entries.append({"stem": self.stem, "docs": len(docs), "lines": len(line_hashes), "tracked": n_tracked})
+        self.totals["documents"] += len(docs)
+        self.totals["lines"] += len(line_hashes)
+        self.totals["lines_tracked"] += n_tracked
+        self._reset()
+
+    def mark(self) -> tuple[dict[str, int], int, Counter[str]]:
+        """Where the current file starts (for ``rollback`` and ``finish_file``)."""
+        self.flush()
+        return {k: h.tell() for k, h in self.handles.items()}, len(self.entries), Counter(self.totals)
+
+    def rollback(self, mark: tuple[dict[str, int], int, Counter[str]]) -> None:
+        """Forget everything written since ``mark``."""
+        positions, entries, totals = mark
+        for key, handle in self.handles.items():
+            handle.seek(positions[key])
+            handle.truncate()
+        del self.entries[entries:]
+        del self.count_rows[entries:]
+        self.totals = Counter(totals)
+        self._reset()
+
+    def finish_file(self, mark: tuple[dict[str, int], int, Counter[str]], checked: bool) -> None:
+        self.flush()
+        for entry in self.entries[mark[1]:]:
+            entry["checked"] = checked
+
+    def close(self) -> None:
+        for handle in self.handles.values():
+            handle.close()
+
+    def commit(self) -> None:
+        files = self.files
         for name in ("hashes", "parts", "docs"):
             os.replace(getattr(files, name) + ".tmp", getattr(files, name))
-        counts = np.stack(count_rows) if count_rows else np.zeros((0, partitions), dtype=np.int64)
+        counts = np.stack(self.count_rows) if self.count_rows else np.zeros((0, self.partitions), dtype=np.int64)
         with open(files.counts + ".tmp", "wb") as handle:
             np.save(handle, counts)
         os.replace(files.counts + ".tmp", files.counts)
         # The index is written last: its presence means the task's signature files are complete.
-        _atomic_write_json(files.index, {"files": entries, "partitions": partitions})
-        return
-        yield  # a generator that yields nothing, as datatrove expects of a consuming step
+        _atomic_write_json(files.index, {"files": self.entries, "partitions": self.partitions})
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,6 +562,17 @@ def verdict_block_bytes(counts: np.ndarray) -> np.ndarray:
 
 def owned_parts(owner: int, owners: int, partitions: int) -> range:
     return range(owner, partitions, owners)
+
+
+def first_occurrences(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_index=True)``, 2.4x faster: an unstable argsort (numpy's
+    vectorized quicksort) and the smallest index of each run of equal values."""
+    if not len(values):
+        return values[:0], np.zeros(0, dtype=np.int64)
+    order = np.argsort(values)
+    ordered = values[order]
+    starts = np.flatnonzero(np.concatenate(([True], ordered[1:] != ordered[:-1])))
+    return ordered[starts], np.minimum.reduceat(order, starts)
 
 
 class LineDedupDecide(PipelineStep):
@@ -445,7 +678,7 @@ class LineDedupDecide(PipelineStep):
         duplicate = np.ones(len(line_hashes), dtype=np.bool_)
         seen_before = inserted = 0
         if len(line_hashes):
-            unique, first = np.unique(line_hashes, return_index=True)
+            unique, first = first_occurrences(line_hashes)
             bloom.unpack()
             in_filter = bloom.contains_hashes(unique) if bloom.items_added else np.zeros(len(unique), np.bool_)
             duplicate[first] = in_filter
@@ -479,16 +712,65 @@ def remove_lines(lines: list[str], remove: Sequence[bool]) -> list[str]:
         if drop:
             after_removal = True
             continue
-        blank = not line.strip()
-        if after_removal and blank and (not kept or not kept[-1].strip()):
-            continue
+        if after_removal:  # only here does blankness matter (strip() per line costs)
+            if not line.strip():
+                if not kept or not kept[-1].strip():
+                    continue
+            else:
+                after_removal = False
         kept.append(line)
-        if not blank:
-            after_removal = False
     if after_removal:
         while kept and not kept[-1].strip():
             kept.pop()
     return kept
+
+
+class LineDedupReader(DocumentReader):
+    """Phase 3's reader: ``DocumentReader``, except that files phase 1 read and checked without
+    finding a bad record (index entries ``checked``) are parsed without validating them again.
+
+    Phase 3 compares every document's id and line count with phase 1's, so a file that changed
+    in between still fails loudly.
+
+    Args:
+        input_path: the stage input (as in phase 1).
+        signature_folder: phase 1's output folder.
+        partitions: parts of the hash space (to read the index).
+    """
+
+    def __init__(self, input_path: str, signature_folder: str, partitions: int):
+        super().__init__(input_path)
+        self.signature_folder = signature_folder
+        self.partitions = partitions
+        self._checked: set[str] = set()
+
+    def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        entries, _ = _SignatureFiles(self.signature_folder, rank).load_index(self.partitions)
+        stems: dict[str, bool] = {}
+        for entry in entries:
+            stems[entry["stem"]] = stems.get(entry["stem"], True) and bool(entry.get("checked"))
+        self._checked = {stem for stem, checked in stems.items() if checked}
+        yield from super().run(data, rank, world_size)
+
+    def read_file(self, path: str, stem: str) -> Iterator[Document]:
+        handle = open_fast(path) if stem in self._checked else None
+        if handle is None:
+            yield from super().read_file(path, stem)
+            return
+        documents = 0
+        with handle:
+            for line_no, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    doc = record_to_document(orjson.loads(raw))
+                except (orjson.JSONDecodeError, KeyError, TypeError) as err:
+                    raise RuntimeError(f"{path}:{line_no}: unreadable now, valid in phase 1 (input changed during the run?)") from err
+                doc.metadata[INPUT_KEY] = stem
+                doc.metadata[LINE_KEY] = line_no
+                documents += 1
+                yield doc
+        self.stat_update("documents", value=documents)
 
 
 class LineDedupFilter(PipelineStep):
@@ -550,7 +832,7 @@ class LineDedupFilter(PipelineStep):
         doc_ids: list[int] = []
         doc_lines: list[int] = []
         doc_pos = file_line = 0
-        remove = np.zeros(0, np.bool_)
+        remove: list[bool] = []
         # Counted locally and reported once: datatrove's stat_update per document costs ~10%.
         counters: Counter[str] = Counter()
         for doc in data:
@@ -564,7 +846,8 @@ class LineDedupFilter(PipelineStep):
                 if len(line_parts) != entry["lines"] or len(records) != entry["docs"]:
                     raise RuntimeError(f"task {rank}: phase 1 files are shorter than their index")
                 doc_ids, doc_lines = records["id"].tolist(), records["lines"].tolist()
-                remove = self._file_removals(entry, counts[entry_index], line_parts, verdicts, part_start, seen_in_part)
+                # A list: per-document slices and tests on it are cheaper than numpy calls.
+                remove = self._file_removals(entry, counts[entry_index], line_parts, verdicts, part_start, seen_in_part).tolist()
                 seen_in_part += counts[entry_index]
                 doc_pos = file_line = 0
             if str(doc.metadata.get(INPUT_KEY, "")) != entry["stem"] or doc_ids[doc_pos] != _id_hash(doc.id):
@@ -579,7 +862,7 @@ class LineDedupFilter(PipelineStep):
                 yield doc
                 continue
             counters["lines_in"] += n_lines
-            if not doc_remove.any():
+            if not any(doc_remove):
                 yield doc
                 continue
             with self.track_time():
@@ -615,13 +898,13 @@ class LineDedupFilter(PipelineStep):
         remove[order] = ((verdicts[bit >> 3] >> (bit & 7).astype(np.uint8)) & 1).astype(np.bool_)
         return remove
 
-    def _apply(self, doc: Document, doc_remove: np.ndarray, n_lines: int, counters: Counter[str]) -> None:
+    def _apply(self, doc: Document, doc_remove: list[bool], n_lines: int, counters: Counter[str]) -> None:
         lines = doc.text.split("\n")
         if len(lines) != n_lines:
             raise RuntimeError(f"document {doc.id!r}: {len(lines)} lines, phase 1 saw {n_lines}")
-        kept = remove_lines(lines, doc_remove.tolist())
+        kept = remove_lines(lines, doc_remove)
         text = "\n".join(kept)
-        removed_lines = int(doc_remove.sum())
+        removed_lines = sum(doc_remove)
         removed_chars = len(doc.text) - len(text)
         meta = nordpipe_meta(doc)
         meta.setdefault("chars_in", len(doc.text))
@@ -819,7 +1102,7 @@ def run_line_dedup(
                 base_folder = os.path.join(state.directory, f"gen-{base['generation']:06d}")
             file_order = input_stems(input_path)
             execute(
-                [DocumentReader(input_path), LineDedupSignature(os.path.join(work, "signature"), cfg, exempt)],
+                [LineDedupSignature(input_path, os.path.join(work, "signature"), cfg, exempt)],
                 os.path.join(work, "logs-signature"), tasks, options, job_name="nordpipe-lines-signature",
             )
             execute(
@@ -828,7 +1111,8 @@ def run_line_dedup(
             )
             writer = DocumentWriter(output_path, keep_removed=options.keep_removed, max_shard_bytes=options.max_shard_bytes)
             execute(
-                [DocumentReader(input_path), LineDedupFilter(work, cfg, owners, exempt), writer],
+                [LineDedupReader(input_path, os.path.join(work, "signature"), cfg.num_partitions),
+                 LineDedupFilter(work, cfg, owners, exempt), writer],
                 os.path.join(state_path, "datatrove"), tasks, options, job_name="nordpipe-lines-filter",
             )
             seen_before = state.seen_files()

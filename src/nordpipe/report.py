@@ -9,6 +9,7 @@ offline (and in a headless browser for the tests). Figures come from the stages'
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import os
 from collections import Counter
@@ -99,7 +100,7 @@ def collect(root: str) -> dict[str, Any]:
             stages[name]["tokens"] = stages[name].get("tokens", 0) + tokens
         if name == "pii" or "pii" in name:
             for key, value in _numeric_steps(stats).items():
-                step, _, counter = key.partition(":")
+                _step, _, counter = key.partition(":")
                 if counter.isupper() or counter.startswith(("entity:", "pii:")):
                     pii[counter.split(":")[-1]] += int(value)
         for path in list_document_files(os.path.join(folder, "removed")) if os.path.isdir(os.path.join(folder, "removed")) else []:
@@ -156,7 +157,7 @@ def collect(root: str) -> dict[str, Any]:
 
 def _bucket_labels() -> list[str]:
     labels = []
-    for low, high in zip(LENGTH_BUCKETS, LENGTH_BUCKETS[1:], strict=False):
+    for low, high in itertools.pairwise(LENGTH_BUCKETS):
         labels.append(f"{low:,}+" if high >= 10**12 else f"{low:,}-{high:,}")
     return labels
 

@@ -382,7 +382,7 @@ DATASET_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared: Path | None | str = "auto") -> dict[str, Any]:
+def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared: Path | str | None = "auto") -> dict[str, Any]:
     """Write the sample raw dumps under ``root``; return the manifest (also ``root/manifest.json``)."""
     root = Path(root)
     raw = root / "raw"
@@ -414,7 +414,7 @@ def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared
     return manifest
 
 
-def generate_jsonl_corpus(path: str | Path, target_bytes: int, seed: int = 0, files: int = 8, shared: Path | None | str = "auto") -> Iterator[Path]:
+def generate_jsonl_corpus(path: str | Path, target_bytes: int, seed: int = 0, files: int = 8, shared: Path | str | None = "auto") -> Iterator[Path]:
     """Standard-format-like raw jsonl.gz files totalling about ``target_bytes`` uncompressed (benchmarks)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

@@ -221,6 +221,22 @@ class DocumentReader(PipelineStep):
 # Writing
 
 
+def open_gzip_writer(path: str, level: int) -> Any:
+    """A gzip writer: ISA-L (isal) when installed, zlib otherwise.
+
+    Measured on one 117 MB jsonl file: zlib level 1 took 1.14 CPU s (to 48.5 MB), isal level 1
+    0.33 s (to 46.7 MB). zlib levels 1-9 map onto isal's 0-3 (1 -> 1, 2-5 -> 2, 6-9 -> 3).
+    """
+    try:
+        from isal import igzip
+    except ImportError:
+        import gzip
+
+        return gzip.GzipFile(path, "wb", compresslevel=level, mtime=0)
+    isal_level = 0 if level <= 0 else 1 if level == 1 else 2 if level <= 5 else 3
+    return igzip.IGzipFile(path, "wb", compresslevel=isal_level, mtime=0)
+
+
 class _ShardWriter:
     """Writes one output stream (``<stem>.jsonl.gz``, ``<stem>-0001.jsonl.gz``, ...) to a temp dir."""
 
@@ -238,11 +254,9 @@ class _ShardWriter:
         name = f"{self.stem}{self.suffix}" if self.shard == 0 else f"{self.stem}-{self.shard:04d}{self.suffix}"
         path = os.path.join(self.tmp_dir, name)
         if self.compress:
-            import gzip
-
-            self.handle = gzip.GzipFile(path, "wb", compresslevel=self.level, mtime=0)
+            self.handle = open_gzip_writer(path, self.level)
         else:
-            self.handle = open(path, "wb")  # noqa: SIM115 - closed in close()
+            self.handle = open(path, "wb")
         self.files.append(name)
 
     def write(self, line: bytes) -> None:
@@ -330,9 +344,10 @@ class DocumentWriter(PipelineStep):
         keep_removed: also write removed documents, with their reason, to ``removed/``.
         max_shard_bytes: start a new shard after this many uncompressed bytes (None: one shard
             per input file).
-        compression_level: gzip level of the output (default 1: measured on Nordic jsonl, level 1
-            compresses at ~117 MB/s to a 2.8x ratio, level 6 at ~28 MB/s to 3.5x; for intermediate
-            stage outputs CPU matters more than 25% of disk. Ingest writes the stored datasets at 6).
+        compression_level: gzip level of the output, zlib's scale (default 1: measured with zlib
+            on Nordic jsonl, level 1 compresses at ~117 MB/s to a 2.8x ratio, level 6 at ~28 MB/s
+            to 3.5x; for intermediate stage outputs CPU matters more than 25% of disk. Ingest
+            writes the stored datasets at 6). See ``open_gzip_writer`` for the isal mapping.
     """
 
     type = "💽 - WRITER"

@@ -9,8 +9,22 @@ import typer
 
 from nordpipe.cli.app import app
 from nordpipe.cli.common import (
-    CpusOpt, EnvOpt, ExecutorOpt, ForceOpt, JsonOpt, MemOpt, NoWaitOpt, PartitionOpt, StrictOpt, TasksOpt,
-    TimeOpt, VerboseOpt, WorkersOpt, finish, run_options, stage_command,
+    CpusOpt,
+    EnvOpt,
+    ExecutorOpt,
+    ForceOpt,
+    JsonOpt,
+    MemOpt,
+    NoWaitOpt,
+    PartitionOpt,
+    StrictOpt,
+    TasksOpt,
+    TimeOpt,
+    VerboseOpt,
+    WorkersOpt,
+    finish,
+    run_options,
+    stage_command,
 )
 from nordpipe.ingest import RAW_FORMATS, IngestConfig, ingest
 
