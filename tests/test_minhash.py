@@ -458,16 +458,16 @@ def test_incremental_run_removes_copies_of_earlier_release(tmp_path: Path, nordp
     assert minhash_info(found["new0"]) == {"cluster": "000:6", "size": 2}
     assert minhash_info(found["new0-again"])["survivor"] == "new0"
     assert all("removed" not in found[f"new{i}"]["metadata"].get("nordpipe", {}) for i in range(20))
-    # the batch's 20 kept documents were added as a second part
+    # all 31 documents of the batch (kept and removed: clusters chain) were added as a second part
     meta = json.loads((index / "index.json").read_text())
-    assert [p["documents"] for p in meta["parts"]] == [40, 20]
+    assert [p["documents"] for p in meta["parts"]] == [40, 31]
 
     # rerunning the same batch from scratch does not deduplicate it against its own part
     again = run_minhash(
         str(in2), str(tmp_path / "out2"), options=RunOptions(force=True), index_path=str(index), update_index=True
     )
     assert again["removed"] == {"minhash:duplicate": 11}
-    assert [p["documents"] for p in MinhashIndex(str(index)).load()["parts"]] == [40, 20]
+    assert [p["documents"] for p in MinhashIndex(str(index)).load()["parts"]] == [40, 31]
 
     # an index built with other parameters is refused
     with pytest.raises(ValueError, match="other MinHash parameters"):

@@ -186,8 +186,12 @@ def test_kill_9_in_a_middle_stage_then_rerun_gives_identical_shards(demo_run, tm
 
 
 @pytest.mark.slow
-def test_two_cron_runs_equal_one_run_over_both_days(tmp_path):
-    generate_sample(tmp_path / "s", seed=9, scale=0.5)
+def test_two_cron_runs_equal_one_run_over_both_days(tmp_path, shared):
+    # Needs the real sentences of ../shared: built from the 30-sentence fallback pool, the sample's
+    # documents overlap so much that a day-2 document can bridge two day-1 near-duplicate clusters;
+    # one run over both days then removes a day-1 document that the first cron run had already
+    # released (released documents are not withdrawn). See nordpipe.pipeline's docstring.
+    generate_sample(tmp_path / "s", seed=9, scale=0.5, shared=shared)
     day1, day2, both = tmp_path / "day1", tmp_path / "day2", tmp_path / "both"
     for folder in (day1, day2, both):
         folder.mkdir()

@@ -1224,8 +1224,12 @@ class _WriteCandidates(PipelineStep):
 
 
 def _update_index(index: MinhashIndex, mh_state: str, config: MinhashConfig, output_path: str) -> None:
-    """Add the batch's kept documents to the index (once per completed run)."""
-    import polars as pl
+    """Add the batch's documents to the index (once per completed run).
+
+    Removed documents are indexed too, not only survivors: near-duplicate clusters chain
+    (A ~ B, B ~ C, A !~ C), and a later batch's C must meet B to land in A's cluster, exactly as
+    it would have in one run over both batches.
+    """
 
     marker = os.path.join(mh_state, "index_updated.json")
     if os.path.exists(marker):
@@ -1233,10 +1237,6 @@ def _update_index(index: MinhashIndex, mh_state: str, config: MinhashConfig, out
     frame = _scan_signatures(mh_state, [c.name for c in _signature_schema(config)])
     if frame is None:
         return
-    cluster_files = sorted(glob.glob(os.path.join(mh_state, "clusters", "*.parquet")))
-    if cluster_files:
-        removed = pl.scan_parquet(cluster_files).filter(pl.col("key") != pl.col("survivor_key")).select("key")
-        frame = frame.join(removed, on="key", how="anti")
     table = frame.sort("key").drop("key").collect().to_arrow()
     name = index.add_part(table, config, output_path)
     with open(marker, "w") as handle:

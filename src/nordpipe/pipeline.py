@@ -20,7 +20,11 @@ Runs are incremental, in batches: a run ingests only raw files it has not ingest
 (``ROOT/state/ingested.json``), runs the stages on that batch (``ROOT/batches/NNNN/``), and
 stages with persistent state (line dedup ``--state``, MinHash ``--index``) dedup the batch against
 everything before it. A batch interrupted by a crash is finished by the next run before new
-files are taken. A lock file stops overlapping runs (cron). Every stage is the same command a
+files are taken. Batches give the same documents as one run over all the data, with one
+exception inherent to near-duplicate clustering: when a later document is near two earlier
+documents that were not near each other, one run puts all three in one cluster and keeps only
+the first, while the earlier batch has already released both (released documents are not
+withdrawn; the later document is removed either way). A lock file stops overlapping runs (cron). Every stage is the same command a
 user would type (``nordpipe filter quality IN OUT ...``), so a pipeline run is exactly a chain
 of stage runs, each resumable on its own.
 """
