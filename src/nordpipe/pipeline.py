@@ -31,7 +31,6 @@ of stage runs, each resumable on its own.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import json
 import os
@@ -45,7 +44,7 @@ from typing import Any
 
 import yaml
 
-from nordpipe.runner import STATE_DIR, RunError, default_env_command, wait_for_slurm_job
+from nordpipe.runner import STATE_DIR, ExclusiveLock, RunError, default_env_command, wait_for_slurm_job
 
 STAGE_COMMANDS: dict[str, list[str]] = {
     "urls": ["filter", "urls"],
@@ -483,30 +482,14 @@ class PipelineRun:
             write_datasheet(folder, config, merged)
 
 
-class PipelineLock:
+class PipelineLock(ExclusiveLock):
     """``ROOT/state/run.lock``: a second ``nordpipe run`` on the same root exits at once (cron)."""
 
     def __init__(self, root: str):
-        self.path = os.path.join(root, "state", "run.lock")
-        self.handle: Any = None
-
-    def __enter__(self) -> PipelineLock:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        self.handle = open(self.path, "a+")
-        try:
-            fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.handle.close()
-            raise RunError(f"another nordpipe run is working on {os.path.dirname(os.path.dirname(self.path))}; not starting a second one") from None
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
-        self.handle.flush()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        fcntl.flock(self.handle, fcntl.LOCK_UN)
-        self.handle.close()
+        super().__init__(
+            os.path.join(root, "state", "run.lock"),
+            lambda holder: f"another nordpipe run is working on {root} ({holder}); not starting a second one",
+        )
 
 
 def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None = None, dry_run: bool = False,

@@ -82,14 +82,16 @@ class RunOptions:
 # Lock and run record
 
 
-class OutputLock:
-    """An exclusive lock on ``OUTPUT/.nordpipe/lock``: a second run on the same OUTPUT refuses."""
+class ExclusiveLock:
+    """A non-blocking exclusive ``flock`` on ``path`` holding the owner's pid; a second holder
+    gets ``RunError(refusal(holder))`` at once instead of waiting (safe under cron)."""
 
-    def __init__(self, output: str):
-        self.path = os.path.join(output, STATE_DIR, "lock")
+    def __init__(self, path: str, refusal: Callable[[str], str]):
+        self.path = path
+        self.refusal = refusal
         self.handle: Any = None
 
-    def __enter__(self) -> OutputLock:
+    def __enter__(self) -> ExclusiveLock:
         os.makedirs(os.path.dirname(self.path), exist_ok=True)
         self.handle = open(self.path, "a+")
         try:
@@ -98,10 +100,7 @@ class OutputLock:
             self.handle.seek(0)
             holder = self.handle.read().strip() or "another process"
             self.handle.close()
-            raise RunError(
-                f"{os.path.dirname(os.path.dirname(self.path))} is in use by a running nordpipe ({holder}); "
-                "wait for it to finish or stop it"
-            ) from None
+            raise RunError(self.refusal(holder)) from None
         self.handle.seek(0)
         self.handle.truncate()
         self.handle.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S')}\n")
@@ -111,6 +110,16 @@ class OutputLock:
     def __exit__(self, *exc: object) -> None:
         fcntl.flock(self.handle, fcntl.LOCK_UN)
         self.handle.close()
+
+
+class OutputLock(ExclusiveLock):
+    """``OUTPUT/.nordpipe/lock``: a second run on the same OUTPUT refuses."""
+
+    def __init__(self, output: str):
+        super().__init__(
+            os.path.join(output, STATE_DIR, "lock"),
+            lambda holder: f"{output} is in use by a running nordpipe ({holder}); wait for it to finish or stop it",
+        )
 
 
 def _check_run_record(state: str, record: dict[str, Any], force: bool) -> None:
