@@ -518,3 +518,99 @@ def test_fast_cpr_and_fodselsnummer_agree_with_stdnum():
         accepted[("fnr", std_fnr.is_valid(fnr))] += 1
         accepted[("cpr", expected)] += 1
     assert accepted[("fnr", True)] > 1000 and accepted[("cpr", r.STRONG)] > 100 and accepted[("cpr", r.WEAK)] > 1000
+
+
+def _candidates(corpus) -> dict[str, list[str]]:
+    """Every candidate each pattern spec proposes in the corpus, plus random numbers shaped
+    like its matches (valid and invalid check digits alike)."""
+    import random
+
+    rng = random.Random(5)
+    found: dict[str, list[str]] = {spec.name: [] for spec in r.SPECS}
+    texts = [doc.text for doc in corpus]
+    for _ in range(3000):
+        digits = "".join(rng.choice("0123456789") for _ in range(rng.choice((7, 8, 10, 11, 12, 16))))
+        sep = rng.choice(("", " ", "-"))
+        domain = rng.choice(("firma.dk", "post.no", "kommune.se", "server.local", "x.zzz", "mail.com", "host"))
+        texts.append(f"nr {digits[:6]}{sep}{digits[6:]} og +45 {digits[:8]} samt DK{digits[:2]} {digits[2:6]} "
+                     f"{digits[6:10]} 0000 00, skriv til k{digits[:3]}@{domain}")
+    for spec in r.SPECS:
+        for text in texts:
+            found[spec.name].extend(m.group("v") for m in spec.regex.finditer(text))
+    return found
+
+
+def test_reference_validators_grade_like_the_fast_ones(corpus):
+    """``pii.reference`` (python-stdnum, phonenumbers, tldextract called on every candidate)
+    and nordpipe's fast validators grade every candidate the same."""
+    from nordpipe.pii.reference import REFERENCE_VALIDATORS
+
+    specs = {spec.name: spec for spec in r.SPECS}
+    graded = Counter()
+    for name, candidates in _candidates(corpus).items():
+        reference = REFERENCE_VALIDATORS.get(name)
+        if reference is None:
+            continue
+        assert candidates, name
+        for value in candidates:
+            fast = specs[name].validate(value)
+            assert fast == reference(value), (name, value, fast)
+            graded[(name, fast)] += 1
+    for name in REFERENCE_VALIDATORS:
+        assert graded[(name, r.STRONG)] > 20 and graded[(name, r.REJECT)] + graded[(name, r.WEAK)] > 0, name
+
+
+def test_presidio_with_library_validators_agrees(corpus):
+    """presidio with the library validators (the benchmark's baseline) redacts exactly as
+    nordpipe's scanner does."""
+    from nordpipe.pii.presidio import PresidioPipeline
+
+    presidio = PresidioPipeline(validators="library")
+    scanner = PiiScanner()
+    replacer = Replacer()
+    docs = corpus[:150]
+    different = [doc.text for doc in docs if replacer.replace(doc.text, scanner.scan(doc.text))[0] != presidio.redact(doc.text)]
+    assert len(different) <= len(docs) * 0.02, different[:2]
+
+
+COMPILED = ("engine", "names", "recognizers", "replace")
+
+
+def test_compiled_scanner_is_in_use_and_finds_what_pure_python_finds(tmp_path, corpus):
+    """The Cython-compiled scanner modules (setup.py) are the ones imported, and they find
+    exactly the spans the same source finds as plain Python (run in a child process from a
+    copy of the package without the compiled files)."""
+    import importlib
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import nordpipe
+
+    modules = {name: importlib.import_module(f"nordpipe.pii.{name}") for name in COMPILED}
+    compiled = {name: not module.__file__.endswith(".py") for name, module in modules.items()}
+    if os.environ.get("NORDPIPE_PURE_PYTHON") or not any(compiled.values()):
+        pytest.skip("installed without the compiled modules (NORDPIPE_PURE_PYTHON or no Cython)")
+    assert all(compiled.values()), compiled
+    package = Path(nordpipe.__file__).parent
+    pure = tmp_path / "pure"
+    shutil.copytree(package, pure / "nordpipe", ignore=shutil.ignore_patterns("*.so", "*.c", "__pycache__"))
+    texts = [doc.text for doc in corpus[:200]] + ["Ring til Anne Hansen på 20 30 40 50, cpr 010170-1234."]
+    (tmp_path / "texts.json").write_text(json.dumps(texts))
+    script = (
+        "import json, sys\n"
+        "from nordpipe.pii import engine\n"
+        "assert engine.__file__.endswith('.py'), engine.__file__\n"
+        "scanner = engine.PiiScanner()\n"
+        "texts = json.load(open(sys.argv[1]))\n"
+        "print(json.dumps([[list(s) for s in scanner.scan(t)] for t in texts]))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(pure)}
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "texts.json")], capture_output=True,
+                            text=True, env=env, check=True)
+    expected = json.loads(result.stdout)
+    scanner = PiiScanner()
+    got = [[list(s) for s in scanner.scan(t)] for t in texts]
+    assert sum(len(spans) for spans in got) > 500
+    assert got == expected

@@ -233,3 +233,72 @@ def test_demo_on_slurm_gives_the_same_shards(demo_run, slurm_cluster, tmp_path):
     ours = {k.replace(str(root), ""): v for k, v in _shards(root).items()}
     reference = {k.replace(str(demo_run), ""): v for k, v in _shards(demo_run).items()}
     assert ours and ours == reference
+
+
+def test_thousands_of_raw_files_reach_ingest_through_a_list_file(tmp_path, nordpipe_cli):
+    """A folder of loose text files can hold more files than fit on a command line: past
+    MAX_INLINE_FILES the pipeline hands them to ``nordpipe ingest --files-from``."""
+    from nordpipe.pipeline import MAX_INLINE_FILES
+
+    letters = tmp_path / "raw" / "letters"
+    letters.mkdir(parents=True)
+    count = MAX_INLINE_FILES + 50
+    for n in range(count):
+        (letters / f"letter-{n:04d}.txt").write_text(f"Kære modtager nummer {n}.\n\nTak for brevet.\n", encoding="utf-8")
+    config = _write(tmp_path / "letters.yaml", (
+        f"root: {tmp_path / 'out'}\n"
+        f"datasets:\n  - name: letters\n    raw: [{letters}]\n"
+        "    params: {license: cc0-1.0, created: '2020-01-01, 2020-12-31', language: da}\n"))
+    plan = nordpipe_cli("run", config, "--dry-run")
+    assert plan.returncode == 0, plan.stderr
+    assert "--files-from" in plan.stdout and "letter-0001.txt" not in plan.stdout
+    assert not (tmp_path / "out" / "batches").exists()  # a dry run writes nothing
+    result = nordpipe_cli("run", config)
+    assert result.returncode == 0, result.stderr
+    listed = (tmp_path / "out" / "batches" / "0001" / "inputs" / "letters.txt").read_text().splitlines()
+    assert len(listed) == count
+    documents = []
+    for path in (tmp_path / "out" / "batches" / "0001" / "ingest" / "letters" / "documents").glob("*.jsonl.gz"):
+        with gzip.open(path, "rt", encoding="utf-8") as handle:
+            documents += [json.loads(line) for line in handle]
+    assert len(documents) == count
+    assert {d["text"].split("\n")[0] for d in documents} == {f"Kære modtager nummer {n}." for n in range(count)}
+
+
+def test_sample_split_into_files_holds_the_same_documents(tmp_path):
+    """``nordpipe sample --files N`` splits the dumps for parallel reading; the documents are
+    those of the one-file sample."""
+    import csv
+
+    import pyarrow.parquet as pq
+    from warcio.archiveiterator import ArchiveIterator
+
+    one = generate_sample(tmp_path / "one", seed=3, scale=0.4)
+    three = generate_sample(tmp_path / "three", seed=3, scale=0.4, files=3)
+    assert one["counts"] == three["counts"]
+
+    def forum(root: Path) -> list[list[str]]:
+        rows = []
+        for path in sorted((root / "raw" / "forum").glob("*.csv")):
+            with open(path, newline="", encoding="utf-8") as handle:
+                rows += list(csv.reader(handle))[1:]
+        return rows
+
+    def wiki(root: Path) -> list[dict]:
+        return [row for path in sorted((root / "raw" / "wiki").glob("*.parquet")) for row in pq.read_table(path).to_pylist()]
+
+    def web(root: Path) -> list[tuple[str, bytes]]:
+        pages = []
+        for path in sorted((root / "raw" / "web").glob("*.warc.gz")):
+            with open(path, "rb") as handle:
+                pages += [(r.rec_headers.get_header("WARC-Target-URI"), r.content_stream().read()) for r in ArchiveIterator(handle)]
+        return pages
+
+    def letters(root: Path) -> dict[str, str]:
+        return {p.name: p.read_text(encoding="utf-8") for p in (root / "raw" / "breve").rglob("*.txt")}
+
+    assert len(list((tmp_path / "three" / "raw" / "forum").glob("*.csv"))) == 3
+    assert len([p for p in (tmp_path / "three" / "raw" / "breve").iterdir() if p.is_dir()]) == 3
+    for read in (forum, wiki, web, letters):
+        assert read(tmp_path / "one") == read(tmp_path / "three"), read.__name__
+        assert read(tmp_path / "one"), read.__name__

@@ -6,7 +6,7 @@ A pipeline file names the datasets to ingest and the stages to run, in order::
     root: demo-output                 # everything goes below here (--root overrides)
     executor: local                   # or slurm: one job per stage, chained with afterok
     slurm: {partition: null, time: "02:00:00", mem_per_cpu: 2}
-    sample: {seed: 42, scale: 1.0}    # optional: generate sample raw data into ROOT/sample first
+    sample: {seed: 42, scale: 1.0, files: 1}    # optional: generate sample raw data into ROOT/sample first
     datasets:
       - name: nyheder
         raw: ["{root}/sample/raw/nyheder"]      # files, folders or globs; {root} is expanded
@@ -59,6 +59,8 @@ STAGE_COMMANDS: dict[str, list[str]] = {
 TOP_LEVEL_KEYS = ("name", "root", "executor", "slurm", "sample", "datasets", "stages", "description")
 DATASET_KEYS = ("name", "raw", "config", "params", "resources")
 STAGE_KEYS = ("type", "name", "params", "resources")
+MAX_INLINE_FILES = 200
+"""More raw files than this go to ``nordpipe ingest`` in a ``--files-from`` list."""
 RESOURCE_KEYS = ("tasks", "workers", "cpus", "mem_per_cpu", "time", "partition")
 SLURM_KEYS = ("partition", "time", "mem_per_cpu", "env_command", "cpus")
 
@@ -211,7 +213,9 @@ def load_pipeline(path: str, root: str | None = None, executor: str | None = Non
                     expand(dict(data["sample"])) if data.get("sample") else None, datasets, stages)
 
 
-RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "force", "json", "verbose"}
+# set by the pipeline itself (resources, executor, the raw files), not by a stage's params
+RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "force", "json",
+                "verbose", "files_from"}
 
 
 def _check_params(path: str, params: Any, command: list[str], command_params: Callable[[list[str]], dict[str, str]]) -> None:
@@ -345,14 +349,27 @@ class PipelineRun:
                 new_files[dataset.name] = fresh
         return (f"{len(self.batches()) + 1:04d}", new_files) if new_files else None
 
-    def plan(self, batch: str, files: dict[str, list[str]]) -> list[Step]:
+    def plan(self, batch: str, files: dict[str, list[str]], write_lists: bool = True) -> list[Step]:
+        """The batch's steps. Ingest gets its raw files on the command line, or, when there are
+        more than ``MAX_INLINE_FILES`` (a folder of loose text files can hold many thousands,
+        beyond the kernel's limit on argument length), in a list file under the batch folder
+        (written unless ``write_lists`` is false, as for ``--dry-run``)."""
         base = os.path.join(self.root, "batches", batch)
         steps: list[Step] = []
         ingest_root = os.path.join(base, "ingest")
         for dataset in self.pipeline.datasets:
             if dataset.name not in files:
                 continue
-            argv = ["ingest", *files[dataset.name], "--dataset", dataset.name, "--output", ingest_root]
+            raw = files[dataset.name]
+            if len(raw) > MAX_INLINE_FILES:
+                list_file = os.path.join(base, "inputs", f"{dataset.name}.txt")
+                if write_lists:
+                    os.makedirs(os.path.dirname(list_file), exist_ok=True)
+                    with open(list_file + ".tmp", "w", encoding="utf-8") as handle:
+                        handle.write("".join(f"{path}\n" for path in raw))
+                    os.replace(list_file + ".tmp", list_file)
+                raw = ["--files-from", list_file]
+            argv = ["ingest", *raw, "--dataset", dataset.name, "--output", ingest_root]
             if dataset.config:
                 argv += ["--config", dataset.config]
             argv += params_to_flags(dataset.params)
@@ -501,7 +518,8 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
 
         target = os.path.join(pipeline.root, "sample")
         if not os.path.exists(os.path.join(target, "manifest.json")):
-            generate_sample(target, seed=int(pipeline.sample.get("seed", 42)), scale=float(pipeline.sample.get("scale", 1.0)))
+            generate_sample(target, seed=int(pipeline.sample.get("seed", 42)), scale=float(pipeline.sample.get("scale", 1.0)),
+                            files=int(pipeline.sample.get("files", 1)))
             log(f"sample\t{target}")
     if dry_run:
         pending = runner.open_batch_preview()
@@ -509,7 +527,7 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
             log("nothing to do: no new raw files and no unfinished batch")
             return {"batch": None, "steps": []}
         batch, files = pending
-        steps = runner.select(runner.plan(batch, files), start, until)
+        steps = runner.select(runner.plan(batch, files, write_lists=False), start, until)
         for i, step in enumerate(steps, start=1):
             after = f" (after step {i - 1})" if i > 1 and pipeline.executor == "slurm" else ""
             log(f"{i}\t{step.stage}\t{'done' if step.done() else 'todo'}\tnordpipe {shlex.join(step.argv + runner._resource_flags(step.resources))}{after}")

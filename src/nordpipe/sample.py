@@ -19,6 +19,7 @@ counts; the default writes about 1,500 documents (~3 MB). Same seed, same bytes.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import email.utils
@@ -277,13 +278,24 @@ def _write_nyheder(out: Path, composer: _Composer, rng: random.Random, count: in
             handle.write(b"".join(buffer))
 
 
-def _write_forum(out: Path, composer: _Composer, rng: random.Random, count: int) -> None:
+def _part(n: int, count: int, files: int) -> int:
+    """Which of ``files`` parts document ``n`` (1-based) of ``count`` goes to (contiguous runs)."""
+    return (n - 1) * files // count
+
+
+def _write_forum(out: Path, composer: _Composer, rng: random.Random, count: int, files: int = 1) -> None:
     folder = out / "forum"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "forum.csv", "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["post_id", "text", "created", "url"])
+    handles = [open(folder / ("forum.csv" if files == 1 else f"forum-{k:03d}.csv"), "w", newline="", encoding="utf-8")
+               for k in range(files)]
+    writers = [csv.writer(handle) for handle in handles]
+    with contextlib.ExitStack() as stack:
+        for handle in handles:
+            stack.enter_context(handle)
+        for writer in writers:
+            writer.writerow(["post_id", "text", "created", "url"])
         for n in range(1, count + 1):
+            writer = writers[_part(n, count, files)]
             doc_id = f"post-{n}"
             if rng.random() < 0.05:
                 text = composer.spam("nb")
@@ -309,15 +321,16 @@ def _html_page(title: str, body: str, lang: str) -> bytes:
     ).encode()
 
 
-def _write_web(out: Path, composer: _Composer, rng: random.Random, count: int) -> None:
+def _write_web(out: Path, composer: _Composer, rng: random.Random, count: int, files: int = 1) -> None:
     from warcio.statusandheaders import StatusAndHeaders
     from warcio.warcwriter import WARCWriter
 
     folder = out / "web"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / "crawl-000.warc.gz", "wb") as handle:
-        writer = WARCWriter(handle, gzip=True)
+    with contextlib.ExitStack() as stack:
+        writers = [WARCWriter(stack.enter_context(open(folder / f"crawl-{k:03d}.warc.gz", "wb")), gzip=True) for k in range(files)]
         for n in range(1, count + 1):
+            writer = writers[_part(n, count, files)]
             lang = LANGUAGES[n % 3]
             doc_id = f"web-{n}"
             if rng.random() < 0.06:
@@ -343,17 +356,19 @@ def _write_web(out: Path, composer: _Composer, rng: random.Random, count: int) -
             writer.write_record(record)
 
 
-def _write_breve(out: Path, composer: _Composer, rng: random.Random, count: int) -> None:
-    folder = out / "breve"
-    folder.mkdir(parents=True, exist_ok=True)
+def _write_breve(out: Path, composer: _Composer, rng: random.Random, count: int, files: int = 1) -> None:
+    folders = [out / "breve"] if files == 1 else [out / "breve" / f"part-{k:03d}" for k in range(files)]
+    for folder in folders:
+        folder.mkdir(parents=True, exist_ok=True)
     for n in range(1, count + 1):
+        folder = folders[_part(n, count, files)]
         doc_id = f"brev-{n:05d}"
         name = rng.choice(composer.names["da"])
         text = f"Kære {name.split()[0]}\n\n{composer.prose('da', rng.randint(2, 4))}\n\n{composer.pii_sentence('da', doc_id)}\n\nMed venlig hilsen\n{rng.choice(composer.names['da'])}"
         (folder / f"{doc_id}.txt").write_text(text, encoding="utf-8")
 
 
-def _write_wiki(out: Path, composer: _Composer, rng: random.Random, count: int) -> None:
+def _write_wiki(out: Path, composer: _Composer, rng: random.Random, count: int, files: int = 1) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -366,7 +381,9 @@ def _write_wiki(out: Path, composer: _Composer, rng: random.Random, count: int) 
             text = composer.junk("sv")
         edits = sorted(_timestamp(rng, 2012) for _ in range(rng.randint(1, 3)))
         rows.append({"id": f"sv-wiki-{n}", "text": text, "timestamps": [e.isoformat() for e in edits], "title": f"Artikel {n}"})
-    pq.write_table(pa.Table.from_pylist(rows), folder / "wiki.parquet")
+    for k in range(files):
+        part = [row for n, row in enumerate(rows, start=1) if _part(n, count, files) == k]
+        pq.write_table(pa.Table.from_pylist(part), folder / ("wiki.parquet" if files == 1 else f"wiki-{k:03d}.parquet"))
 
 
 DATASET_CONFIGS: dict[str, dict[str, Any]] = {
@@ -382,8 +399,14 @@ DATASET_CONFIGS: dict[str, dict[str, Any]] = {
 }
 
 
-def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared: Path | str | None = "auto") -> dict[str, Any]:
-    """Write the sample raw dumps under ``root``; return the manifest (also ``root/manifest.json``)."""
+def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared: Path | str | None = "auto",
+                    files: int = 1) -> dict[str, Any]:
+    """Write the sample raw dumps under ``root``; return the manifest (also ``root/manifest.json``).
+
+    ``files`` splits the forum, web and wiki dumps into that many files each and the letters into
+    that many folders, so large samples can be read by parallel tasks (the news dump is split by
+    ``scale``). The documents are the same for any ``files``.
+    """
     root = Path(root)
     raw = root / "raw"
     raw.mkdir(parents=True, exist_ok=True)
@@ -398,10 +421,10 @@ def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared
         "wiki": max(10, int(240 * scale)),
     }
     _write_nyheder(raw, composer, rng, counts["nyheder"], files=max(2, min(64, int(4 * scale))))
-    _write_forum(raw, composer, rng, counts["forum"])
-    _write_web(raw, composer, rng, counts["web"])
-    _write_breve(raw, composer, rng, counts["breve"])
-    _write_wiki(raw, composer, rng, counts["wiki"])
+    _write_forum(raw, composer, rng, counts["forum"], files)
+    _write_web(raw, composer, rng, counts["web"], files)
+    _write_breve(raw, composer, rng, counts["breve"], files)
+    _write_wiki(raw, composer, rng, counts["wiki"], files)
     configs = root / "datasets"
     configs.mkdir(exist_ok=True)
     import yaml
@@ -409,7 +432,7 @@ def generate_sample(root: str | Path, seed: int = 42, scale: float = 1.0, shared
     for name, config in DATASET_CONFIGS.items():
         (configs / f"{name}.yaml").write_text(yaml.safe_dump({"dataset": name, **config}, sort_keys=False, allow_unicode=True))
     (root / "blocklist.txt").write_text("# spam domains planted by nordpipe's sample generator\n" + "\n".join(SPAM_DOMAINS) + "\n")
-    manifest = {"seed": seed, "scale": scale, "used_shared": shared_dir is not None, "counts": counts, **composer.planted}
+    manifest = {"seed": seed, "scale": scale, "files": files, "used_shared": shared_dir is not None, "counts": counts, **composer.planted}
     (root / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
     return manifest
 

@@ -32,7 +32,8 @@ from nordpipe.ingest import RAW_FORMATS, IngestConfig, ingest
 @app.command("ingest")
 @stage_command
 def ingest_command(
-    raw: Annotated[list[str], typer.Argument(help="Raw files or folders: jsonl/json (.gz/.zst), csv/tsv, parquet, folders of .txt/.md, WARC/WET.")],
+    raw: Annotated[list[str] | None, typer.Argument(help="Raw files or folders: jsonl/json (.gz/.zst), csv/tsv, parquet, folders of .txt/.md, WARC/WET.")] = None,
+    files_from: Annotated[str | None, typer.Option("--files-from", help="A file listing more raw files or folders, one per line (for lists too long for a command line).")] = None,
     dataset: Annotated[str | None, typer.Option("--dataset", "-d", help="Dataset name (the output folder and every record's source). Required unless --config names it.")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="Output root: writes ROOT/NAME/documents/ and ROOT/NAME/README.md.")] = "data",
     config: Annotated[str | None, typer.Option("--config", "-c", help="Dataset config YAML [default: pipelines/datasets/NAME.yaml if it exists].")] = None,
@@ -102,5 +103,14 @@ def ingest_command(
         keep_removed=False, strict=strict, force=force, verbose=verbose,
         max_shard_bytes=shard_mb * 1_000_000 if shard_mb else None,
     )
-    stats = ingest(list(raw), cfg, output, options)
+    inputs = list(raw or [])
+    if files_from is not None:
+        try:
+            with open(files_from, encoding="utf-8") as handle:
+                inputs += [line.rstrip("\n") for line in handle if line.strip()]
+        except OSError as exc:
+            raise typer.BadParameter(f"cannot read {files_from}: {exc.strerror}", param_hint="--files-from") from None
+    if not inputs:
+        raise typer.BadParameter("give raw files or folders, or --files-from FILE", param_hint="RAW")
+    stats = ingest(inputs, cfg, output, options)
     finish(stats, strict=strict, as_json=as_json)

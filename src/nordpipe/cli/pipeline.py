@@ -26,7 +26,16 @@ def command_params(command: list[str]) -> dict[str, str]:
         if sub is None:
             raise typer.BadParameter(f"nordpipe has no command {' '.join(command)!r}")
         node = sub
-    return {p.name: p.param_type_name for p in node.params if p.param_type_name == "option" and p.name}
+    # named by the long flag (``--license`` -> ``license``), not by the Python parameter
+    # (``license_``): a pipeline's params are turned back into those flags
+    params = {}
+    for param in node.params:
+        if param.param_type_name != "option" or not param.name:
+            continue
+        long_flags = [o for o in param.opts if o.startswith("--")]
+        name = long_flags[0][2:].replace("-", "_") if long_flags else param.name
+        params[name] = param.param_type_name
+    return params
 
 
 @app.command("run")

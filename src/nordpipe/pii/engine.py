@@ -95,9 +95,11 @@ def candidate_spans(spec: PatternSpec, text: str, language: str | None = None,
 
 
 def accept_candidate(spec: PatternSpec, text: str, start: int, end: int, language: str | None = None,
-                     context_window: int = CONTEXT_WINDOW) -> Span | None:
-    """Grade one candidate ``text[start:end]`` of ``spec``: the span to keep, or None."""
-    grade = spec.validate(text[start:end])
+                     context_window: int = CONTEXT_WINDOW, grade: int | None = None) -> Span | None:
+    """Grade one candidate ``text[start:end]`` of ``spec``: the span to keep, or None.
+    ``grade``: the validator's verdict when the caller has it already."""
+    if grade is None:
+        grade = spec.validate(text[start:end])
     if not grade:
         return None
     if spec.entity == PHONE and _AMOUNT_AFTER.match(text, end):
@@ -184,8 +186,9 @@ class PiiScanner:
         passed: dict[object, bool] = {}
         for spec in self.text_specs:
             check = spec.prefilter
-            ok = passed.get(check)
-            if ok is None:
+            if check in passed:
+                ok = passed[check]
+            else:
                 ok = passed[check] = bool(check(text))
             if ok:
                 if spec.anchor:

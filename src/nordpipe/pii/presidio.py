@@ -18,7 +18,8 @@ This is the reference the tests and the benchmark compare nordpipe's scanner aga
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 from presidio_analyzer import (
     AnalyzerEngine,
@@ -43,8 +44,11 @@ DEFAULT_LANGUAGE = "da"
 class NordicPatternRecognizer(PatternRecognizer):
     """A nordpipe ``PatternSpec`` as a presidio ``PatternRecognizer``."""
 
-    def __init__(self, spec: PatternSpec, supported_language: str = DEFAULT_LANGUAGE):
+    def __init__(self, spec: PatternSpec, supported_language: str = DEFAULT_LANGUAGE,
+                 validate: Callable[[str], int] | None = None):
         self.spec = spec
+        self.validate = validate or spec.validate
+        self._grades: dict[str, int] = {}
         super().__init__(
             supported_entity=spec.entity,
             name=f"nordpipe_{spec.name}",
@@ -55,10 +59,13 @@ class NordicPatternRecognizer(PatternRecognizer):
         )
 
     def validate_result(self, pattern_text: str) -> bool | None:
-        return self.spec.validate(pattern_text) != REJECT
+        grade = self.validate(pattern_text)
+        self._grades[pattern_text] = grade  # for the context rules in analyze(): validate once
+        return grade != REJECT
 
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None,
                 regex_flags: int | None = None) -> list[RecognizerResult]:
+        self._grades: dict[str, int] = {}
         found = super().analyze(text, entities, nlp_artifacts, regex_flags)
         if not found:
             return found
@@ -66,7 +73,8 @@ class NordicPatternRecognizer(PatternRecognizer):
         # raw text, since the no-op NLP engine gives presidio no tokens to look at
         kept = []
         for result in found:
-            span = accept_candidate(self.spec, text, result.start, result.end)
+            span = accept_candidate(self.spec, text, result.start, result.end,
+                                    grade=self._grades.get(text[result.start : result.end]))
             if span is not None:
                 result.score = span.score
                 kept.append(result)
@@ -89,14 +97,32 @@ class NordicNameRecognizer(EntityRecognizer):
         return [RecognizerResult(NAME, s.start, s.end, NAME_SCORE) for s in self.finder.find(text)]
 
 
-def offline_analyzer(entities: list[str] | None = None, language: str = DEFAULT_LANGUAGE) -> AnalyzerEngine:
-    """A presidio AnalyzerEngine with nordpipe's recognizers, no model, no network."""
+Validators = Literal["nordpipe", "library"]
+
+
+def pattern_recognizers(entities: set[str], language: str = DEFAULT_LANGUAGE,
+                        validators: Validators = "nordpipe") -> list[NordicPatternRecognizer]:
+    """nordpipe's pattern specs as presidio recognizers. ``validators="library"`` validates with
+    python-stdnum / phonenumbers / tldextract on every candidate (``pii.reference``), as a
+    presidio recognizer written without nordpipe's fast paths would; ``"nordpipe"`` shares
+    nordpipe's fast validators. Both decide the same."""
+    from nordpipe.pii.reference import REFERENCE_VALIDATORS
+
+    table = REFERENCE_VALIDATORS if validators == "library" else {}
+    return [NordicPatternRecognizer(spec, language, table.get(spec.name)) for spec in specs_for(entities)]
+
+
+def offline_analyzer(entities: list[str] | None = None, language: str = DEFAULT_LANGUAGE,
+                     validators: Validators = "nordpipe", nlp_engine: Any = None) -> AnalyzerEngine:
+    """A presidio AnalyzerEngine with nordpipe's recognizers, no model, no network (presidio's
+    no-op NLP engine unless ``nlp_engine`` is given)."""
     wanted = set(entities or ALL_ENTITIES)
-    nlp_engine = NoOpNlpEngine(models=[{"lang_code": language, "model_name": "no_op"}])
-    nlp_engine.load()
+    if nlp_engine is None:
+        nlp_engine = NoOpNlpEngine(models=[{"lang_code": language, "model_name": "no_op"}])
+        nlp_engine.load()
     registry = RecognizerRegistry(supported_languages=[language])
-    for spec in specs_for(wanted):
-        registry.add_recognizer(NordicPatternRecognizer(spec, language))
+    for recognizer in pattern_recognizers(wanted, language, validators):
+        registry.add_recognizer(recognizer)
     if NAME in wanted:
         registry.add_recognizer(NordicNameRecognizer(language))
     with warnings.catch_warnings():
@@ -114,10 +140,11 @@ def tag_operators(entities: list[str] | None = None) -> dict[str, OperatorConfig
 class PresidioPipeline:
     """Analyze + anonymize with presidio, tag mode: the reference for nordpipe's scanner."""
 
-    def __init__(self, entities: list[str] | None = None, language: str = DEFAULT_LANGUAGE):
+    def __init__(self, entities: list[str] | None = None, language: str = DEFAULT_LANGUAGE,
+                 validators: Validators = "nordpipe", nlp_engine: Any = None):
         self.entities = list(entities or ALL_ENTITIES)
         self.language = language
-        self.analyzer = offline_analyzer(self.entities, language)
+        self.analyzer = offline_analyzer(self.entities, language, validators, nlp_engine)
         self.anonymizer = AnonymizerEngine()
         self.operators = tag_operators(self.entities)
 

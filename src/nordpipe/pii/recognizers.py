@@ -320,10 +320,17 @@ _FAST_COUNTRY_CODES = {45: "DK", 47: "NO", 46: "SE", 358: "FI", 354: "IS"}
 def validate_phone(value: str) -> int:
     """A number phonenumbers accepts as valid for a Nordic region (or any region with a
     country code), written in a grouping people use for phones."""
+    return grade_phone(value, is_valid_national_number, _valid_international)
+
+
+def grade_phone(value: str, national_ok: Callable[[str, str], bool], international_ok: Callable[[str, str], bool]) -> int:
+    """The phone rules, with the validity tests passed in: ``national_ok(national, region)``
+    for a national significant number, ``international_ok(raw, digits)`` for a number with a
+    country code (nordpipe's fast tests, or phonenumbers itself in ``pii.reference``)."""
     raw = value.strip()
     digits = _digits(raw)
     if raw.startswith(("+", "00")):
-        return STRONG if not _DATE_LIKE.match(raw) and _valid_international(raw, digits) else REJECT
+        return STRONG if not _DATE_LIKE.match(raw) and international_ok(raw, digits) else REJECT
     # the cheap length tests first (most candidates are other numbers): without a trunk 0
     # only 7 (IS) or 8 (DK/NO) digits, with one 8 to 11 (SE/FI)
     count = len(digits)
@@ -343,7 +350,7 @@ def validate_phone(value: str) -> int:
             return REJECT
         regions = ("DK", "NO") if count == 8 else ("IS",)
     national = digits[1:] if trunk else digits
-    return STRONG if any(is_valid_national_number(national, region) for region in regions) else REJECT
+    return STRONG if any(national_ok(national, region) for region in regions) else REJECT
 
 
 def _valid_international(raw: str, digits: str) -> bool:
