@@ -614,3 +614,30 @@ def test_compiled_scanner_is_in_use_and_finds_what_pure_python_finds(tmp_path, c
     got = [[list(s) for s in scanner.scan(t)] for t in texts]
     assert sum(len(spans) for spans in got) > 500
     assert got == expected
+
+
+def test_c_scans_find_what_their_regex_definitions_find(corpus):
+    """``_runs.number_runs`` and ``_runs.iban_starts`` (C loops) return exactly what the
+    regular expressions defining them return, on the corpus and on random strings of the
+    characters they look at (Unicode digits and letters included)."""
+    import random
+
+    from nordpipe.pii.engine import number_runs, number_runs_regex
+    from nordpipe.pii.recognizers import iban_starts, iban_starts_regex
+
+    if number_runs is number_runs_regex or iban_starts is iban_starts_regex:
+        pytest.skip("installed without the compiled modules")
+    rng = random.Random(8)
+    alphabet = "0123456789 +()-./:ABDKSXYZ_ aéÅ٣\n"
+    texts = [doc.text for doc in corpus] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 50)))
+                                           for _ in range(30000)]
+    runs = starts = 0
+    for text in texts:
+        for length in (1, 7):
+            expected = number_runs_regex(text, length)
+            assert number_runs(text, length) == expected, text
+            runs += len(expected)
+        expected_starts = iban_starts_regex(text)
+        assert iban_starts(text) == expected_starts, text
+        starts += len(expected_starts)
+    assert runs > 10000 and starts > 500

@@ -56,6 +56,27 @@ _MIN_DIGITS = 7  # the shortest number recognizer match without dots (an Iceland
 _DIGIT_GROUP = re.compile(r"\d+")
 
 
+def number_runs_regex(text: str, min_length: int) -> list[tuple[int, int, int, int, bool]]:
+    """``(start, end, digits, longest_digit_group, has_dot)`` of every ``NUMBER_RUN`` match at
+    least ``min_length`` characters long. The definition; ``_runs.number_runs`` (compiled)
+    does the same in one pass over the characters."""
+    found = []
+    for run in NUMBER_RUN.finditer(text):
+        start, end = run.span()
+        if end - start < min_length:
+            continue
+        chunk = run.group()
+        groups = [len(g) for g in _DIGIT_GROUP.findall(chunk)]
+        found.append((start, end, sum(groups), max(groups), "." in chunk))
+    return found
+
+
+try:
+    from nordpipe.pii._runs import number_runs
+except ImportError:  # not compiled (no Cython or C compiler at install): same result, slower
+    number_runs = number_runs_regex
+
+
 def _own_sentence(text: str, start: int, context_window: int) -> str:
     """The ``context_window`` characters before ``start``, cut at a sentence start, lower case."""
     before = text[max(0, start - context_window) : start]
@@ -193,6 +214,8 @@ class PiiScanner:
             if ok:
                 if spec.anchor:
                     found.extend(self._scan_anchored(spec, text, language))
+                elif spec.starts is not None:
+                    found.extend(self._scan_starts(spec, text, language))
                 else:
                     regex = spec.scan_regex or spec.regex
                     for match in regex.finditer(text):
@@ -212,16 +235,9 @@ class PiiScanner:
         size = len(text)
         plan = self._number_plan
         window = self.context_window
-        for run in NUMBER_RUN.finditer(text):
-            start, end = run.span()
-            if end - start < 7:
+        for start, end, digits, longest, has_dot in number_runs(text, 7):
+            if digits < _MIN_DIGITS and not has_dot:
                 continue
-            chunk = run.group()
-            groups = [len(g) for g in _DIGIT_GROUP.findall(chunk)]
-            digits = sum(groups)
-            if digits < _MIN_DIGITS and "." not in chunk:
-                continue
-            longest = max(groups)
             # lookbehinds see before ``start``; lookaheads need two characters past ``end``
             stop = min(size, end + 2)
             for run_digits, run_group, regex, spec in plan:
@@ -231,6 +247,24 @@ class PiiScanner:
                     span = accept_candidate(spec, text, match.start("v"), match.end("v"), language, window)
                     if span is not None:
                         found.append(span)
+        return found
+
+    def _scan_starts(self, spec: PatternSpec, text: str, language: str | None) -> list[Span]:
+        """Try ``spec.regex`` only where ``spec.starts`` says a match can begin (what a scan of
+        the whole text would find: matches do not overlap, so a start inside one is skipped)."""
+        found: list[Span] = []
+        regex = spec.regex
+        after = 0
+        for position in spec.starts(text):
+            if position < after:
+                continue
+            match = regex.match(text, position)
+            if match is None:
+                continue
+            after = match.end()
+            span = accept_candidate(spec, text, match.start("v"), match.end("v"), language, self.context_window)
+            if span is not None:
+                found.append(span)
         return found
 
     def _scan_anchored(self, spec: PatternSpec, text: str, language: str | None) -> list[Span]:

@@ -98,6 +98,9 @@ class PatternSpec:
     whole texts: it starts with a character class, which lets the regex engine skip ahead,
     where ``regex`` starts with a lookbehind tried at every position. Tests check both find
     the same spans."""
+    starts: Callable[[str], list[int]] | None = None
+    """Where in a text a match can start: the scanner tries ``regex`` only at those positions
+    (``regex.match``) instead of scanning the whole text."""
     context_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
     """``context`` as one expression (set from ``context``)."""
     negative_regex: re.Pattern[str] | None = field(init=False, repr=False, compare=False, default=None)
@@ -488,6 +491,21 @@ def validate_card(value: str) -> int:
     return STRONG if _luhn_ok(number) else REJECT
 
 
+_IBAN_START = re.compile(r"[A-Z](?<![\w].)[A-Z]\d\d")
+
+
+def iban_starts_regex(text: str) -> list[int]:
+    """Where an IBAN can start (two capitals and two digits after a non-word character). The
+    definition; ``_runs.iban_starts`` (compiled) does the same in a C loop."""
+    return [m.start() for m in _IBAN_START.finditer(text)]
+
+
+try:
+    from nordpipe.pii._runs import iban_starts
+except ImportError:  # not compiled: same result, slower
+    iban_starts = iban_starts_regex
+
+
 # --------------------------------------------------------------------------------------------
 # The specs
 
@@ -549,6 +567,7 @@ SPECS: tuple[PatternSpec, ...] = (
         re.compile(r"(?<![\w])(?P<v>[A-Z]{2}\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?![\w])"), validate_iban,
         context=("iban",), prefilter=_has_digits(4), score=0.95, in_numbers=False,
         scan_regex=re.compile(r"(?P<v>[A-Z](?<![\w].)[A-Z]\d\d(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?)(?![\w])"),
+        starts=iban_starts,
     ),
     PatternSpec(
         "no_account", BANK_ACCOUNT, re.compile(_WB + r"(?P<v>\d{4}[. ]\d{2}[. ]\d{5})" + _WE), validate_no_account,
