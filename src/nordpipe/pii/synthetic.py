@@ -274,8 +274,11 @@ def _value(rng: random.Random, kind: str, language: str) -> tuple[str, str]:
     raise ValueError(kind)
 
 
-def make_documents(count: int, seed: int = 0, sentences_per_doc: int = 12, filler: list[str] | None = None) -> list[SyntheticDoc]:
-    """``count`` documents cycling through Danish, Norwegian and Swedish."""
+def make_documents(count: int, seed: int = 0, sentences_per_doc: int = 12, filler: list[str] | None = None,
+                   labelled_share: float = 0.55) -> list[SyntheticDoc]:
+    """``count`` documents cycling through Danish, Norwegian and Swedish. ``labelled_share`` of
+    the sentences carry personal data or a look-alike that must stay (4 in 11 of them
+    look-alikes), the rest is filler (0.55: PII-dense test text; ~0.05 is closer to prose)."""
     rng = random.Random(seed)
     docs = []
     languages = ("da", "nb", "sv")
@@ -287,11 +290,11 @@ def make_documents(count: int, seed: int = 0, sentences_per_doc: int = 12, fille
         items: list[Item] = []
         for _ in range(sentences_per_doc):
             roll = rng.random()
-            if roll < 0.45:
+            if roll < 1 - labelled_share:
                 sentence = rng.choice(filler) if filler else rng.choice(templates["FILLER"])
                 text += sentence + " "
                 continue
-            if roll < 0.65:
+            if roll < 1 - labelled_share * 7 / 11:
                 template, what = rng.choice(templates["KEEP"])
                 value, kind = _keep_value(rng, what), f"KEEP:{what}"
             else:
