@@ -163,102 +163,153 @@ def _url_filter_class() -> type:
     return URLFilterNoUrlPasses
 
 
-def run_datatrove(work: Path, workers: int) -> dict[str, Any]:
-    from bench_quality import datatrove_steps
-    from bench_tokenize import sentencepiece_to_tokenizers
-    from datatrove.executor import LocalPipelineExecutor
-    from datatrove.pipeline.dedup import (
-        MinhashDedupBuckets,
-        MinhashDedupCluster,
-        MinhashDedupFilter,
-        MinhashDedupSignature,
-    )
-    from datatrove.pipeline.dedup.minhash import MinhashConfig
-    from datatrove.pipeline.extractors import Trafilatura
-    from datatrove.pipeline.readers import CSVReader, JsonlReader, ParquetReader, WarcReader
-    from datatrove.pipeline.tokens import DocumentTokenizer
-    from datatrove.pipeline.writers import JsonlWriter
-    from datatrove.utils.hashing import HashConfig
-    from datatrove.utils.typeshelper import Languages
-    from tldextract import TLDExtract
+class DatatroveChain:
+    """The datatrove side, stage by stage. ``ingest`` and ``urls`` run chained from the raw dumps;
+    ``minhash`` and ``tokenize`` read the documents nordpipe's own stage read (its previous
+    stage's output), so each ratio compares the two on identical input; ``quality`` runs on a
+    subset of nordpipe's URL-stage output (every ``step``-th file), nordpipe's quality stage too."""
 
-    from nordpipe.quality import load_settings
-    from nordpipe.tokenize import default_tokenizer_path
+    def __init__(self, work: Path, workers: int):
+        self.work = work
+        self.workers = workers
+        self.root = work / "datatrove"
+        self.sample = work / "sample" / "raw"
+        self.batch = work / "nordpipe" / "batches" / "0001"
+        self.times: dict[str, float] = {}
+        self.docs: dict[str, int] = {}
 
-    root = work / "datatrove"
-    shutil.rmtree(root, ignore_errors=True)
-    sample = work / "sample" / "raw"
-    times: dict[str, float] = {}
-    docs: dict[str, int] = {}
+    def _stage(self, name: str, pipeline: list[Any], tasks: int, logs: str | None = None) -> float:
+        from datatrove.executor import LocalPipelineExecutor
 
-    def stage(name: str, pipeline: list[Any], tasks: int, logs: str | None = None) -> None:
+        logging_dir = self.root / "logs" / (logs or name)
+        shutil.rmtree(logging_dir, ignore_errors=True)  # datatrove skips tasks its logs mark completed
         started = time.time()
-        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(workers, tasks),
-                              logging_dir=str(root / "logs" / (logs or name))).run()
-        times[name] = times.get(name, 0.0) + time.time() - started
-        print(f"datatrove {logs or name}: {time.time() - started:.1f} s", flush=True)
+        LocalPipelineExecutor(pipeline=pipeline, tasks=tasks, workers=min(self.workers, tasks),
+                              logging_dir=str(logging_dir)).run()
+        seconds = time.time() - started
+        self.times[name] = self.times.get(name, 0.0) + seconds
+        print(f"datatrove {logs or name}: {seconds:.1f} s", flush=True)
+        return seconds
 
-    def files(folder: Path, pattern: str) -> int:
+    @staticmethod
+    def _files(folder: Path, pattern: str) -> int:
         return len(list(folder.glob(pattern)))
 
-    def writer(folder: Path) -> JsonlWriter:
+    @staticmethod
+    def _writer(folder: Path) -> Any:
+        from datatrove.pipeline.writers import JsonlWriter
+
         return JsonlWriter(str(folder), output_filename="${rank}.jsonl.gz")
 
-    ingest = root / "01-ingest"
-    letters_reader = _letters_reader_class()
-    letter_folders = sorted(p for p in (sample / "breve").iterdir() if p.is_dir()) or [sample / "breve"]
-    stage("ingest", [JsonlReader(str(sample / "nyheder"), glob_pattern="*.jsonl.gz", adapter=_join_title_body),
-                     writer(ingest / "nyheder")], files(sample / "nyheder", "*.jsonl.gz"), "ingest-nyheder")
-    stage("ingest", [CSVReader(str(sample / "forum"), glob_pattern="*.csv", id_key="post_id"), writer(ingest / "forum")],
-          files(sample / "forum", "*.csv"), "ingest-forum")
-    stage("ingest", [WarcReader(str(sample / "web"), glob_pattern="*.warc.gz"), Trafilatura(favour_precision=True),
-                     writer(ingest / "web")], files(sample / "web", "*.warc.gz"), "ingest-web")
-    stage("ingest", [letters_reader(str(sample / "breve"), glob_pattern="**/*.txt", recursive=True), writer(ingest / "breve")],
-          len(letter_folders), "ingest-breve")
-    stage("ingest", [ParquetReader(str(sample / "wiki"), glob_pattern="*.parquet"), writer(ingest / "wiki")],
-          files(sample / "wiki", "*.parquet"), "ingest-wiki")
+    def ingest_and_urls(self) -> None:
+        from datatrove.pipeline.extractors import Trafilatura
+        from datatrove.pipeline.readers import CSVReader, JsonlReader, ParquetReader, WarcReader
+        from tldextract import TLDExtract
 
-    def chained(name: str, previous: Path, steps: list[Any], tasks: int | None = None) -> Path:
-        output = root / name
-        tasks = tasks or files(previous, "**/*.jsonl.gz")
-        stage(name.split("-", 1)[1], [JsonlReader(str(previous), glob_pattern="**/*.jsonl.gz", recursive=True), *steps,
-                                      writer(output)], tasks)
-        return output
+        sample, files, writer = self.sample, self._files, self._writer
+        ingest = self.root / "01-ingest"
+        shutil.rmtree(self.root / "01-ingest", ignore_errors=True)
+        shutil.rmtree(self.root / "02-urls", ignore_errors=True)
+        letters_reader = _letters_reader_class()
+        letter_folders = sorted(p for p in (sample / "breve").iterdir() if p.is_dir()) or [sample / "breve"]
+        self._stage("ingest", [JsonlReader(str(sample / "nyheder"), glob_pattern="*.jsonl.gz", adapter=_join_title_body),
+                               writer(ingest / "nyheder")], files(sample / "nyheder", "*.jsonl.gz"), "ingest-nyheder")
+        self._stage("ingest", [CSVReader(str(sample / "forum"), glob_pattern="*.csv", id_key="post_id"),
+                               writer(ingest / "forum")], files(sample / "forum", "*.csv"), "ingest-forum")
+        self._stage("ingest", [WarcReader(str(sample / "web"), glob_pattern="*.warc.gz"), Trafilatura(favour_precision=True),
+                               writer(ingest / "web")], files(sample / "web", "*.warc.gz"), "ingest-web")
+        self._stage("ingest", [letters_reader(str(sample / "breve"), glob_pattern="**/*.txt", recursive=True),
+                               writer(ingest / "breve")], len(letter_folders), "ingest-breve")
+        self._stage("ingest", [ParquetReader(str(sample / "wiki"), glob_pattern="*.parquet"), writer(ingest / "wiki")],
+                    files(sample / "wiki", "*.parquet"), "ingest-wiki")
+        self.docs["ingest"] = count_docs(ingest)
+        # The sample's spam domains end in .example, which is no public suffix: tldextract gives
+        # them no registered domain, so datatrove cannot block them by domain. Its exact-URL list can.
+        manifest = json.loads((self.work / "sample" / "manifest.json").read_text())
+        url_filter = _url_filter_class()(extra_urls=[entry["url"] for entry in manifest["spam_urls"]])
+        url_filter.tldextractor = TLDExtract(suffix_list_urls=())  # offline snapshot, as nordpipe uses
+        # every URLFilter task first loads datatrove's 4.5M-domain list (~5 s): one task per
+        # worker instead of one per file
+        self._stage("urls", [JsonlReader(str(ingest), glob_pattern="**/*.jsonl.gz", recursive=True), url_filter,
+                             writer(self.root / "02-urls")], self.workers)
+        self.docs["urls"] = count_docs(self.root / "02-urls")
 
-    # The sample's spam domains end in .example, which is no public suffix: tldextract gives them
-    # no registered domain, so datatrove cannot block them by domain. Its exact-URL list can.
-    manifest = json.loads((work / "sample" / "manifest.json").read_text())
-    url_filter = _url_filter_class()(extra_urls=[entry["url"] for entry in manifest["spam_urls"]])
-    url_filter.tldextractor = TLDExtract(suffix_list_urls=())  # offline snapshot, as nordpipe uses
-    # every URLFilter task loads datatrove's 4.5M-domain list first (~5 s): one task per worker
-    # instead of one per file
-    urls = chained("02-urls", ingest, [url_filter], tasks=workers)
-    quality = chained("03-quality", urls, datatrove_steps(load_settings()["da"]))
+    def minhash(self) -> None:
+        from datatrove.pipeline.dedup import (
+            MinhashDedupBuckets,
+            MinhashDedupCluster,
+            MinhashDedupFilter,
+            MinhashDedupSignature,
+        )
+        from datatrove.pipeline.dedup.minhash import MinhashConfig
+        from datatrove.pipeline.readers import JsonlReader
+        from datatrove.utils.hashing import HashConfig
+        from datatrove.utils.typeshelper import Languages
 
-    config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, hash_config=HashConfig(precision=64))
-    mh = root / "05-minhash-work"
-    quality_files = files(quality, "*.jsonl.gz")
-    started = time.time()
-    stage("minhash", [JsonlReader(str(quality)), MinhashDedupSignature(str(mh / "sigs"), config=config, language=Languages.danish)],
-          quality_files, "minhash-signature")
-    stage("minhash", [MinhashDedupBuckets(str(mh / "sigs"), str(mh / "buckets"), config=config)], 14, "minhash-buckets")
-    stage("minhash", [MinhashDedupCluster(str(mh / "buckets"), str(mh / "remove_ids"), config=config)], 1, "minhash-cluster")
-    stage("minhash", [JsonlReader(str(quality)), MinhashDedupFilter(str(mh / "remove_ids")), writer(root / "05-minhash")],
-          quality_files, "minhash-filter")
-    print(f"datatrove minhash total {time.time() - started:.1f} s", flush=True)
+        source = self.batch / "03-lines" / "documents"  # what nordpipe's MinHash stage read
+        work = self.root / "05-minhash-work"
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(self.root / "05-minhash", ignore_errors=True)
+        config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8, hash_config=HashConfig(precision=64))
+        tasks = self._files(source, "*.jsonl.gz")
+        self._stage("minhash", [JsonlReader(str(source)),
+                                MinhashDedupSignature(str(work / "sigs"), config=config, language=Languages.danish)],
+                    tasks, "minhash-signature")
+        self._stage("minhash", [MinhashDedupBuckets(str(work / "sigs"), str(work / "buckets"), config=config)], 14,
+                    "minhash-buckets")
+        self._stage("minhash", [MinhashDedupCluster(str(work / "buckets"), str(work / "remove_ids"), config=config)], 1,
+                    "minhash-cluster")
+        self._stage("minhash", [JsonlReader(str(source)), MinhashDedupFilter(str(work / "remove_ids")),
+                                self._writer(self.root / "05-minhash")], tasks, "minhash-filter")
+        self.docs["minhash_in"] = count_docs(source)
+        self.docs["minhash"] = count_docs(self.root / "05-minhash")
 
-    tokenizer_json = work / "mistral-7b-v0.1.tokenizer.json"
-    if not tokenizer_json.exists():
-        sentencepiece_to_tokenizers(default_tokenizer_path(), tokenizer_json)
-    minhash_out = root / "05-minhash"
-    stage("tokenize", [JsonlReader(str(minhash_out)),
-                       DocumentTokenizer(str(root / "07-tokenize"), tokenizer_name_or_path=str(tokenizer_json), eos_token="</s>",
-                                         shuffle_documents=False, batch_size=512)],
-          files(minhash_out, "*.jsonl.gz"))
-    for name in ("01-ingest", "02-urls", "03-quality", "05-minhash"):
-        docs[name.split("-", 1)[1]] = count_docs(root / name)
-    tokens = sum((p.stat().st_size for p in (root / "07-tokenize").rglob("*.ds")), 0)
-    return {"times": times, "docs": docs, "token_bytes": tokens}
+    def tokenize(self) -> None:
+        from bench_tokenize import sentencepiece_to_tokenizers
+        from datatrove.pipeline.readers import JsonlReader
+        from datatrove.pipeline.tokens import DocumentTokenizer
+
+        from nordpipe.tokenize import default_tokenizer_path
+
+        source = self.batch / "05-pii" / "documents"  # what nordpipe's tokenize stage read
+        tokenizer_json = self.work / "mistral-7b-v0.1.tokenizer.json"
+        if not tokenizer_json.exists():
+            sentencepiece_to_tokenizers(default_tokenizer_path(), tokenizer_json)
+        shutil.rmtree(self.root / "07-tokenize", ignore_errors=True)
+        self._stage("tokenize", [JsonlReader(str(source)),
+                                 DocumentTokenizer(str(self.root / "07-tokenize"), tokenizer_name_or_path=str(tokenizer_json),
+                                                   eos_token="</s>", shuffle_documents=False, batch_size=512)],
+                    self._files(source, "*.jsonl.gz"))
+        self.docs["tokenize"] = count_docs(source)
+
+    def quality_subset(self, step: int) -> dict[str, Any]:
+        """datatrove's three filters and ``nordpipe filter quality`` (as the pipeline ran it) on
+        every ``step``-th file of nordpipe's URL-stage output."""
+        from bench_quality import datatrove_steps
+        from datatrove.pipeline.readers import JsonlReader
+
+        from nordpipe.quality import load_settings
+
+        subset = self.work / "quality-subset"
+        shutil.rmtree(subset, ignore_errors=True)
+        (subset / "documents").mkdir(parents=True)
+        chosen = sorted((self.batch / "01-urls" / "documents").glob("*.jsonl.gz"))[::step]
+        for path in chosen:
+            (subset / "documents" / path.name).symlink_to(path)
+        out = self.work / "quality-subset-nordpipe"
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.time()
+        subprocess.run([str(VENV_BIN / "nordpipe"), "filter", "quality", str(subset), str(out), "--languages", "da,nb,nn,sv,en",
+                        "--keep-removed", "--workers", str(self.workers)], check=True, capture_output=True)
+        nordpipe_seconds = time.time() - started
+        shutil.rmtree(self.root / "03-quality-subset", ignore_errors=True)
+        seconds = self._stage("quality-subset", [JsonlReader(str(subset / "documents")), *datatrove_steps(load_settings()["da"]),
+                                                 self._writer(self.root / "03-quality-subset")], len(chosen))
+        stats = json.loads((out / ".nordpipe" / "stats.json").read_text())
+        return {"files": len(chosen), "of_files": len(sorted((self.batch / "01-urls" / "documents").glob("*.jsonl.gz"))),
+                "documents": count_docs(subset / "documents"), "nordpipe_seconds": nordpipe_seconds,
+                "nordpipe_kept": stats["documents_out"], "datatrove_seconds": seconds,
+                "datatrove_kept": count_docs(self.root / "03-quality-subset")}
 
 
 def count_docs(folder: Path) -> int:
@@ -293,6 +344,8 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / "work" / "pipeline")
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--sides", default="nordpipe,datatrove")
+    parser.add_argument("--quality-step", type=int, default=8,
+                        help="quality runs side by side on every N-th file of the URL stage's output (default 8)")
     parser.add_argument("--quick", action="store_true", help="small defaults (scale 20, 4 files)")
     args = parser.parse_args()
     if args.quick:
@@ -312,10 +365,13 @@ def main() -> int:
         print(json.dumps(results["nordpipe"]["times"]), flush=True)
         saved.write_text(json.dumps(results, indent=1, default=str))
     if "datatrove" in sides:
-        started = time.time()
-        results["datatrove"] = run_datatrove(args.work, args.workers)
-        results["datatrove"]["total"] = time.time() - started
-        print(json.dumps(results["datatrove"]["times"]), flush=True)
+        chain = DatatroveChain(args.work, args.workers)
+        results["datatrove"] = {"times": chain.times, "docs": chain.docs}
+        # the order puts the shorter stages first; results are saved after each
+        for part in ("ingest_and_urls", "tokenize", "minhash"):
+            getattr(chain, part)()
+            saved.write_text(json.dumps(results, indent=1, default=str))
+        results["quality_subset"] = chain.quality_subset(args.quality_step)
         saved.write_text(json.dumps(results, indent=1, default=str))
     load_after = os.getloadavg()
     report = render(args, manifest, raw_bytes, results, load_before, load_after)
@@ -331,6 +387,7 @@ def render(args: argparse.Namespace, manifest: dict[str, Any], raw_bytes: int, r
 
     ours = results.get("nordpipe", {})
     theirs = results.get("datatrove", {})
+    subset = results.get("quality_subset")
     np_times, dt_times = ours.get("times", {}), theirs.get("times", {})
     np_docs = nordpipe_docs(ours.get("stats", {}))
     dt_docs = theirs.get("docs", {})
@@ -345,28 +402,56 @@ def render(args: argparse.Namespace, manifest: dict[str, Any], raw_bytes: int, r
         f"- input: `nordpipe sample --scale {args.scale:g} --files {args.files} --seed {args.seed}`: "
         f"{raw_bytes / 1e9:.3f} GB of raw dumps on disk, {sum(manifest['counts'].values()):,} documents "
         f"({', '.join(f'{k} {v:,}' for k, v in manifest['counts'].items())})",
-        f"- {args.workers} local workers for every stage on both sides; load average before "
-        f"{' '.join(f'{x:.2f}' for x in load_before)}, after {' '.join(f'{x:.2f}' for x in load_after)}",
+        f"- {args.workers} local workers for every stage on both sides; load average at the end of the datatrove side "
+        f"{' '.join(f'{x:.2f}' for x in load_after)}",
         "",
-        "| stage | nordpipe wall s | nordpipe documents in -> out | datatrove wall s | datatrove documents out | nordpipe faster |",
+        "| stage | nordpipe wall s | nordpipe documents in -> kept | datatrove wall s | datatrove input, documents kept | nordpipe faster |",
         "|---|---|---|---|---|---|",
     ]
+    inputs = {"ingest": "the raw dumps", "urls": "its own ingest output", "minhash": "nordpipe's line-dedup output",
+              "tokenize": "nordpipe's PII output"}
     both_np = both_dt = 0.0
     for stage in STAGES:
         np_t = np_times.get(stage)
         dt_t = dt_times.get(stage)
+        if stage == "quality" and subset:
+            lines.append(f"| quality | {np_t:,.1f} | {np_docs.get(stage, '')} | not run on all documents (see below) | | |")
+            continue
         ratio = f"**{dt_t / np_t:.1f}x**" if np_t and dt_t else "n/a (datatrove has no such step)"
         if np_t and dt_t:
             both_np += np_t
             both_dt += dt_t
-        lines.append(f"| {stage} | {np_t:,.1f} | {np_docs.get(stage, '')} | "
-                     f"{f'{dt_t:,.1f}' if dt_t else '—'} | {f'{dt_docs[stage]:,}' if stage in dt_docs else ''} | {ratio} |"
-                     if np_t else f"| {stage} | — | | {dt_t or '—'} | | |")
+        kept = dt_docs.get(stage)
+        dt_cell = f"{inputs.get(stage, '')}, {kept:,}" if kept is not None and stage not in ("tokenize",) else inputs.get(stage, "")
+        lines.append(f"| {stage} | {np_t:,.1f} | {np_docs.get(stage, '')} | {f'{dt_t:,.1f}' if dt_t else '—'} | "
+                     f"{dt_cell if dt_t else ''} | {ratio} |")
     if both_np and both_dt:
-        lines.append(f"| **stages both have** | {both_np:,.1f} | | {both_dt:,.1f} | | **{both_dt / both_np:.1f}x** |")
+        lines.append(f"| **stages both ran on all documents** | {both_np:,.1f} | | {both_dt:,.1f} | | **{both_dt / both_np:.1f}x** |")
     if ours.get("total"):
-        lines.append(f"| **whole chain** (`nordpipe run` wall, all 7 stages) | {ours['total']:,.1f} | | "
-                     f"{theirs.get('total', 0):,.1f} (5 stages) | | {theirs.get('total', 0) / ours['total']:.1f}x |")
+        lines.append(f"| whole chain (`nordpipe run` wall, all 7 stages) | {ours['total']:,.1f} | | | | |")
+    if subset:
+        ratio = subset["datatrove_seconds"] / subset["nordpipe_seconds"]
+        share = subset["files"] / subset["of_files"]
+        lines += [
+            "",
+            f"Quality, side by side on every {args.quality_step}th file of nordpipe's URL-stage output "
+            f"({subset['files']} of {subset['of_files']} files, {subset['documents']:,} documents):",
+            "",
+            "| | wall s | documents kept |",
+            "|---|---|---|",
+            f"| `nordpipe filter quality` (language id + Gopher quality + Gopher repetition + C4, per-language settings) "
+            f"| {subset['nordpipe_seconds']:,.1f} | {subset['nordpipe_kept']:,} |",
+            f"| datatrove GopherRepetition -> GopherQuality -> C4 (Danish settings, no language id) "
+            f"| {subset['datatrove_seconds']:,.1f} | {subset['datatrove_kept']:,} |",
+            f"| nordpipe faster | **{ratio:.1f}x** | |",
+            "",
+            f"On all documents the datatrove quality stage would take about {subset['datatrove_seconds'] / share / 60:,.0f} min "
+            f"(the subset is {share:.1%} of the files), against nordpipe's {np_times.get('quality', 0) / 60:,.1f} min.",
+        ]
+        if both_np and both_dt and np_times.get("quality"):
+            est_dt = both_dt + subset["datatrove_seconds"] / share
+            lines.append(f"With that estimate, the five stages datatrove has take ~{est_dt / 60:,.0f} min with datatrove "
+                         f"and {(both_np + np_times['quality']) / 60:,.1f} min with nordpipe (~{est_dt / (both_np + np_times['quality']):.1f}x).")
     return "\n".join(lines) + "\n"
 
 
