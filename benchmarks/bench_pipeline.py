@@ -1,6 +1,6 @@
 """Benchmark the whole demo chain (issue 9): ``nordpipe run`` against the same chain built from datatrove's steps.
 
-    .venv/bin/python benchmarks/bench_pipeline.py                      # scale 700: ~1.1 GB of raw dumps
+    .venv/bin/python benchmarks/bench_pipeline.py                      # scale 700: 1.03 GB of raw dumps, ~2 h
     .venv/bin/python benchmarks/bench_pipeline.py --scale 20 --quick   # a few minutes, to try it
 
 Input: ``nordpipe sample`` at ``--scale`` (seeded; five datasets in five raw formats: news
@@ -12,30 +12,33 @@ nordpipe side: ``nordpipe run`` on a copy of ``pipelines/demo.yaml`` (same stage
 whose datasets point at that sample and whose stages get ``--workers``. Per-stage wall times
 are the ones ``nordpipe run`` logs (each stage is its own process, start-up included).
 
-datatrove side, the same chain from datatrove 0.10.1's own steps, each stage one
-``LocalPipelineExecutor`` run (one task per input file, same workers), reading the previous
-stage's output:
+datatrove side, the same stages from datatrove 0.10.1's own steps, each one
+``LocalPipelineExecutor`` run with the same workers:
 
-- ingest: ``JsonlReader`` (title + body joined by an adapter, as nordpipe's dataset config
-  does), ``CSVReader``, ``WarcReader`` -> ``Trafilatura(favour_precision=True)``,
+- ingest (chained from the raw dumps): ``JsonlReader`` (title + body joined by an adapter, as
+  nordpipe's dataset config does), ``CSVReader``, ``WarcReader`` -> ``Trafilatura(favour_precision=True)``,
   ``ParquetReader``; datatrove has no reader for a folder of loose text files, so the letters
-  use a six-line ``BaseDiskReader`` subclass; ``JsonlWriter`` (gzip).
-- urls: ``URLFilter`` (its bundled lists) with the sample's planted spam URLs as ``extra_urls``
-  (the spam domains end in ``.example``, which has no registered domain for tldextract, so
-  datatrove cannot block them by domain); documents without a URL pass (datatrove's filter
-  asserts on them). One task per worker, not per file: each task first loads datatrove's
-  4.5M-domain list.
-- quality: ``GopherRepetitionFilter`` -> ``GopherQualityFilter`` -> ``C4QualityFilter`` with
-  nordpipe's Danish settings (as in ``bench_quality.py``) for every document; nordpipe also
-  identifies the language and applies per-language settings.
+  use a six-line ``BaseDiskReader`` subclass; ``JsonlWriter`` (gzip). One task per raw file.
+- urls (on its own ingest output): ``URLFilter`` (its bundled lists) with the sample's planted
+  spam URLs as ``extra_urls`` (the spam domains end in ``.example``, which has no registered
+  domain for tldextract, so datatrove cannot block them by domain); documents without a URL
+  pass (datatrove's filter asserts on them). One task per worker, not per file: each task
+  first loads datatrove's 4.5M-domain list.
+- minhash (on nordpipe's line-dedup output, the documents nordpipe's MinHash stage read):
+  ``MinhashDedupSignature`` -> ``MinhashDedupBuckets`` -> ``MinhashDedupCluster`` ->
+  ``MinhashDedupFilter`` (word 5-grams, 14 bands x 8 rows, as nordpipe's default).
+- tokenize (on nordpipe's PII output): ``DocumentTokenizer`` with a ``tokenizers`` file of the
+  Mistral-7B-v0.1 vocabulary (built from the SentencePiece model nordpipe uses, as in
+  ``bench_tokenize.py``).
+- quality: datatrove's ``GopherRepetitionFilter`` -> ``GopherQualityFilter`` ->
+  ``C4QualityFilter`` with nordpipe's Danish settings (as in ``bench_quality.py``) runs at
+  ~100 documents/s a core, ~85 min for this corpus on this machine, so it runs side by side
+  with ``nordpipe filter quality`` (same flags as in the pipeline, which adds language
+  identification) on every ``--quality-step``-th file of nordpipe's URL-stage output.
 - lines: datatrove has no line-level Bloom-filter dedup (its ``SentenceDedup`` removes 3-sentence
   spans, a different operation): no datatrove time.
-- minhash: ``MinhashDedupSignature`` -> ``MinhashDedupBuckets`` -> ``MinhashDedupCluster`` ->
-  ``MinhashDedupFilter`` (word 5-grams, 14 bands x 8 rows, as nordpipe's default).
 - pii: datatrove's ``PIIFormatter`` only rewrites e-mail and IP addresses (no national
   identifiers, phones, accounts or names): not the same operation, no datatrove time.
-- tokenize: ``DocumentTokenizer`` with a ``tokenizers`` file of the Mistral-7B-v0.1 vocabulary
-  (built from the SentencePiece model nordpipe uses, as in ``bench_tokenize.py``).
 
 Ratios are per stage where datatrove has the stage, and overall over those stages; nordpipe's
 whole chain (with line dedup and PII, which the datatrove chain lacks) is reported too.
