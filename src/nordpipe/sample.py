@@ -247,9 +247,10 @@ def _write_nyheder(out: Path, composer: _Composer, rng: random.Random, count: in
     folder = out / "nyheder"
     folder.mkdir(parents=True, exist_ok=True)
     originals: list[tuple[str, str, str]] = []
-    per_file = max(1, count // files)
     n = 0
     for f in range(files):
+        # the remainder goes to the first files, so the dump holds exactly ``count`` articles
+        per_file = count // files + (1 if f < count % files else 0)
         with gzip.GzipFile(folder / f"nyheder-{f:03d}.jsonl.gz", "wb", compresslevel=6, mtime=0) as handle:
             buffer = []
             for _ in range(per_file):
