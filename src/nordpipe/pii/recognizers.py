@@ -150,6 +150,12 @@ def validate_cpr(value: str) -> int:
             return REJECT
         weighted = sum(w * (ord(c) - 48) for w, c in zip(_CPR_WEIGHTS, number, strict=True))
         return STRONG if weighted % 11 == 0 else WEAK
+    return grade_cpr_with_stdnum(number)
+
+
+def grade_cpr_with_stdnum(number: str) -> int:
+    """The CPR grade of 10 digits by ``stdnum.dk.cpr`` itself: REJECT without a past birth
+    date, STRONG with a valid modulus-11 check, WEAK otherwise."""
     try:
         birth = std_cpr.get_birth_date(number)
     except Exception:

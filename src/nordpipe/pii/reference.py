@@ -14,31 +14,21 @@ listed.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 
 import phonenumbers
 from stdnum import iban as std_iban
 from stdnum import luhn
-from stdnum.dk import cpr as std_cpr
 from stdnum.no import fodselsnummer as std_fnr
 from stdnum.se import personnummer as std_personnummer
 
-from nordpipe.pii.recognizers import REJECT, STRONG, WEAK, _digits, _tld_extractor, grade_phone
+from nordpipe.pii.recognizers import REJECT, STRONG, _digits, _tld_extractor, grade_cpr_with_stdnum, grade_phone
 
 
 def cpr(value: str) -> int:
     """Danish CPR with ``stdnum.dk.cpr``: a past birth date; modulus 11 makes it STRONG."""
     number = _digits(value)
-    if len(number) != 10:
-        return REJECT
-    try:
-        birth = std_cpr.get_birth_date(number)
-    except Exception:
-        return REJECT
-    if birth > dt.date.today():
-        return REJECT
-    return STRONG if std_cpr.checksum(number) == 0 else WEAK
+    return grade_cpr_with_stdnum(number) if len(number) == 10 else REJECT
 
 
 def fodselsnummer(value: str) -> int:
