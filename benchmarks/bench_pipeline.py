@@ -354,7 +354,6 @@ def main() -> int:
     if args.quick:
         args.scale, args.files = min(args.scale, 20.0), min(args.files, 4)
     args.work.mkdir(parents=True, exist_ok=True)
-    load_before = os.getloadavg()
     manifest = make_sample(args.work, args.scale, args.files, args.seed)
     raw_bytes = du_bytes(args.work / "sample" / "raw")
     print(f"raw dumps: {raw_bytes / 1e9:.3f} GB on disk, {sum(manifest['counts'].values()):,} documents", flush=True)
@@ -377,7 +376,7 @@ def main() -> int:
         results["quality_subset"] = chain.quality_subset(args.quality_step)
         saved.write_text(json.dumps(results, indent=1, default=str))
     load_after = os.getloadavg()
-    report = render(args, manifest, raw_bytes, results, load_before, load_after)
+    report = render(args, manifest, raw_bytes, results, load_after)
     print(report)
     if args.results:
         args.results.write_text(report)
@@ -385,7 +384,7 @@ def main() -> int:
 
 
 def render(args: argparse.Namespace, manifest: dict[str, Any], raw_bytes: int, results: dict[str, Any],
-           load_before: tuple[float, ...], load_after: tuple[float, ...]) -> str:
+           load_after: tuple[float, ...]) -> str:
     from importlib.metadata import version
 
     ours = results.get("nordpipe", {})

@@ -546,7 +546,7 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
                 return {"batch": batch, "submitted": True}
         else:
             runner.run_local(steps, log)
-        all_steps = runner.plan(batch, files)
+        all_steps = runner.plan(batch, files, write_lists=False)  # the lists were written above
         if all(s.done() for s in all_steps):
             runner.finish_batch(batch, files)
             log(f"finished\tbatch {batch}")
