@@ -18,7 +18,7 @@ COMPILED_MODULES = [
     "src/nordpipe/pii/names.py",
     "src/nordpipe/pii/recognizers.py",
     "src/nordpipe/pii/replace.py",
-    "src/nordpipe/pii/_runs.pyx",  # C-typed; engine falls back to its regex when this is not built
+    "src/nordpipe/pii/_loops.pyx",  # C loops; each has a pure-Python definition used when this is not built
 ]
 
 

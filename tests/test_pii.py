@@ -616,28 +616,139 @@ def test_compiled_scanner_is_in_use_and_finds_what_pure_python_finds(tmp_path, c
     assert got == expected
 
 
+def _compiled_loops():
+    try:
+        from nordpipe.pii import _loops
+    except ImportError:
+        pytest.skip("installed without the compiled modules")
+    return _loops
+
+
 def test_c_scans_find_what_their_regex_definitions_find(corpus):
-    """``_runs.number_runs`` and ``_runs.iban_starts`` (C loops) return exactly what the
-    regular expressions defining them return, on the corpus and on random strings of the
-    characters they look at (Unicode digits and letters included)."""
+    """``_loops.number_runs``, ``iban_starts``, ``decimal_digits`` and ``iban_mod97`` (C loops)
+    return exactly what their pure-Python definitions return, on the corpus and on random
+    strings of the characters they look at (Unicode digits and letters included)."""
     import random
 
-    from nordpipe.pii.engine import number_runs, number_runs_regex
-    from nordpipe.pii.recognizers import iban_starts, iban_starts_regex
+    from nordpipe.pii.engine import number_runs_regex
+    from nordpipe.pii.recognizers import decimal_digits_regex, iban_mod97_py, iban_starts_regex
 
-    if number_runs is number_runs_regex or iban_starts is iban_starts_regex:
-        pytest.skip("installed without the compiled modules")
+    loops = _compiled_loops()
     rng = random.Random(8)
     alphabet = "0123456789 +()-./:ABDKSXYZ_ aéÅ٣\n"
     texts = [doc.text for doc in corpus] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 50)))
                                            for _ in range(30000)]
-    runs = starts = 0
+    runs = starts = ibans = 0
     for text in texts:
         for length in (1, 7):
             expected = number_runs_regex(text, length)
-            assert number_runs(text, length) == expected, text
+            assert loops.number_runs(text, length) == expected, text
             runs += len(expected)
         expected_starts = iban_starts_regex(text)
-        assert iban_starts(text) == expected_starts, text
+        assert loops.iban_starts(text) == expected_starts, text
         starts += len(expected_starts)
-    assert runs > 10000 and starts > 500
+        assert loops.decimal_digits(text) == decimal_digits_regex(text), text
+        for word in text.split():
+            assert loops.iban_mod97(word) == iban_mod97_py(word), word
+            ibans += iban_mod97_py(word) >= 0
+    assert runs > 10000 and starts > 500 and ibans > 1000
+
+
+def test_number_recognizers_begin_where_the_run_starts_say(corpus):
+    """The number scan tries a recognizer only at a run's start and after a space, bracket or
+    colon in it (``number_runs``' ``starts``): every number recognizer's expression must
+    begin with ``_WB``, and on the corpus the scan finds what ``finditer`` over each run finds."""
+    from nordpipe.pii import recognizers
+    from nordpipe.pii.engine import number_runs_regex
+
+    specs = [spec for spec in recognizers.SPECS if spec.in_numbers]
+    assert specs and all(spec.regex.pattern.startswith(recognizers._WB) for spec in specs)
+    tried = 0
+    for doc in corpus[:400]:
+        text = doc.text
+        for start, end, _digits, _longest, _dots, starts in number_runs_regex(text, 1):
+            stop = min(len(text), end + 2)
+            for spec in specs:
+                everywhere = [m.span() for m in spec.regex.finditer(text, start, stop)]
+                at_starts, after = [], 0
+                for position in starts:
+                    if position >= after and (match := spec.regex.match(text, position, stop)):
+                        at_starts.append(match.span())
+                        after = match.end()
+                assert at_starts == everywhere, (spec.name, text[start:end])
+                tried += len(everywhere)
+    assert tried > 1000
+
+
+def test_name_chain_scan_and_context_word_match_their_definitions(corpus):
+    """``_loops.NameChains`` finds the chains ``names._CHAIN_RE`` matches and
+    ``_loops.word_before`` returns what ``names.word_before_py`` returns, on the corpus and on
+    random strings built from capitals, particles, initials, apostrophes and separators."""
+    import random
+
+    from nordpipe.pii import names
+
+    loops = _compiled_loops()
+    chains = loops.NameChains(names._UPPER_CHARS, tuple(names.PARTICLES))
+    rng = random.Random(11)
+    alphabet = "AÅBÆØÉŽaåbeøé de von af  \n\t.,-'’@/_1٣²ÀĀ"
+    pieces = ["Hr", "hr.", "Dr", "H.", "C.", "Anne", "von", "de", "den", " ", "  ", ", ", "\n", "Jean-Pierre", "O'Neil",
+              "Peters'", "siger", "direktør", "45-årige", "x", "@", "/", "1", "_", "’s", "-", ".", "af", "St."]
+    texts = [doc.text for doc in corpus[:300]]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40))) for _ in range(20000)]
+    texts += ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(20000)]
+    found = words = 0
+    for text in texts:
+        expected = names.name_chains_regex(text)
+        assert chains.find(text) == expected, text
+        found += len(expected)
+        for start in range(len(text) + 1):
+            expected_word = names.word_before_py(text, start, 6)
+            assert loops.word_before(text, start, 6) == expected_word, (text, start)
+            words += expected_word is not None
+    assert found > 20000 and words > 100000
+
+
+def test_context_word_tries_match_the_plain_alternation():
+    """Context and negative words are searched with a trie-shaped expression; it finds a word
+    at the same first position as the plain alternation of the words, for every recognizer."""
+    import random
+
+    from nordpipe.pii import recognizers
+
+    rng = random.Random(4)
+    checked = hits = 0
+    for spec in recognizers.SPECS:
+        for words in (spec.context, spec.negative_context):
+            if not words:
+                continue
+            fast, plain = recognizers._words_regex(words), recognizers.words_alternation(words)
+            alphabet = "".join(sorted(set("".join(words)))) + " x"
+            for _ in range(3000):
+                text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 30)))
+                if rng.random() < 0.3:
+                    text = text[:5] + rng.choice(words) + text[5:]
+                a, b = fast.search(text), plain.search(text)
+                assert (a is None) == (b is None) and (a is None or a.start() == b.start()), (spec.name, text)
+                checked += 1
+                hits += a is not None
+    assert checked > 20000 and hits > 5000
+
+
+def test_norwegian_account_check_matches_stdnum():
+    """The IBAN validator's Norwegian account check equals ``stdnum.no.kontonr.is_valid`` on
+    random 11-digit BBANs (postgiro ``0000`` numbers included)."""
+    import random
+
+    from stdnum.no import kontonr
+
+    from nordpipe.pii.recognizers import _no_account_ok
+
+    rng = random.Random(2)
+    numbers = ["".join(rng.choice("0123456789") for _ in range(11)) for _ in range(20000)]
+    numbers += ["0000" + "".join(rng.choice("0123456789") for _ in range(7)) for _ in range(5000)]
+    valid = 0
+    for number in numbers:
+        assert _no_account_ok(number) == kontonr.is_valid(number), number
+        valid += kontonr.is_valid(number)
+    assert valid > 1000

@@ -56,10 +56,16 @@ _MIN_DIGITS = 7  # the shortest number recognizer match without dots (an Iceland
 _DIGIT_GROUP = re.compile(r"\d+")
 
 
-def number_runs_regex(text: str, min_length: int) -> list[tuple[int, int, int, int, bool]]:
-    """``(start, end, digits, longest_digit_group, has_dot)`` of every ``NUMBER_RUN`` match at
-    least ``min_length`` characters long. The definition; ``_runs.number_runs`` (compiled)
-    does the same in one pass over the characters."""
+_RUN_STARTS = re.compile(r"[ ():](?=.)", re.S)
+
+
+def number_runs_regex(text: str, min_length: int) -> list[tuple[int, int, int, int, int, tuple[int, ...]]]:
+    """``(start, end, digits, longest_digit_group, dots, starts)`` of every ``NUMBER_RUN``
+    match at least ``min_length`` characters long. ``starts``: the positions in the run where
+    a number recognizer's match can begin (the run's start and the positions after a space,
+    bracket or colon: every number recognizer's expression begins with ``_WB``, which rules
+    out the other characters of a run before a match). The definition; ``_loops.number_runs``
+    (compiled) does the same in one pass over the characters."""
     found = []
     for run in NUMBER_RUN.finditer(text):
         start, end = run.span()
@@ -67,12 +73,13 @@ def number_runs_regex(text: str, min_length: int) -> list[tuple[int, int, int, i
             continue
         chunk = run.group()
         groups = [len(g) for g in _DIGIT_GROUP.findall(chunk)]
-        found.append((start, end, sum(groups), max(groups), "." in chunk))
+        starts = (start, *(start + m.end() for m in _RUN_STARTS.finditer(chunk)))
+        found.append((start, end, sum(groups), max(groups), chunk.count("."), starts))
     return found
 
 
 try:
-    from nordpipe.pii._runs import number_runs
+    from nordpipe.pii._loops import number_runs
 except ImportError:  # not compiled (no Cython or C compiler at install): same result, slower
     number_runs = number_runs_regex
 
@@ -192,7 +199,7 @@ class PiiScanner:
         self.specs = specs_for(wanted)
         self.number_specs = tuple(s for s in self.specs if s.in_numbers)
         self.text_specs = tuple(s for s in self.specs if not s.in_numbers)
-        self._number_plan = tuple((s.run_digits, s.run_group, s.regex, s) for s in self.number_specs)
+        self._number_plan = tuple((s.run_digits, s.run_group, s.run_dots, s.regex, s) for s in self.number_specs)
         self.context_window = context_window
         self.name_finder: NameRecognizer | None = None
         if NAME in wanted:
@@ -206,6 +213,10 @@ class PiiScanner:
         found: list[Span] = []
         passed: dict[object, bool] = {}
         for spec in self.text_specs:
+            if spec.starts is not None:
+                # the start search is the prefilter
+                found.extend(self._scan_starts(spec, text, language))
+                continue
             check = spec.prefilter
             if check in passed:
                 ok = passed[check]
@@ -214,8 +225,6 @@ class PiiScanner:
             if ok:
                 if spec.anchor:
                     found.extend(self._scan_anchored(spec, text, language))
-                elif spec.starts is not None:
-                    found.extend(self._scan_starts(spec, text, language))
                 else:
                     regex = spec.scan_regex or spec.regex
                     for match in regex.finditer(text):
@@ -235,15 +244,25 @@ class PiiScanner:
         size = len(text)
         plan = self._number_plan
         window = self.context_window
-        for start, end, digits, longest, has_dot in number_runs(text, 7):
-            if digits < _MIN_DIGITS and not has_dot:
+        for _start, end, digits, longest, dots, starts in number_runs(text, 7):
+            if digits < _MIN_DIGITS and not dots:
                 continue
-            # lookbehinds see before ``start``; lookaheads need two characters past ``end``
+            # lookbehinds see before the run; lookaheads need two characters past its end
             stop = min(size, end + 2)
-            for run_digits, run_group, regex, spec in plan:
-                if digits < run_digits or longest < run_group:
+            for run_digits, run_group, run_dots, regex, spec in plan:
+                if digits < run_digits or longest < run_group or dots < run_dots:
                     continue
-                for match in regex.finditer(text, start, stop):
+                # what ``regex.finditer(text, start, stop)`` finds, tried only where a match
+                # can begin: matches do not overlap, so a start inside the last one is skipped
+                match_at = regex.match
+                after = 0
+                for position in starts:
+                    if position < after:
+                        continue
+                    match = match_at(text, position, stop)
+                    if match is None:
+                        continue
+                    after = match.end()
                     span = accept_candidate(spec, text, match.start("v"), match.end("v"), language, window)
                     if span is not None:
                         found.append(span)

@@ -58,7 +58,6 @@ REPORTING_VERBS = frozenset(
 )
 
 _DOTTED_TITLE_MAX = max(len(w) for w in TITLE_WORDS if w.endswith("."))
-_WORD_RUN_RE = re.compile(r"[\w-]+")
 
 PARTICLES = frozenset(("von", "van", "der", "den", "de", "af", "la", "le", "di", "da", "du", "del", "ten", "zu"))
 
@@ -77,6 +76,50 @@ _TOKEN_RE = re.compile(_TOKEN)
 _CHAIN_RE = re.compile(
     rf"{_TOKEN}(?: (?:\s*(?:{'|'.join(sorted(PARTICLES, key=len, reverse=True))})\s* )?{_TOKEN})*"
 )
+# the capitals of ``_UPPER`` one by one (for the compiled chain scanner's table)
+_UPPER_CHARS = "".join(c for c in map(chr, range(0x250)) if re.fullmatch(f"[{_UPPER}]", c))
+
+
+def name_chains_regex(text: str) -> list[tuple[int, int]]:
+    """``(start, end)`` of every chain of capitalised words in ``text``. The definition;
+    ``_loops.NameChains`` (compiled) finds the same in one pass over the characters."""
+    return [match.span() for match in _CHAIN_RE.finditer(text)]
+
+
+def word_before_py(text: str, start: int, dotted_max: int) -> tuple[str, bool, bool] | None:
+    """The word right before ``start`` (over spaces, tabs and commas) that may say a name
+    follows: ``(lower-case word, after_dot, comma_in_gap)``. After a dot, the word with its
+    dot and at most ``dotted_max`` characters long (an abbreviated title); otherwise the word
+    (letters, digits, ``-``, ``_``; at most 39 characters). None when there is none. The
+    definition; ``_loops.word_before`` (compiled) is the same loop in C."""
+    i = start - 1
+    comma = False
+    while i >= 0 and text[i] in " ,\t\u00a0":
+        comma = comma or text[i] == ","
+        i -= 1
+    if i < 0:
+        return None
+    if text[i] == ".":
+        j = i - 1
+        while j >= 0 and (text[j].isalnum() or text[j] in "-_"):
+            if i - j >= dotted_max:
+                return None
+            j -= 1
+        return text[j + 1 : i + 1].lower(), True, comma
+    if not (text[i].isalnum() or text[i] in "-_"):
+        return None
+    word_end = i + 1
+    while i >= 0 and (text[i].isalnum() or text[i] in "-_") and word_end - i < 40:
+        i -= 1
+    return text[i + 1 : word_end].lower(), False, comma
+
+
+try:
+    from nordpipe.pii._loops import NameChains, word_before
+except ImportError:  # not compiled: the definitions above, same result, slower
+    NameChains = None  # type: ignore[assignment,misc]
+    word_before = word_before_py
+
 _AGE_ADJECTIVE_RE = re.compile(r"\d+-?årig[ea]?$|\d+-vuotias$")
 _AGE_AFTER_RE = re.compile(r"\s*[(,]\s*\d{1,3}(?:\s*år)?\)?")
 _ROMAN_RE = re.compile(r"^[IVXL]{1,5}$")
@@ -219,6 +262,7 @@ class NameFinder:
         self.last = frozenset(last | set(extra_last_names))
         self.memory = memory
         self._class_cache: dict[str, int] = {}
+        self._chains = NameChains(_UPPER_CHARS, tuple(PARTICLES)) if NameChains is not None else None
 
     # -- token features -------------------------------------------------------------------
 
@@ -275,36 +319,15 @@ class NameFinder:
 
     def _context_before(self, text: str, start: int) -> bool:
         """A title word, role noun, age adjective or reporting verb right before ``start``."""
-        # walk back by hand: a regex anchored at ``start`` would be tried at every position
-        i = start - 1
-        while i >= 0 and text[i] in " ,\t\u00a0":
-            i -= 1
-        if i < 0:
+        found = word_before(text, start, _DOTTED_TITLE_MAX)
+        if found is None:
             return False
-        if text[i] == ".":
-            # after a dot only an abbreviated title ("hr.", "dr.") counts: look back no
-            # further than the longest one (most capitalised words follow a full stop)
-            if i >= _DOTTED_TITLE_MAX and (
-                text[i - _DOTTED_TITLE_MAX : i].isalnum() or _WORD_RUN_RE.fullmatch(text, i - _DOTTED_TITLE_MAX, i)
-            ):
-                return False
-            j = i - 1
-            while j >= 0 and (text[j].isalnum() or text[j] in "-_"):
-                if i - j >= _DOTTED_TITLE_MAX:
-                    return False
-                j -= 1
-            return text[j + 1 : i + 1].lower() in TITLE_WORDS
-        if not (text[i].isalnum() or text[i] in "-_"):
-            return False
-        gap_has_comma = "," in text[i + 1 : start]
-        word_end = i + 1
-        while i >= 0 and (text[i].isalnum() or text[i] in "-_") and word_end - i < 40:
-            i -= 1
-        word = text[i + 1 : word_end].lower()
-        if not word or word == ".":
-            return False
+        word, after_dot, comma = found
+        if after_dot:
+            # after a dot only an abbreviated title ("hr.", "dr.") counts
+            return word in TITLE_WORDS
         if word in REPORTING_VERBS:
-            return not gap_has_comma
+            return not comma
         return word in TITLE_WORDS or word.endswith(TITLE_SUFFIXES) or bool(_AGE_ADJECTIVE_RE.search(word))
 
     # -- main ---------------------------------------------------------------------------
@@ -318,14 +341,16 @@ class NameFinder:
         tokens: list[tuple[int, int, str]] = []
         spans: list[NameSpan] = []
         undecided: list[list[tuple[int, int, str]]] = []
-        for match in _CHAIN_RE.finditer(text):
-            value = match.group()
-            start = match.start()
+        chains = self._chains.find(text) if self._chains is not None else None
+        if chains is None:
+            chains = name_chains_regex(text)
+        for start, end in chains:
+            value = text[start:end]
             if " " not in value:
                 # a lone token, the common case: a function word, place, title or initial
                 # alone is never a name (nor joined to one by "og"); an unknown word alone
                 # is a name only with context before it
-                token = (start, match.end(), value)
+                token = (start, end, value)
                 tokens.append(token)
                 cls = classes.get(value)
                 if cls is None:

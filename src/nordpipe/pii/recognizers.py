@@ -84,9 +84,13 @@ class PatternSpec:
     weak_ok_in_language: bool = False
     """Accept WEAK candidates without context in documents of ``language``."""
     in_numbers: bool = True
-    """Every match lies inside a run of digits and separators (see ``engine.NUMBER_RUN``)."""
+    """Every match lies inside a run of digits and separators (see ``engine.NUMBER_RUN``), and
+    ``regex`` begins with ``_WB``, so a match begins only at a run's start or after a space,
+    bracket or colon in it (the tests check every such spec)."""
     run_digits: int = 0
     """Fewest digits a match has: the scanner skips runs of digits with fewer."""
+    run_dots: int = 0
+    """Fewest dots a match has (``3`` for IPv4): the scanner skips runs with fewer."""
     run_group: int = 0
     """Longest unbroken group of digits every match has (``6`` for ``DDMMYY``): the scanner
     skips runs without such a group."""
@@ -114,17 +118,68 @@ class PatternSpec:
 
 
 def _words_regex(words: tuple[str, ...]) -> re.Pattern[str] | None:
-    """One expression finding any of ``words`` (None for no words)."""
+    """One expression finding any of ``words`` (None for no words), written as a trie
+    (``c(?:ard|pr|vr)|...``): at each position the regex engine follows one branch instead of
+    trying every word (3-5x faster on the 45 negative words). It finds an occurrence exactly
+    where the plain alternation ``words_alternation(words)`` does; the tests compare the two."""
     if not words:
         return None
+    return re.compile(_trie_expression(sorted(set(words))))
+
+
+def words_alternation(words: tuple[str, ...]) -> re.Pattern[str]:
+    """The plain expression for "any of ``words``": the definition ``_words_regex`` speeds up."""
     return re.compile("|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True)))
+
+
+def _trie_expression(words: list[str]) -> str:
+    """A regular expression matching exactly ``words`` (sorted, distinct), factored by
+    common first characters."""
+    by_first: dict[str, list[str]] = {}
+    ends_here = False
+    for word in words:
+        if word:
+            by_first.setdefault(word[0], []).append(word[1:])
+        else:
+            ends_here = True
+    branches = [re.escape(first) + _group(_trie_expression(rests)) for first, rests in by_first.items()]
+    body = "|".join(branches)
+    if ends_here:
+        # a word ends here and longer ones go on: the longer ones first, then nothing
+        return f"(?:{body})?" if body else ""
+    return body
+
+
+def _group(expression: str) -> str:
+    return f"(?:{expression})" if "|" in expression and not expression.startswith("(?:") else expression
 
 
 _NON_DIGITS = re.compile(r"\D+")
 
 
-def _digits(value: str) -> str:
+def decimal_digits_regex(value: str) -> str:
+    """The decimal digits of ``value``. The definition; ``_loops.decimal_digits`` (compiled)
+    is the same loop in C."""
     return _NON_DIGITS.sub("", value)
+
+
+def iban_mod97_py(number: str) -> int:
+    """The IBAN check remainder of ``number`` (ASCII capitals and digits): its first four
+    characters moved to the end, letters as 10..35, the whole as an integer mod 97 (1 when
+    valid); -1 for any other character. The definition of ``_loops.iban_mod97``."""
+    if len(number) < 4 or not number.isascii() or not number.isalnum() or number.upper() != number:
+        return -1
+    return int((number[4:] + number[:4]).translate(_IBAN_TO_DIGITS)) % 97
+
+
+_IBAN_TO_DIGITS = str.maketrans({chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)})
+
+try:
+    from nordpipe.pii._loops import decimal_digits as _digits
+    from nordpipe.pii._loops import iban_mod97
+except ImportError:  # not compiled: same results, slower
+    _digits = decimal_digits_regex
+    iban_mod97 = iban_mod97_py
 
 
 @functools.cache
@@ -433,7 +488,6 @@ def _known_domain(domain: str) -> bool:
     return bool(_tld_extractor()(domain).fqdn)
 
 
-_IBAN_TO_DIGITS = str.maketrans({chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)})
 _IBAN_PLAIN = re.compile(r"[A-Z]{2}\d\d[A-Z0-9]+")
 _IBAN_STRUCTURE_PART = re.compile(r"([1-9][0-9]*)!([nac])")
 _IBAN_CLASSES = {"n": "[0-9]", "a": "[A-Z]", "c": "[A-Za-z0-9]"}
@@ -459,14 +513,31 @@ def validate_iban(value: str) -> int:
     number = value.replace(" ", "")
     if not _IBAN_PLAIN.fullmatch(number) or number[:2] in _IBAN_COUNTRY_CHECKS:
         return STRONG if std_iban.is_valid(value) else REJECT
-    if int((number[4:] + number[:4]).translate(_IBAN_TO_DIGITS)) % 97 != 1:
+    remainder = iban_mod97(number) if number.isascii() else -1
+    if remainder < 0:  # Unicode digits: the integer of the digits, as stdnum computes it
+        remainder = int((number[4:] + number[:4]).translate(_IBAN_TO_DIGITS)) % 97
+    if remainder != 1:
         return REJECT
     layout = _iban_bban(number[:2])
     if layout is None or not layout.match(number, 4):
         return REJECT
-    if number[:2] == "NO" and not std_kontonr.is_valid(number[4:]):
+    if number[:2] == "NO" and not _no_account_ok(number[4:]):
         return REJECT
     return STRONG
+
+
+_NO_ACCOUNT_WEIGHTS = (6, 7, 8, 9, 4, 5, 6, 7, 8, 9)
+
+
+def _no_account_ok(bban: str) -> bool:
+    """``stdnum.no.kontonr.is_valid`` for the 11 ASCII digits of a Norwegian BBAN (the layout
+    check before guarantees them): the mod-11 check digit, or the Luhn digit of a postgiro
+    number (``0000`` + 7 digits). The tests compare the two."""
+    if not (len(bban) == 11 and bban.isascii() and bban.isdigit()):
+        return std_kontonr.is_valid(bban)
+    if bban.startswith("0000"):
+        return _luhn_ok(bban[4:])
+    return sum(w * (ord(c) - 48) for w, c in zip(_NO_ACCOUNT_WEIGHTS, bban, strict=False)) % 11 == ord(bban[10]) - 48
 
 
 def validate_no_account(value: str) -> int:
@@ -502,12 +573,12 @@ _IBAN_START = re.compile(r"[A-Z](?<![\w].)[A-Z]\d\d")
 
 def iban_starts_regex(text: str) -> list[int]:
     """Where an IBAN can start (two capitals and two digits after a non-word character). The
-    definition; ``_runs.iban_starts`` (compiled) does the same in a C loop."""
+    definition; ``_loops.iban_starts`` (compiled) does the same in a C loop."""
     return [m.start() for m in _IBAN_START.finditer(text)]
 
 
 try:
-    from nordpipe.pii._runs import iban_starts
+    from nordpipe.pii._loops import iban_starts
 except ImportError:  # not compiled: same result, slower
     iban_starts = iban_starts_regex
 
@@ -587,7 +658,7 @@ SPECS: tuple[PatternSpec, ...] = (
     ),
     PatternSpec(
         "ipv4", IP_ADDRESS, re.compile(_WB + r"(?P<v>(?:\d{1,3}\.){3}\d{1,3})" + _WE), validate_ip,
-        prefilter=lambda text: "." in text, score=0.8,
+        prefilter=lambda text: "." in text, score=0.8, run_dots=3,
     ),
     PatternSpec(
         "ipv6", IP_ADDRESS,

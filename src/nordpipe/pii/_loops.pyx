@@ -1,0 +1,292 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""C loops of the PII scanner (compiled by ``setup.py``).
+
+Each function here does in one pass over the characters what a regular expression or a
+Python loop elsewhere defines; that definition is the pure-Python fallback used when this
+module is not built, and the tests compare the two on generated and random texts:
+
+- ``number_runs``: ``engine.NUMBER_RUN`` plus each run's digit counts (``engine.number_runs_regex``);
+- ``iban_starts``: ``recognizers.iban_starts_regex``;
+- ``decimal_digits``: ``recognizers.decimal_digits_regex``;
+- ``iban_mod97``: ``recognizers.iban_mod97_py``;
+- ``NameChains``: the chains of capitalised words ``names._CHAIN_RE`` matches
+  (``names.name_chains_regex``);
+- ``word_before``: the word ``names.NameFinder`` looks at for context (``names.word_before_py``).
+"""
+
+
+cdef inline bint _in_run(Py_UCS4 c):
+    # NUMBER_RUN's character class [\dA-Y\-.+()/:]
+    return (u'A' <= c <= u'Y') or c == u'-' or c == u'.' or c == u'+' or c == u'(' or c == u')' \
+        or c == u'/' or c == u':' or c.isdecimal()
+
+
+def number_runs(str text, Py_ssize_t min_length):
+    """``(start, end, digits, longest_digit_group, dots, starts)`` of every NUMBER_RUN
+    match of ``text`` at least ``min_length`` characters long (see ``engine.number_runs_regex``)."""
+    cdef Py_ssize_t n = len(text)
+    cdef Py_ssize_t i = 0, j, start, digits, group, longest, dots
+    cdef Py_UCS4 c
+    found = []
+    while i < n:
+        c = text[i]
+        if not (c.isdecimal() or ((c == u'+' or c == u'(') and i + 1 < n and text[i + 1].isdecimal())):
+            i += 1
+            continue
+        start = i
+        i += 1
+        while True:
+            while i < n and _in_run(text[i]):
+                i += 1
+            # another group after one space: " 12", " +45", " (0"
+            if i + 1 < n and text[i] == u' ':
+                j = i + 1
+                if text[j] == u'+' or text[j] == u'(':
+                    j += 1
+                if j < n and text[j].isdecimal():
+                    i = j + 1
+                    continue
+            break
+        if i - start < min_length:
+            continue
+        digits = group = longest = dots = 0
+        starts = [start]
+        for j in range(start, i):
+            c = text[j]
+            if c.isdecimal():
+                digits += 1
+                group += 1
+                if group > longest:
+                    longest = group
+            else:
+                group = 0
+                if c == u'.':
+                    dots += 1
+                elif (c == u' ' or c == u'(' or c == u')' or c == u':') and j + 1 < i:
+                    starts.append(j + 1)
+        found.append((start, i, digits, longest, dots, tuple(starts)))
+    return found
+
+
+cdef inline bint _is_word(Py_UCS4 c):
+    # the regular expressions' \w
+    return c.isalnum() or c == u'_'
+
+
+def iban_starts(str text):
+    """Positions where an IBAN can start: two ASCII capitals and two digits, not preceded by a
+    word character (what ``recognizers.iban_starts_regex`` finds)."""
+    cdef Py_ssize_t n = len(text)
+    cdef Py_ssize_t i
+    cdef Py_UCS4 a, b, c, d
+    found = []
+    for i in range(n - 3):
+        a = text[i]
+        if not (u'A' <= a <= u'Z'):
+            continue
+        b = text[i + 1]
+        c = text[i + 2]
+        d = text[i + 3]
+        if u'A' <= b <= u'Z' and c.isdecimal() and d.isdecimal() and (i == 0 or not _is_word(text[i - 1])):
+            found.append(i)
+    return found
+
+
+cdef inline bint _is_letter(Py_UCS4 c):
+    # the regular expressions' [^\W\d_]
+    return c.isalnum() and not c.isdecimal()
+
+
+cdef class NameChains:
+    """Chains of capitalised words: the spans ``names._CHAIN_RE.finditer`` matches.
+
+    A token is a capital (one of ``upper``) not after a word character, ``@`` or ``/``, then
+    either a dot before whitespace and another capital (an initial, ``H. C.``) or, not after a
+    dot, letters with inner ``-``/``'`` parts and an optional closing apostrophe, not followed
+    by a word character or ``@`` (backtracking to a shorter end as the expression does).
+    Tokens chain over one space, or over a space, a particle (one of ``particles``) and
+    whitespace ending in a space.
+    """
+
+    cdef unsigned char upper_table[0x250]
+    cdef tuple particles
+
+    def __init__(self, str upper, tuple particles):
+        cdef Py_ssize_t i
+        for i in range(0x250):
+            self.upper_table[i] = 0
+        for ch in upper:
+            if ord(ch) >= 0x250:
+                raise ValueError(f"capital {ch!r} outside the table")
+            self.upper_table[ord(ch)] = 1
+        self.particles = tuple(sorted(particles, key=len, reverse=True))
+
+    cdef inline bint _upper(self, Py_UCS4 c):
+        return c < 0x250 and self.upper_table[<Py_ssize_t>c] != 0
+
+    cdef inline bint _end_ok(self, str text, Py_ssize_t n, Py_ssize_t k):
+        # (?![\w@])
+        cdef Py_UCS4 c
+        if k >= n:
+            return True
+        c = text[k]
+        return not (c.isalnum() or c == u'_' or c == u'@')
+
+    cdef Py_ssize_t _token(self, str text, Py_ssize_t n, Py_ssize_t p):
+        """End of the token starting at ``p``, or -1."""
+        cdef Py_UCS4 c, before
+        cdef Py_ssize_t i, j, k, count
+        cdef Py_ssize_t ends[64]
+        if p >= n or not self._upper(text[p]):
+            return -1
+        if p > 0:
+            before = text[p - 1]
+            if before.isalnum() or before == u'_' or before == u'@' or before == u'/':
+                return -1
+        # an initial before whitespace and a capital: "H. C."
+        if p + 3 < n and text[p + 1] == u'.' and text[p + 2].isspace() and self._upper(text[p + 3]):
+            return p + 2
+        if p > 0 and text[p - 1] == u'.':
+            return -1
+        i = p + 1
+        while i < n and _is_letter(text[i]):
+            i += 1
+        count = 0
+        ends[count] = i
+        count += 1
+        while i + 1 < n and (text[i] == u'-' or text[i] == u"'" or text[i] == u'\u2019') and _is_letter(text[i + 1]):
+            j = i + 1
+            while j < n and _is_letter(text[j]):
+                j += 1
+            i = j
+            if count < 64:
+                ends[count] = i
+                count += 1
+            else:
+                return -2  # absurdly many parts: the caller falls back to the expression
+        for k in range(count - 1, -1, -1):
+            i = ends[k]
+            if i < n and (text[i] == u"'" or text[i] == u'\u2019') and self._end_ok(text, n, i + 1):
+                return i + 1
+            if self._end_ok(text, n, i):
+                return i
+        return -1
+
+    cdef Py_ssize_t _next_link(self, str text, Py_ssize_t n, Py_ssize_t q):
+        """End of the next token of a chain whose last token ends at ``q``, or -1."""
+        cdef Py_ssize_t r, s, e, end
+        cdef str particle
+        if q >= n or text[q] != u' ':
+            return -1
+        r = q + 1
+        while r < n and text[r].isspace():
+            r += 1
+        for particle in self.particles:
+            if text.startswith(particle, r):
+                s = r + len(particle)
+                e = s
+                while e < n and text[e].isspace():
+                    e += 1
+                if e > s and text[e - 1] == u' ':
+                    end = self._token(text, n, e)
+                    if end >= 0:
+                        return end
+        return self._token(text, n, q + 1)
+
+    def find(self, str text):
+        """``[(start, end), ...]`` of the chains, or None when a token has too many parts for
+        this loop (the caller then uses the expression)."""
+        cdef Py_ssize_t n = len(text)
+        cdef Py_ssize_t p = 0, end, nxt
+        found = []
+        while p < n:
+            if not self._upper(text[p]):
+                p += 1
+                continue
+            end = self._token(text, n, p)
+            if end == -2:
+                return None
+            if end < 0:
+                p += 1
+                continue
+            while True:
+                nxt = self._next_link(text, n, end)
+                if nxt == -2:
+                    return None
+                if nxt < 0:
+                    break
+                end = nxt
+            found.append((p, end))
+            p = end
+        return found
+
+
+def word_before(str text, Py_ssize_t start, Py_ssize_t dotted_max):
+    """The word right before ``start`` that may give a name context, as
+    ``(lower-case word, after_dot, comma_in_gap)``, or None (see ``names.word_before_py``)."""
+    cdef Py_ssize_t i = start - 1, j, word_end
+    cdef Py_UCS4 c
+    cdef bint comma = False
+    while i >= 0:
+        c = text[i]
+        if c == u' ' or c == u'\t' or c == u'\u00a0':
+            i -= 1
+        elif c == u',':
+            comma = True
+            i -= 1
+        else:
+            break
+    if i < 0:
+        return None
+    c = text[i]
+    if c == u'.':
+        j = i - 1
+        while j >= 0:
+            c = text[j]
+            if not (c.isalnum() or c == u'-' or c == u'_'):
+                break
+            if i - j >= dotted_max:
+                return None
+            j -= 1
+        return (text[j + 1 : i + 1].lower(), True, comma)
+    if not (c.isalnum() or c == u'-' or c == u'_'):
+        return None
+    word_end = i + 1
+    while i >= 0 and word_end - i < 40:
+        c = text[i]
+        if not (c.isalnum() or c == u'-' or c == u'_'):
+            break
+        i -= 1
+    return (text[i + 1 : word_end].lower(), False, comma)
+
+
+def decimal_digits(str value):
+    """The decimal digits of ``value`` (``recognizers.decimal_digits_regex``)."""
+    cdef Py_ssize_t i, n = len(value)
+    cdef Py_UCS4 c
+    for i in range(n):
+        if not value[i].isdecimal():
+            break
+    else:
+        return value
+    return "".join([c for c in value if c.isdecimal()])
+
+
+def iban_mod97(str number):
+    """``int(number[4:] + number[:4]`` with letters as 10..35 ``) % 97`` for an IBAN of ASCII
+    capitals and digits; -1 for any other character (``recognizers.iban_mod97_py``)."""
+    cdef Py_ssize_t n = len(number), k, i
+    cdef Py_UCS4 c
+    cdef long remainder = 0
+    if n < 4:
+        return -1
+    for k in range(n):
+        i = (k + 4) % n
+        c = number[i]
+        if u'0' <= c <= u'9':
+            remainder = (remainder * 10 + (<long>c - 48)) % 97
+        elif u'A' <= c <= u'Z':
+            remainder = (remainder * 100 + (<long>c - 55)) % 97
+        else:
+            return -1
+    return remainder
