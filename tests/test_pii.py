@@ -625,17 +625,18 @@ def _compiled_loops():
 
 
 def test_c_scans_find_what_their_regex_definitions_find(corpus):
-    """``_loops.number_runs``, ``iban_starts``, ``decimal_digits`` and ``iban_mod97`` (C loops)
+    """``_loops.number_runs``, ``iban_starts``, ``decimal_digits``, ``iban_mod97`` and
+    ``sentence_start`` (C loops)
     return exactly what their pure-Python definitions return, on the corpus and on random
     strings of the characters they look at (Unicode digits and letters included)."""
     import random
 
-    from nordpipe.pii.engine import number_runs_regex
+    from nordpipe.pii.engine import number_runs_regex, sentence_start_regex
     from nordpipe.pii.recognizers import decimal_digits_regex, iban_mod97_py, iban_starts_regex
 
     loops = _compiled_loops()
     rng = random.Random(8)
-    alphabet = "0123456789 +()-./:ABDKSXYZ_ aéÅ٣\n"
+    alphabet = "0123456789 +()-./:ABDKSXYZ_ aéÅ٣\n!?Æ\t"
     texts = [doc.text for doc in corpus] + ["".join(rng.choice(alphabet) for _ in range(rng.randint(0, 50)))
                                            for _ in range(30000)]
     runs = starts = ibans = 0
@@ -648,6 +649,9 @@ def test_c_scans_find_what_their_regex_definitions_find(corpus):
         assert loops.iban_starts(text) == expected_starts, text
         starts += len(expected_starts)
         assert loops.decimal_digits(text) == decimal_digits_regex(text), text
+        for hi in range(0, len(text) + 1, 3):
+            lo = max(0, hi - rng.randint(0, 60))
+            assert loops.sentence_start(text, lo, hi) == sentence_start_regex(text, lo, hi), (text, lo, hi)
         for word in text.split():
             assert loops.iban_mod97(word) == iban_mod97_py(word), word
             ibans += iban_mod97_py(word) >= 0

@@ -11,7 +11,8 @@ module is not built, and the tests compare the two on generated and random texts
 - ``iban_mod97``: ``recognizers.iban_mod97_py``;
 - ``NameChains``: the chains of capitalised words ``names._CHAIN_RE`` matches
   (``names.name_chains_regex``);
-- ``word_before``: the word ``names.NameFinder`` looks at for context (``names.word_before_py``).
+- ``word_before``: the word ``names.NameFinder`` looks at for context (``names.word_before_py``);
+- ``sentence_start``: where a candidate's sentence starts (``engine.sentence_start_regex``).
 """
 
 
@@ -290,3 +291,26 @@ def iban_mod97(str number):
         else:
             return -1
     return remainder
+
+
+def sentence_start(str text, Py_ssize_t lo, Py_ssize_t hi):
+    """Where the sentence holding ``hi`` starts within ``text[lo:hi]``: the last line break or
+    capital (A-Z, ÆØÅÄÖÜ) after ``.``/``!``/``?`` and whitespace there; ``lo`` when there is
+    none (``engine.sentence_start_regex``)."""
+    cdef Py_ssize_t k, j
+    cdef Py_UCS4 c, p
+    k = hi - 1
+    while k >= lo:
+        c = text[k]
+        if c == u'\n':
+            return k
+        if (u'A' <= c <= u'Z') or c == u'Æ' or c == u'Ø' or c == u'Å' or c == u'Ä' or c == u'Ö' or c == u'Ü':
+            j = k - 1
+            while j >= lo and text[j].isspace():
+                j -= 1
+            if j < k - 1 and j >= lo:
+                p = text[j]
+                if p == u'.' or p == u'!' or p == u'?':
+                    return k
+        k -= 1
+    return lo

@@ -24,6 +24,7 @@ and the benchmark compare with presidio running the plain ones):
 from __future__ import annotations
 
 import bisect
+import functools
 import re
 from collections.abc import Iterable
 from typing import NamedTuple, Protocol
@@ -84,13 +85,24 @@ except ImportError:  # not compiled (no Cython or C compiler at install): same r
     number_runs = number_runs_regex
 
 
+def sentence_start_regex(text: str, lo: int, hi: int) -> int:
+    """Where the sentence holding ``hi`` starts within ``text[lo:hi]`` (the last sentence start
+    ``_SENTENCE_START`` finds there: a capital after ``.``/``!``/``?`` and whitespace, or a line
+    break), ``lo`` when there is none. The definition; ``_loops.sentence_start`` (compiled)
+    walks back from ``hi`` in C instead."""
+    boundaries = list(_SENTENCE_START.finditer(text[lo:hi]))
+    return lo + boundaries[-1].end() - 1 if boundaries else lo
+
+
+try:
+    from nordpipe.pii._loops import sentence_start
+except ImportError:  # not compiled: same result, slower
+    sentence_start = sentence_start_regex
+
+
 def _own_sentence(text: str, start: int, context_window: int) -> str:
     """The ``context_window`` characters before ``start``, cut at a sentence start, lower case."""
-    before = text[max(0, start - context_window) : start]
-    boundaries = list(_SENTENCE_START.finditer(before))
-    if boundaries:
-        before = before[boundaries[-1].end() - 1 :]
-    return before.lower()
+    return text[sentence_start(text, max(0, start - context_window), start) : start].lower()
 
 
 class Span(NamedTuple):
@@ -134,27 +146,36 @@ def accept_candidate(spec: PatternSpec, text: str, start: int, end: int, languag
         return None
     # context belongs to the candidate's own sentence; the sentence start is looked for only
     # when the whole window holds a context word at all (most do not)
-    before: str | None = None
-    # (the negative words count only in the last characters, and lower() never shortens)
-    negative = spec.negative_regex
-    if negative is not None and negative.search(text[max(0, start - _NEGATIVE_WINDOW) : start].lower()):
-        before = _own_sentence(text, start, context_window)
-        if negative.search(before[-_NEGATIVE_WINDOW:]):
-            return None
     has_context = False
+    negative = spec.negative_regex
     context = spec.context_regex
-    if context is not None and context.search(text[max(0, start - context_window) : start].lower()):
-        if before is None:
-            before = _own_sentence(text, start, context_window)
-        has_context = context.search(before) is not None
+    if negative is not None or context is not None:
+        lo = start - context_window if start > context_window else 0
+        window = text[lo:start].lower()
+        before: str | None = None
+        if negative is not None:
+            # the negative words count only in the last characters (sliced from the lowered
+            # window unless lower() changed its length)
+            tail = (window[-_NEGATIVE_WINDOW:] if len(window) == start - lo
+                    else text[max(0, start - _NEGATIVE_WINDOW) : start].lower())
+            if negative.search(tail):
+                before = _own_sentence(text, start, context_window)
+                if negative.search(before[-_NEGATIVE_WINDOW:]):
+                    return None
+        if context is not None and context.search(window):
+            if before is None:
+                before = _own_sentence(text, start, context_window)
+            has_context = context.search(before) is not None
     if grade == WEAK and not has_context and not (spec.weak_ok_in_language and language and language == spec.language):
         return None
     # a context word of the recognizer's own type outweighs another type's check digits
     # ("cpr-nummer 0107081239" stays a CPR even if its digits also pass Luhn)
-    score = spec.score - (0.1 if grade == WEAK else 0.0) + (0.1 if has_context else 0.0)
-    if language and spec.language == language:
-        score += 0.02
-    return Span(start, end, spec.entity, spec.name, round(score, 4))
+    score = spec.scores[grade == WEAK, has_context, bool(language) and spec.language == language]
+    return _new_span((start, end, spec.entity, spec.name, score))
+
+
+# ``Span(...)`` goes through the named tuple's Python-level ``__new__``, which does exactly this
+_new_span = functools.partial(tuple.__new__, Span)
 
 
 def resolve_overlaps(spans: list[Span]) -> list[Span]:
@@ -234,7 +255,7 @@ class PiiScanner:
         if self.number_specs:
             found.extend(self._scan_numbers(text, language))
         if self.name_finder is not None:
-            found.extend(Span(n.start, n.end, NAME, f"name:{n.rule}", NAME_SCORE) for n in self.name_finder.find(text))
+            found.extend(_new_span((n.start, n.end, NAME, "name:" + n.rule, NAME_SCORE)) for n in self.name_finder.find(text))
         return resolve_overlaps(found)
 
     def _scan_numbers(self, text: str, language: str | None) -> list[Span]:

@@ -262,6 +262,7 @@ class NameFinder:
         self.last = frozenset(last | set(extra_last_names))
         self.memory = memory
         self._class_cache: dict[str, int] = {}
+        self._title_memo: dict[str, bool] = {}
         self._chains = NameChains(_UPPER_CHARS, tuple(PARTICLES)) if NameChains is not None else None
 
     # -- token features -------------------------------------------------------------------
@@ -328,7 +329,15 @@ class NameFinder:
             return word in TITLE_WORDS
         if word in REPORTING_VERBS:
             return not comma
-        return word in TITLE_WORDS or word.endswith(TITLE_SUFFIXES) or bool(_AGE_ADJECTIVE_RE.search(word))
+        # the same few words come before most capitals ("i", "og", "af"): remember the verdict
+        verdict = self._title_memo.get(word)
+        if verdict is None:
+            if len(self._title_memo) > 100_000:
+                self._title_memo.clear()
+            verdict = self._title_memo[word] = (
+                word in TITLE_WORDS or word.endswith(TITLE_SUFFIXES) or bool(_AGE_ADJECTIVE_RE.search(word))
+            )
+        return verdict
 
     # -- main ---------------------------------------------------------------------------
 
@@ -474,29 +483,31 @@ class NameFinder:
 
     def _coordinated(self, text: str, spans: list[NameSpan], undecided: list[list[tuple[int, int, str]]]) -> list[NameSpan]:
         """``Henrik og Tommie``, ``Clinton og Gore``: a lone capitalised word joined to a name."""
-        ends = {s.end for s in spans}
-        starts = {s.start for s in spans}
-        extra = []
+        # look from the few names to the chains a coordination word away, instead of from
+        # every undecided chain to the names
+        by_start: dict[int, list[tuple[int, int, str]]] = {}
+        by_end: dict[int, list[tuple[int, int, str]]] = {}
         for chain in undecided:
-            if len(chain) > 2:
-                continue
-            start, end = chain[0][0], chain[-1][1]
-            # integer set lookups first; the string comparison only when an end lines up
-            joined = False
+            if len(chain) <= 2:
+                by_start[chain[0][0]] = chain
+                by_end[chain[-1][1]] = chain
+        joined: dict[int, list[tuple[int, int, str]]] = {}
+        for span in spans:
             for size, word in _COORDINATION_BY_SIZE:
-                if (start - size) in ends and text.startswith(word, start - size):
-                    joined = True
-                    break
-            else:
-                for size, word in _COORDINATION_BY_SIZE:
-                    if word != ", " and (end + size) in starts and text.startswith(word, end):
-                        joined = True
-                        break
-            if not joined:
-                continue
+                # "<name> og <chain>"
+                chain = by_start.get(span.end + size)
+                if chain is not None and text.startswith(word, span.end):
+                    joined[chain[0][0]] = chain
+                # "<chain> og <name>" (not after a comma: a list before a name is no coordination)
+                if word != ", ":
+                    chain = by_end.get(span.start - size)
+                    if chain is not None and text.startswith(word, span.start - size):
+                        joined[chain[0][0]] = chain
+        extra = []
+        for start, chain in joined.items():
             classes = [self._classify(tok) for _, _, tok in chain]
             if all(c in (UNKNOWN, LAST, FIRST, FIRST_LAST) for c in classes) and not self._sentence_initial(text, start):
-                extra.append(NameSpan(start, end, "coordination"))
+                extra.append(NameSpan(start, chain[-1][1], "coordination"))
         return sorted(spans + extra, key=lambda s: s.start) if extra else spans
 
     def _propagate(self, text: str, tokens: list[tuple[int, int, str]], spans: list[NameSpan]) -> list[NameSpan]:
