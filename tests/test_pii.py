@@ -534,6 +534,14 @@ def _candidates(corpus) -> dict[str, list[str]]:
         domain = rng.choice(("firma.dk", "post.no", "kommune.se", "server.local", "x.zzz", "mail.com", "host"))
         texts.append(f"nr {digits[:6]}{sep}{digits[6:]} og +45 {digits[:8]} samt DK{digits[:2]} {digits[2:6]} "
                      f"{digits[6:10]} 0000 00, skriv til k{digits[:3]}@{domain}")
+        # a HETU and a kennitala with the right check character most of the time
+        date = f"{rng.randint(1, 31):02d}{rng.randint(1, 12):02d}{rng.randint(0, 99):02d}"
+        individual = f"{rng.randint(0, 999):03d}"
+        check = "0123456789ABCDEFHJKLMNPRSTUVWXY"[int(date + individual) % 31] if rng.random() < 0.8 else rng.choice("0123A")
+        weighted = sum(w * int(c) for w, c in zip((3, 2, 7, 6, 5, 4, 3, 2), date + digits[:2], strict=True))
+        kt_check = (-weighted) % 11 if rng.random() < 0.8 else rng.randint(0, 9)
+        texts.append(f"hetu {date}{rng.choice('-+ABCDEFUVWXY')}{individual}{check}, "
+                     f"kt. {date}-{digits[:2]}{kt_check % 10}{rng.choice('890')}")
     for spec in r.SPECS:
         for text in texts:
             found[spec.name].extend(m.group("v") for m in spec.regex.finditer(text))

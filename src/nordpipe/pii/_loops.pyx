@@ -13,38 +13,85 @@ module is not built, and the tests compare the two on generated and random texts
   (``names.name_chains_regex``);
 - ``word_before``: the word ``names.NameFinder`` looks at for context (``names.word_before_py``);
 - ``sentence_start``: where a candidate's sentence starts (``engine.sentence_start_regex``).
+
+Characters are read straight from the string's buffer; the character classes of the regular
+expressions (``\\d``, ``\\w``, ``\\s``) come from a table for ASCII, filled at import from
+Python's own ``str`` methods, and from CPython's Unicode database for the rest.
 """
 
+from cpython.unicode cimport PyUnicode_DATA, PyUnicode_KIND, PyUnicode_READ
 
-cdef inline bint _in_run(Py_UCS4 c):
+cdef enum:
+    DECIMAL = 1  # \d
+    ALNUM = 2  # \w without "_"
+    SPACE = 4  # \s
+
+cdef unsigned char _ASCII[128]
+for _code in range(128):
+    _ASCII[_code] = ((DECIMAL if chr(_code).isdecimal() else 0) | (ALNUM if chr(_code).isalnum() else 0)
+                     | (SPACE if chr(_code).isspace() else 0))
+
+
+cdef inline bint _decimal(Py_UCS4 c) noexcept:
+    if c < 128:
+        return _ASCII[c] & DECIMAL
+    return c.isdecimal()
+
+
+cdef inline bint _alnum(Py_UCS4 c) noexcept:
+    if c < 128:
+        return _ASCII[c] & ALNUM
+    return c.isalnum()
+
+
+cdef inline bint _space(Py_UCS4 c) noexcept:
+    if c < 128:
+        return _ASCII[c] & SPACE
+    return c.isspace()
+
+
+cdef inline bint _word(Py_UCS4 c) noexcept:
+    # \w
+    return c == u'_' or _alnum(c)
+
+
+cdef inline bint _letter(Py_UCS4 c) noexcept:
+    # [^\W\d_]
+    return _alnum(c) and not _decimal(c)
+
+
+cdef inline bint _in_run(Py_UCS4 c) noexcept:
     # NUMBER_RUN's character class [\dA-Y\-.+()/:]
     return (u'A' <= c <= u'Y') or c == u'-' or c == u'.' or c == u'+' or c == u'(' or c == u')' \
-        or c == u'/' or c == u':' or c.isdecimal()
+        or c == u'/' or c == u':' or _decimal(c)
 
 
 def number_runs(str text, Py_ssize_t min_length):
     """``(start, end, digits, longest_digit_group, dots, starts)`` of every NUMBER_RUN
     match of ``text`` at least ``min_length`` characters long (see ``engine.number_runs_regex``)."""
     cdef Py_ssize_t n = len(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
     cdef Py_ssize_t i = 0, j, start, digits, group, longest, dots
     cdef Py_UCS4 c
     found = []
     while i < n:
-        c = text[i]
-        if not (c.isdecimal() or ((c == u'+' or c == u'(') and i + 1 < n and text[i + 1].isdecimal())):
+        c = PyUnicode_READ(kind, data, i)
+        if not (_decimal(c) or ((c == u'+' or c == u'(') and i + 1 < n and _decimal(PyUnicode_READ(kind, data, i + 1)))):
             i += 1
             continue
         start = i
         i += 1
         while True:
-            while i < n and _in_run(text[i]):
+            while i < n and _in_run(PyUnicode_READ(kind, data, i)):
                 i += 1
             # another group after one space: " 12", " +45", " (0"
-            if i + 1 < n and text[i] == u' ':
+            if i + 1 < n and PyUnicode_READ(kind, data, i) == u' ':
                 j = i + 1
-                if text[j] == u'+' or text[j] == u'(':
+                c = PyUnicode_READ(kind, data, j)
+                if c == u'+' or c == u'(':
                     j += 1
-                if j < n and text[j].isdecimal():
+                if j < n and _decimal(PyUnicode_READ(kind, data, j)):
                     i = j + 1
                     continue
             break
@@ -53,8 +100,8 @@ def number_runs(str text, Py_ssize_t min_length):
         digits = group = longest = dots = 0
         starts = [start]
         for j in range(start, i):
-            c = text[j]
-            if c.isdecimal():
+            c = PyUnicode_READ(kind, data, j)
+            if _decimal(c):
                 digits += 1
                 group += 1
                 if group > longest:
@@ -69,33 +116,74 @@ def number_runs(str text, Py_ssize_t min_length):
     return found
 
 
-cdef inline bint _is_word(Py_UCS4 c):
-    # the regular expressions' \w
-    return c.isalnum() or c == u'_'
-
-
 def iban_starts(str text):
     """Positions where an IBAN can start: two ASCII capitals and two digits, not preceded by a
     word character (what ``recognizers.iban_starts_regex`` finds)."""
     cdef Py_ssize_t n = len(text)
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
     cdef Py_ssize_t i
-    cdef Py_UCS4 a, b, c, d
+    cdef Py_UCS4 a
     found = []
     for i in range(n - 3):
-        a = text[i]
+        a = PyUnicode_READ(kind, data, i)
         if not (u'A' <= a <= u'Z'):
             continue
-        b = text[i + 1]
-        c = text[i + 2]
-        d = text[i + 3]
-        if u'A' <= b <= u'Z' and c.isdecimal() and d.isdecimal() and (i == 0 or not _is_word(text[i - 1])):
+        a = PyUnicode_READ(kind, data, i + 1)
+        if not (u'A' <= a <= u'Z'):
+            continue
+        if (_decimal(PyUnicode_READ(kind, data, i + 2)) and _decimal(PyUnicode_READ(kind, data, i + 3))
+                and (i == 0 or not _word(PyUnicode_READ(kind, data, i - 1)))):
             found.append(i)
     return found
 
 
-cdef inline bint _is_letter(Py_UCS4 c):
-    # the regular expressions' [^\W\d_]
-    return c.isalnum() and not c.isdecimal()
+def decimal_digits(str value):
+    """The decimal digits of ``value`` (``recognizers.decimal_digits_regex``)."""
+    cdef Py_ssize_t i, n = len(value)
+    cdef int kind = PyUnicode_KIND(value)
+    cdef void* data = PyUnicode_DATA(value)
+    cdef Py_UCS4 c
+    for i in range(n):
+        if not _decimal(PyUnicode_READ(kind, data, i)):
+            break
+    else:
+        return value
+    return "".join([c for c in value if _decimal(c)])
+
+
+def iban_mod97(str number):
+    """``int(number[4:] + number[:4]`` with letters as 10..35 ``) % 97`` for an IBAN of ASCII
+    capitals and digits; -1 for any other character (``recognizers.iban_mod97_py``)."""
+    cdef Py_ssize_t n = len(number), k
+    cdef int kind = PyUnicode_KIND(number)
+    cdef void* data = PyUnicode_DATA(number)
+    cdef Py_UCS4 c
+    cdef long remainder = 0
+    if n < 4:
+        return -1
+    for k in range(n):
+        c = PyUnicode_READ(kind, data, (k + 4) % n)
+        if u'0' <= c <= u'9':
+            remainder = (remainder * 10 + (<long>c - 48)) % 97
+        elif u'A' <= c <= u'Z':
+            remainder = (remainder * 100 + (<long>c - 55)) % 97
+        else:
+            return -1
+    return remainder
+
+
+cdef inline bint _starts_with(int kind, void* data, Py_ssize_t n, Py_ssize_t r, str word) noexcept:
+    # text.startswith(word, r) without a method call
+    cdef Py_ssize_t m = len(word), t
+    cdef int word_kind = PyUnicode_KIND(word)
+    cdef void* word_data = PyUnicode_DATA(word)
+    if r + m > n:
+        return False
+    for t in range(m):
+        if PyUnicode_READ(kind, data, r + t) != PyUnicode_READ(word_kind, word_data, t):
+            return False
+    return True
 
 
 cdef class NameChains:
@@ -122,96 +210,106 @@ cdef class NameChains:
             self.upper_table[ord(ch)] = 1
         self.particles = tuple(sorted(particles, key=len, reverse=True))
 
-    cdef inline bint _upper(self, Py_UCS4 c):
+    cdef inline bint _upper(self, Py_UCS4 c) noexcept:
         return c < 0x250 and self.upper_table[<Py_ssize_t>c] != 0
 
-    cdef inline bint _end_ok(self, str text, Py_ssize_t n, Py_ssize_t k):
+    cdef inline bint _end_ok(self, int kind, void* data, Py_ssize_t n, Py_ssize_t k) noexcept:
         # (?![\w@])
         cdef Py_UCS4 c
         if k >= n:
             return True
-        c = text[k]
-        return not (c.isalnum() or c == u'_' or c == u'@')
+        c = PyUnicode_READ(kind, data, k)
+        return not (_word(c) or c == u'@')
 
-    cdef Py_ssize_t _token(self, str text, Py_ssize_t n, Py_ssize_t p):
-        """End of the token starting at ``p``, or -1."""
-        cdef Py_UCS4 c, before
+    cdef Py_ssize_t _token(self, int kind, void* data, Py_ssize_t n, Py_ssize_t p) noexcept:
+        """End of the token starting at ``p``; -1 when there is none, -2 when it has too many
+        parts for this loop."""
+        cdef Py_UCS4 c
         cdef Py_ssize_t i, j, k, count
         cdef Py_ssize_t ends[64]
-        if p >= n or not self._upper(text[p]):
+        if p >= n or not self._upper(PyUnicode_READ(kind, data, p)):
             return -1
         if p > 0:
-            before = text[p - 1]
-            if before.isalnum() or before == u'_' or before == u'@' or before == u'/':
+            c = PyUnicode_READ(kind, data, p - 1)
+            if _word(c) or c == u'@' or c == u'/':
                 return -1
         # an initial before whitespace and a capital: "H. C."
-        if p + 3 < n and text[p + 1] == u'.' and text[p + 2].isspace() and self._upper(text[p + 3]):
+        if (p + 3 < n and PyUnicode_READ(kind, data, p + 1) == u'.' and _space(PyUnicode_READ(kind, data, p + 2))
+                and self._upper(PyUnicode_READ(kind, data, p + 3))):
             return p + 2
-        if p > 0 and text[p - 1] == u'.':
+        if p > 0 and PyUnicode_READ(kind, data, p - 1) == u'.':
             return -1
         i = p + 1
-        while i < n and _is_letter(text[i]):
+        while i < n and _letter(PyUnicode_READ(kind, data, i)):
             i += 1
         count = 0
         ends[count] = i
         count += 1
-        while i + 1 < n and (text[i] == u'-' or text[i] == u"'" or text[i] == u'\u2019') and _is_letter(text[i + 1]):
+        while i + 1 < n:
+            c = PyUnicode_READ(kind, data, i)
+            if not ((c == u'-' or c == u"'" or c == u'\u2019') and _letter(PyUnicode_READ(kind, data, i + 1))):
+                break
             j = i + 1
-            while j < n and _is_letter(text[j]):
+            while j < n and _letter(PyUnicode_READ(kind, data, j)):
                 j += 1
             i = j
-            if count < 64:
-                ends[count] = i
-                count += 1
-            else:
+            if count == 64:
                 return -2  # absurdly many parts: the caller falls back to the expression
+            ends[count] = i
+            count += 1
         for k in range(count - 1, -1, -1):
             i = ends[k]
-            if i < n and (text[i] == u"'" or text[i] == u'\u2019') and self._end_ok(text, n, i + 1):
-                return i + 1
-            if self._end_ok(text, n, i):
+            if i < n:
+                c = PyUnicode_READ(kind, data, i)
+                if (c == u"'" or c == u'\u2019') and self._end_ok(kind, data, n, i + 1):
+                    return i + 1
+            if self._end_ok(kind, data, n, i):
                 return i
         return -1
 
-    cdef Py_ssize_t _next_link(self, str text, Py_ssize_t n, Py_ssize_t q):
-        """End of the next token of a chain whose last token ends at ``q``, or -1."""
+    cdef Py_ssize_t _next_link(self, int kind, void* data, Py_ssize_t n, Py_ssize_t q) noexcept:
+        """End of the next token of a chain whose last token ends at ``q``; -1 when there is
+        none, -2 when it has too many parts for this loop."""
         cdef Py_ssize_t r, s, e, end
         cdef str particle
-        if q >= n or text[q] != u' ':
+        if q >= n or PyUnicode_READ(kind, data, q) != u' ':
             return -1
         r = q + 1
-        while r < n and text[r].isspace():
+        while r < n and _space(PyUnicode_READ(kind, data, r)):
             r += 1
-        for particle in self.particles:
-            if text.startswith(particle, r):
-                s = r + len(particle)
-                e = s
-                while e < n and text[e].isspace():
-                    e += 1
-                if e > s and text[e - 1] == u' ':
-                    end = self._token(text, n, e)
-                    if end >= 0:
-                        return end
-        return self._token(text, n, q + 1)
+        if r < n and PyUnicode_READ(kind, data, r) >= u'a':  # particles are lower case
+            for particle in self.particles:
+                if _starts_with(kind, data, n, r, particle):
+                    s = r + len(particle)
+                    e = s
+                    while e < n and _space(PyUnicode_READ(kind, data, e)):
+                        e += 1
+                    if e > s and PyUnicode_READ(kind, data, e - 1) == u' ':
+                        end = self._token(kind, data, n, e)
+                        if end != -1:
+                            return end
+        return self._token(kind, data, n, q + 1)
 
     def find(self, str text):
         """``[(start, end), ...]`` of the chains, or None when a token has too many parts for
         this loop (the caller then uses the expression)."""
         cdef Py_ssize_t n = len(text)
+        cdef int kind = PyUnicode_KIND(text)
+        cdef void* data = PyUnicode_DATA(text)
         cdef Py_ssize_t p = 0, end, nxt
         found = []
         while p < n:
-            if not self._upper(text[p]):
+            if not self._upper(PyUnicode_READ(kind, data, p)):
                 p += 1
                 continue
-            end = self._token(text, n, p)
+            end = self._token(kind, data, n, p)
             if end == -2:
                 return None
             if end < 0:
                 p += 1
                 continue
             while True:
-                nxt = self._next_link(text, n, end)
+                nxt = self._next_link(kind, data, n, end)
                 if nxt == -2:
                     return None
                 if nxt < 0:
@@ -225,11 +323,13 @@ cdef class NameChains:
 def word_before(str text, Py_ssize_t start, Py_ssize_t dotted_max):
     """The word right before ``start`` that may give a name context, as
     ``(lower-case word, after_dot, comma_in_gap)``, or None (see ``names.word_before_py``)."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
     cdef Py_ssize_t i = start - 1, j, word_end
     cdef Py_UCS4 c
     cdef bint comma = False
     while i >= 0:
-        c = text[i]
+        c = PyUnicode_READ(kind, data, i)
         if c == u' ' or c == u'\t' or c == u'\u00a0':
             i -= 1
         elif c == u',':
@@ -239,78 +339,48 @@ def word_before(str text, Py_ssize_t start, Py_ssize_t dotted_max):
             break
     if i < 0:
         return None
-    c = text[i]
+    c = PyUnicode_READ(kind, data, i)
     if c == u'.':
         j = i - 1
         while j >= 0:
-            c = text[j]
-            if not (c.isalnum() or c == u'-' or c == u'_'):
+            c = PyUnicode_READ(kind, data, j)
+            if not (_alnum(c) or c == u'-' or c == u'_'):
                 break
             if i - j >= dotted_max:
                 return None
             j -= 1
         return (text[j + 1 : i + 1].lower(), True, comma)
-    if not (c.isalnum() or c == u'-' or c == u'_'):
+    if not (_alnum(c) or c == u'-' or c == u'_'):
         return None
     word_end = i + 1
     while i >= 0 and word_end - i < 40:
-        c = text[i]
-        if not (c.isalnum() or c == u'-' or c == u'_'):
+        c = PyUnicode_READ(kind, data, i)
+        if not (_alnum(c) or c == u'-' or c == u'_'):
             break
         i -= 1
     return (text[i + 1 : word_end].lower(), False, comma)
-
-
-def decimal_digits(str value):
-    """The decimal digits of ``value`` (``recognizers.decimal_digits_regex``)."""
-    cdef Py_ssize_t i, n = len(value)
-    cdef Py_UCS4 c
-    for i in range(n):
-        if not value[i].isdecimal():
-            break
-    else:
-        return value
-    return "".join([c for c in value if c.isdecimal()])
-
-
-def iban_mod97(str number):
-    """``int(number[4:] + number[:4]`` with letters as 10..35 ``) % 97`` for an IBAN of ASCII
-    capitals and digits; -1 for any other character (``recognizers.iban_mod97_py``)."""
-    cdef Py_ssize_t n = len(number), k, i
-    cdef Py_UCS4 c
-    cdef long remainder = 0
-    if n < 4:
-        return -1
-    for k in range(n):
-        i = (k + 4) % n
-        c = number[i]
-        if u'0' <= c <= u'9':
-            remainder = (remainder * 10 + (<long>c - 48)) % 97
-        elif u'A' <= c <= u'Z':
-            remainder = (remainder * 100 + (<long>c - 55)) % 97
-        else:
-            return -1
-    return remainder
 
 
 def sentence_start(str text, Py_ssize_t lo, Py_ssize_t hi):
     """Where the sentence holding ``hi`` starts within ``text[lo:hi]``: the last line break or
     capital (A-Z, ÆØÅÄÖÜ) after ``.``/``!``/``?`` and whitespace there; ``lo`` when there is
     none (``engine.sentence_start_regex``)."""
+    cdef int kind = PyUnicode_KIND(text)
+    cdef void* data = PyUnicode_DATA(text)
     cdef Py_ssize_t k, j
-    cdef Py_UCS4 c, p
+    cdef Py_UCS4 c
     k = hi - 1
     while k >= lo:
-        c = text[k]
+        c = PyUnicode_READ(kind, data, k)
         if c == u'\n':
             return k
         if (u'A' <= c <= u'Z') or c == u'Æ' or c == u'Ø' or c == u'Å' or c == u'Ä' or c == u'Ö' or c == u'Ü':
             j = k - 1
-            while j >= lo and text[j].isspace():
+            while j >= lo and _space(PyUnicode_READ(kind, data, j)):
                 j -= 1
             if j < k - 1 and j >= lo:
-                p = text[j]
-                if p == u'.' or p == u'!' or p == u'?':
+                c = PyUnicode_READ(kind, data, j)
+                if c == u'.' or c == u'!' or c == u'?':
                     return k
         k -= 1
     return lo

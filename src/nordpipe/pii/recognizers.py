@@ -348,9 +348,20 @@ def validate_hetu(value: str) -> int:
     ``DDMMYY-NNNC`` with a digit for C has the shape of a CPR, personnummer or kennitala and
     passes the mod-31 check by chance once in 31: such numbers need Finnish context or a
     Finnish document."""
-    if not std_hetu.is_valid(value.upper(), allow_temporary=True):
+    upper = value.upper()
+    # stdnum's check character first, on the digits as the candidate has them: 30 in 31
+    # candidates fail it, and stdnum.fi.hetu costs ~5 µs a call (a necessary condition only:
+    # stdnum decides the rest)
+    if len(upper) == 11 and upper[:6].isdecimal() and upper[7:10].isdecimal() and (
+        _HETU_CHECK_CHARACTERS[int(upper[:6] + upper[7:10]) % 31] != upper[10]
+    ):
+        return REJECT
+    if not std_hetu.is_valid(upper, allow_temporary=True):
         return REJECT
     return WEAK if value[6] == "-" and value[-1].isdigit() else STRONG
+
+
+_HETU_CHECK_CHARACTERS = "0123456789ABCDEFHJKLMNPRSTUVWXY"
 
 
 def validate_kennitala(value: str) -> int:
@@ -358,7 +369,13 @@ def validate_kennitala(value: str) -> int:
     number = _digits(value)
     if len(number) != 10 or int(number[0:2]) > 31 or number[9] not in "890":
         return REJECT
+    # stdnum's mod-11 checksum first (10 in 11 candidates fail it); stdnum decides the rest
+    if sum(w * int(c) for w, c in zip(_KENNITALA_WEIGHTS, number, strict=True)) % 11:
+        return REJECT
     return STRONG if std_kennitala.is_valid(number) else REJECT
+
+
+_KENNITALA_WEIGHTS = (3, 2, 7, 6, 5, 4, 3, 2, 1, 0)
 
 
 # --------------------------------------------------------------------------------------------

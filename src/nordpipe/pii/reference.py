@@ -8,8 +8,7 @@ presidio recognizer's ``validate_result`` would. The tests check that both grade
 the benchmark runs presidio with these (``presidio.offline_analyzer(validators="library")``).
 
 ``REFERENCE_VALIDATORS`` maps a ``PatternSpec.name`` to its reference validator; specs whose
-validator already is a plain library call (HETU, kennitala, Norwegian account, IP) are not
-listed.
+validator already is a plain library call (Norwegian account, IP) are not listed.
 """
 
 from __future__ import annotations
@@ -19,10 +18,12 @@ from collections.abc import Callable
 import phonenumbers
 from stdnum import iban as std_iban
 from stdnum import luhn
+from stdnum.fi import hetu as std_hetu
+from stdnum.is_ import kennitala as std_kennitala
 from stdnum.no import fodselsnummer as std_fnr
 from stdnum.se import personnummer as std_personnummer
 
-from nordpipe.pii.recognizers import REJECT, STRONG, _digits, _tld_extractor, grade_cpr_with_stdnum, grade_phone
+from nordpipe.pii.recognizers import REJECT, STRONG, WEAK, _digits, _tld_extractor, grade_cpr_with_stdnum, grade_phone
 
 
 def cpr(value: str) -> int:
@@ -87,6 +88,23 @@ def iban(value: str) -> int:
     return STRONG if std_iban.is_valid(value) else REJECT
 
 
+def hetu(value: str) -> int:
+    """Finnish HETU with ``stdnum.fi.hetu`` (temporary numbers allowed); the CPR-shaped
+    ``DDMMYY-NNNC`` form with a digit check character is WEAK."""
+    if not std_hetu.is_valid(value.upper(), allow_temporary=True):
+        return REJECT
+    return WEAK if value[6] == "-" and value[-1].isdigit() else STRONG
+
+
+def kennitala(value: str) -> int:
+    """Icelandic kennitala of a person (day below 32, century digit 8, 9 or 0) with
+    ``stdnum.is_.kennitala``."""
+    number = _digits(value)
+    if len(number) != 10 or int(number[0:2]) > 31 or number[9] not in "890":
+        return REJECT
+    return STRONG if std_kennitala.is_valid(number) else REJECT
+
+
 def card(value: str) -> int:
     """Payment card: 13-19 digits starting 2-6 with a valid Luhn digit (``stdnum.luhn``)."""
     number = _digits(value)
@@ -99,6 +117,8 @@ REFERENCE_VALIDATORS: dict[str, Callable[[str], int]] = {
     "dk_cpr": cpr,
     "no_fodselsnummer": fodselsnummer,
     "se_personnummer": personnummer,
+    "fi_hetu": hetu,
+    "is_kennitala": kennitala,
     "phone": phone,
     "email": email,
     "iban": iban,
