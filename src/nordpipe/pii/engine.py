@@ -7,16 +7,22 @@ benchmark compare against.
 Why it is fast (each shortcut gives exactly the matches of the plain expressions; the tests
 and the benchmark compare with presidio running the plain ones):
 
-- one pass finds the runs of digits (the expression starts with a character class, so the
-  regex engine skips ahead); a number recognizer runs only inside runs with as many digits
-  and as long an unbroken group as its matches need (``PatternSpec.run_digits/run_group``);
-- e-mail runs only around each ``@``; IBAN uses an equivalent expression that starts with a
-  character class instead of a lookbehind (``PatternSpec.anchor``/``scan_regex``);
+- the modules are compiled by Cython at install (``setup.py``), and the character loops are C
+  (``_loops.pyx``: number runs, IBAN starts, chains of capitalised words, the word before a
+  name, sentence starts, digits, IBAN mod 97), each with its pure-Python definition kept as
+  the fallback the tests compare it with;
+- one pass finds the runs of digits; a number recognizer runs only inside runs with as many
+  digits, dots and as long an unbroken group as its matches need
+  (``PatternSpec.run_digits/run_dots/run_group``), and only at the run's start or after a
+  space, bracket or colon (where its leading ``_WB`` lets a match begin);
+- e-mail runs only around each ``@``; IBAN only where two capitals and two digits start
+  (``PatternSpec.anchor``/``starts``);
 - validators decide the common case without library overhead (length tests first for
   phones, phonenumbers' metadata patterns, mod 97 + cached BBAN layouts for IBAN, CPR and
-  fødselsnummer dates and check digits) and fall back to the libraries otherwise;
-- context words are looked for with one expression per recognizer, the sentence start only
-  when a context word is there at all;
+  fødselsnummer dates and check digits, the HETU and kennitala check characters before
+  stdnum) and fall back to the libraries otherwise;
+- context words are looked for with one trie-shaped expression per recognizer, the sentence
+  start only when a context word is there at all;
 - names come from one pass over whole chains of capitalised words, and a lone function
   word, place or unknown word without context costs one dictionary lookup.
 """
@@ -156,7 +162,7 @@ def accept_candidate(spec: PatternSpec, text: str, start: int, end: int, languag
         if negative is not None:
             # the negative words count only in the last characters (sliced from the lowered
             # window unless lower() changed its length)
-            tail = (window[-_NEGATIVE_WINDOW:] if len(window) == start - lo
+            tail = (window[-_NEGATIVE_WINDOW:] if context_window >= _NEGATIVE_WINDOW and len(window) == start - lo
                     else text[max(0, start - _NEGATIVE_WINDOW) : start].lower())
             if negative.search(tail):
                 before = _own_sentence(text, start, context_window)
