@@ -143,7 +143,8 @@ def words_alternation(words: tuple[str, ...]) -> re.Pattern[str]:
 
 def _trie_expression(words: list[str]) -> str:
     """A regular expression matching exactly ``words`` (sorted, distinct), factored by
-    common first characters."""
+    common first characters; an alternation comes back as one group, so it can be appended to
+    a literal."""
     by_first: dict[str, list[str]] = {}
     ends_here = False
     for word in words:
@@ -151,16 +152,11 @@ def _trie_expression(words: list[str]) -> str:
             by_first.setdefault(word[0], []).append(word[1:])
         else:
             ends_here = True
-    branches = [re.escape(first) + _group(_trie_expression(rests)) for first, rests in by_first.items()]
-    body = "|".join(branches)
+    branches = [re.escape(first) + _trie_expression(rests) for first, rests in by_first.items()]
     if ends_here:
         # a word ends here and longer ones go on: the longer ones first, then nothing
-        return f"(?:{body})?" if body else ""
-    return body
-
-
-def _group(expression: str) -> str:
-    return f"(?:{expression})" if "|" in expression and not expression.startswith("(?:") else expression
+        return f"(?:{'|'.join(branches)})?" if branches else ""
+    return branches[0] if len(branches) == 1 else f"(?:{'|'.join(branches)})"
 
 
 _NON_DIGITS = re.compile(r"\D+")
