@@ -341,3 +341,21 @@ def test_sample_ingests_cleanly(tmp_path, nordpipe_cli):
         nordpipe_cli("ingest", tmp_path / "s" / "raw" / name, "--config", tmp_path / "s" / "datasets" / f"{name}.yaml",
                      "--output", tmp_path / "data", "--strict", check=True)
     assert nordpipe_cli("validate", tmp_path / "data").returncode == 0
+
+
+def test_stage_commands_share_the_run_options(nordpipe_cli):
+    """Every stage command offers the shared run options (``cli.common.with_run_options``),
+    ``--keep-removed`` only where a stage removes documents, and a bad option value is a usage
+    error before any work starts."""
+    from nordpipe.cli.pipeline import command_params
+
+    shared = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait",
+              "strict", "force", "verbose", "json"}
+    stages = ((["ingest"], False), (["filter", "urls"], True), (["filter", "quality"], True), (["dedup", "lines"], True),
+              (["dedup", "docs"], True), (["pii"], True), (["tokenize"], False))
+    for command, keeps_removed in stages:
+        params = command_params(command)
+        assert shared <= params.keys(), (command, shared - params.keys())
+        assert ("keep_removed" in params) == keeps_removed, command
+    bad = nordpipe_cli("pii", "/nonexistent/in", "/nonexistent/out", "--executor", "cloud")
+    assert bad.returncode == 2 and "--executor" in bad.stderr

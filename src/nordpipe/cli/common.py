@@ -1,15 +1,17 @@
 """Options and output shared by every stage command.
 
-A stage command declares the shared options with the ``*Opt`` aliases below, builds
-``RunOptions`` with ``run_options(...)``, calls the stage module, and ends with
-``finish(stats, strict)``, which prints the summary and exits 0, or 1 for ``--strict`` with
-quarantined records. ``stage_command`` turns ``RunError`` (and other expected failures) into a
-one-line message and exit code 1.
+A stage command takes an ``options: RunOptions`` parameter and is decorated with
+``with_run_options()``, which puts the shared options (``--tasks`` ... ``--verbose``) in its
+place on the command line and hands the command the ``RunOptions`` built from them. It calls
+the stage module and ends with ``finish(stats, options.strict)``, which prints the summary and
+exits 0, or 1 for ``--strict`` with quarantined records. ``stage_command`` turns ``RunError``
+(and other expected failures) into a one-line message and exit code 1.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -79,6 +81,65 @@ def run_options(
 
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+# The shared run options as (parameter, annotation, default), in --help order; the parameter
+# names are ``run_options``' arguments.
+_RUN_PARAMETERS: tuple[tuple[str, Any, Any], ...] = (
+    ("tasks", TasksOpt, None),
+    ("workers", WorkersOpt, 1),
+    ("executor", ExecutorOpt, "local"),
+    ("partition", PartitionOpt, None),
+    ("time", TimeOpt, "24:00:00"),
+    ("cpus", CpusOpt, 1),
+    ("mem_per_cpu", MemOpt, 2),
+    ("env_command", EnvOpt, None),
+    ("no_wait", NoWaitOpt, False),
+    ("keep_removed", KeepRemovedOpt, False),
+    ("strict", StrictOpt, False),
+    ("force", ForceOpt, False),
+    ("verbose", VerboseOpt, False),
+)
+
+
+RUN_OPTIONS = RunOptions()
+"""The default a stage command writes for its ``options`` parameter (``options: RunOptions =
+RUN_OPTIONS``); ``with_run_options`` always passes the options the user chose instead."""
+
+
+def with_run_options(keep_removed: bool = True) -> Callable[[F], F]:
+    """Decorate a stage command that takes ``options: RunOptions``: on the command line that
+    parameter becomes the shared run options (``--keep-removed`` only when the stage can keep
+    removed documents), and the command receives the ``RunOptions`` built from them."""
+
+    def decorate(func: F) -> F:
+        own = inspect.signature(func, eval_str=True)
+        if "options" not in own.parameters:
+            raise TypeError(f"{func.__name__} has no 'options' parameter")
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+            for name, annotation, default in _RUN_PARAMETERS
+            if keep_removed or name != "keep_removed"
+        ]
+        shared_names = {p.name for p in shared}
+        parameters: list[inspect.Parameter] = []
+        for parameter in own.parameters.values():
+            if parameter.name == "options":
+                parameters.extend(shared)
+            else:
+                # keyword-only throughout: the shared options sit among defaulted parameters
+                parameters.append(parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY))
+
+        @functools.wraps(func)
+        def wrapper(**kwargs: Any) -> Any:
+            chosen = {name: kwargs.pop(name) for name in list(kwargs) if name in shared_names}
+            return func(**kwargs, options=run_options(**chosen))
+
+        signature = own.replace(parameters=parameters)
+        wrapper.__signature__ = signature  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {p.name: p.annotation for p in parameters} | {"return": own.return_annotation}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
 
 
 def stage_command(func: F) -> F:

@@ -9,28 +9,19 @@ import typer
 
 from nordpipe.cli.app import app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     JsonOpt,
-    MemOpt,
-    NoWaitOpt,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
 from nordpipe.ingest import RAW_FORMATS, IngestConfig, ingest
+from nordpipe.runner import RunOptions
 
 
 @app.command("ingest")
 @stage_command
+@with_run_options(keep_removed=False)
 def ingest_command(
     raw: Annotated[list[str] | None, typer.Argument(help="Raw files or folders: jsonl/json (.gz/.zst), csv/tsv, parquet, folders of .txt/.md, WARC/WET.")] = None,
     files_from: Annotated[str | None, typer.Option("--files-from", help="A file listing more raw files or folders, one per line (for lists too long for a command line).")] = None,
@@ -52,18 +43,7 @@ def ingest_command(
     raw_format: Annotated[str | None, typer.Option("--format", help=f"Force the raw format: {', '.join(RAW_FORMATS)}.")] = None,
     max_chars: Annotated[int | None, typer.Option("--max-chars", help="Quarantine texts longer than this [default: 10,000,000].")] = None,
     shard_mb: Annotated[int | None, typer.Option("--shard-mb", min=1, help="Start a new output shard after this many MB of uncompressed jsonl.")] = None,
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Turn raw dumps into the standardized format (ROOT/NAME/documents/*.jsonl.gz) with a datasheet.
@@ -98,11 +78,7 @@ def ingest_command(
         raise typer.BadParameter("give --dataset NAME or --config FILE", param_hint="--dataset")
     else:
         cfg = IngestConfig(**{k: v for k, v in overrides.items() if v is not None})
-    options = run_options(
-        tasks, workers, executor, partition, time, cpus, mem_per_cpu, env_command, no_wait,
-        keep_removed=False, strict=strict, force=force, verbose=verbose,
-        max_shard_bytes=shard_mb * 1_000_000 if shard_mb else None,
-    )
+    options.max_shard_bytes = shard_mb * 1_000_000 if shard_mb else None
     inputs = list(raw or [])
     if files_from is not None:
         try:
@@ -113,4 +89,4 @@ def ingest_command(
     if not inputs:
         raise typer.BadParameter("give raw files or folders, or --files-from FILE", param_hint="RAW")
     stats = ingest(inputs, cfg, output, options)
-    finish(stats, strict=strict, as_json=as_json)
+    finish(stats, strict=options.strict, as_json=as_json)

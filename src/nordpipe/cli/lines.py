@@ -8,26 +8,15 @@ import typer
 
 from nordpipe.cli.app import dedup_app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     InputArg,
     JsonOpt,
-    KeepRemovedOpt,
-    MemOpt,
-    NoWaitOpt,
     OutputArg,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
+from nordpipe.runner import RunOptions
 
 FILTER = "Filter (fixed when the state is created; default: the state's, else shown)"
 LINES = "Which lines count (fixed when the state is created; default: the state's, else shown)"
@@ -35,6 +24,7 @@ LINES = "Which lines count (fixed when the state is created; default: the state'
 
 @dedup_app.command("lines")
 @stage_command
+@with_run_options()
 def lines_command(
     input_path: InputArg,
     output_path: OutputArg,
@@ -47,19 +37,7 @@ def lines_command(
     lowercase: Annotated[bool | None, typer.Option("--ignore-case/--match-case", help="Compare lines case-insensitively. [default: match case]", rich_help_panel=LINES)] = None,
     normalize_digits: Annotated[bool | None, typer.Option("--ignore-digits/--match-digits", help="Compare lines with every digit read as 0. [default: match digits]", rich_help_panel=LINES)] = None,
     exempt_source: Annotated[list[str] | None, typer.Option("--exempt-source", help="Leave documents of this source alone (repeatable), e.g. legal texts.")] = None,
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    keep_removed: KeepRemovedOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove lines seen earlier in INPUT or in any earlier run with the same --state (menus, cookie notices, ...).
@@ -74,14 +52,9 @@ def lines_command(
     """
     from nordpipe.lines import run_line_dedup
 
-    options = run_options(
-        tasks=tasks, workers=workers, executor=executor, partition=partition, time=time, cpus=cpus,
-        mem_per_cpu=mem_per_cpu, env_command=env_command, no_wait=no_wait, keep_removed=keep_removed,
-        strict=strict, force=force, verbose=verbose,
-    )
     if fpr is not None and not 0 < fpr < 1:
         raise typer.BadParameter("must be between 0 and 1 (exclusive)", param_hint="--fpr")
-    if no_wait:
+    if not options.slurm.wait:
         raise typer.BadParameter("dedup lines runs several phases one after the other", param_hint="--no-wait")
     config = {
         "expected_lines": expected_lines,
@@ -93,4 +66,4 @@ def lines_command(
         "normalize_digits": normalize_digits,
     }
     stats = run_line_dedup(input_path, output_path, state, config, options, exempt_source or ())
-    finish(stats, strict=strict, as_json=as_json)
+    finish(stats, strict=options.strict, as_json=as_json)

@@ -8,30 +8,20 @@ import typer
 
 from nordpipe.cli.app import dedup_app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     JsonOpt,
-    KeepRemovedOpt,
-    MemOpt,
-    NoWaitOpt,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     console,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
 from nordpipe.minhash import SURVIVOR_POLICIES, MinhashConfig, probability_curve, run_minhash
+from nordpipe.runner import RunOptions
 
 
 @dedup_app.command("docs")
 @stage_command
+@with_run_options()
 def dedup_docs_command(
     input_path: Annotated[
         str | None,
@@ -84,19 +74,7 @@ def dedup_docs_command(
             "--curve", help="Print the detection-probability curve for --bands/--rows (alone: print and exit)."
         ),
     ] = False,
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    keep_removed: KeepRemovedOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove near-duplicate documents (syndicated news, mirrored and templated pages).
@@ -121,21 +99,6 @@ def dedup_docs_command(
         raise typer.BadParameter(
             "INPUT and OUTPUT are required (only --curve runs without them)", param_hint="INPUT OUTPUT"
         )
-    options = run_options(
-        tasks=tasks,
-        workers=workers,
-        executor=executor,
-        partition=partition,
-        time=time,
-        cpus=cpus,
-        mem_per_cpu=mem_per_cpu,
-        env_command=env_command,
-        no_wait=no_wait,
-        keep_removed=keep_removed,
-        strict=strict,
-        force=force,
-        verbose=verbose,
-    )
     config = MinhashConfig(ngram=ngram, char_ngrams=char_ngrams, bands=bands, rows=rows, seed=seed)
     stats = run_minhash(
         input_path,
@@ -148,4 +111,4 @@ def dedup_docs_command(
         index_path=index,
         update_index=not no_update_index,
     )
-    finish(stats, strict=strict, as_json=as_json)
+    finish(stats, strict=options.strict, as_json=as_json)

@@ -8,28 +8,17 @@ import typer
 
 from nordpipe.cli.app import app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     InputArg,
     JsonOpt,
-    KeepRemovedOpt,
-    MemOpt,
-    NoWaitOpt,
     OutputArg,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
 from nordpipe.pii.recognizers import ALL_ENTITIES
 from nordpipe.pii.replace import MODES
+from nordpipe.runner import RunOptions
 
 _ENTITY_HELP = ", ".join(ALL_ENTITIES)
 
@@ -61,6 +50,7 @@ def _parse_modes(values: list[str] | None) -> dict[str, str]:
 
 @app.command("pii")
 @stage_command
+@with_run_options()
 def pii_command(
     input_path: InputArg,
     output_path: OutputArg,
@@ -82,19 +72,7 @@ def pii_command(
     salt: Annotated[str | None, typer.Option(
         "--salt", help="Secret for audit hashes and fake values [default: $NORDPIPE_PII_SALT, else random, kept in "
         "OUTPUT/.nordpipe/pii/salt].", show_default=False)] = None,
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    keep_removed: KeepRemovedOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Replace personal data in Danish, Norwegian, Swedish, Finnish and Icelandic text.
@@ -111,13 +89,8 @@ def pii_command(
     mode = mode.lower()
     if mode not in MODES:
         raise typer.BadParameter(f"{mode!r} is not one of tag, fake", param_hint="--mode")
-    options = run_options(
-        tasks=tasks, workers=workers, executor=executor, partition=partition, time=time, cpus=cpus,
-        mem_per_cpu=mem_per_cpu, env_command=env_command, no_wait=no_wait, keep_removed=keep_removed,
-        strict=strict, force=force, verbose=verbose,
-    )
     stats = run_pii(
         input_path, output_path, options, mode=mode, modes=_parse_modes(mode_for), entities=_parse_entities(entities),
         ner_model=ner_model, audit=audit, salt=salt,
     )
-    finish(stats, strict=strict, as_json=as_json)
+    finish(stats, strict=options.strict, as_json=as_json)

@@ -8,31 +8,21 @@ import typer
 
 from nordpipe.cli.app import filter_app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     InputArg,
     JsonOpt,
-    KeepRemovedOpt,
-    MemOpt,
-    NoWaitOpt,
     OutputArg,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
 from nordpipe.quality import LANGUAGES, run_quality
+from nordpipe.runner import RunOptions
 
 
 @filter_app.command("quality")
 @stage_command
+@with_run_options()
 def quality_command(
     input_path: InputArg,
     output_path: OutputArg,
@@ -41,19 +31,7 @@ def quality_command(
     settings: Annotated[str | None, typer.Option("--settings", help="YAML overriding the shipped per-language settings, e.g. 'da: {gopher_quality: {min_doc_words: 30}}' or 'all: {...}'.")] = None,
     default_language: Annotated[str, typer.Option("--default-language", help="Settings for documents whose language is unknown.")] = "da",
     no_language_id: Annotated[bool, typer.Option("--no-language-id", help="Skip language identification; use the records' metadata.language (else --default-language).")] = False,
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    keep_removed: KeepRemovedOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Keep good prose: language identification, then Gopher repetition, Gopher quality and C4 rules.
@@ -68,10 +46,6 @@ def quality_command(
 
     Example: nordpipe filter quality data/hestenettet out/quality --languages da,nb --keep-removed
     """
-    options = run_options(
-        tasks, workers, executor, partition, time, cpus, mem_per_cpu, env_command, no_wait,
-        keep_removed=keep_removed, strict=strict, force=force, verbose=verbose,
-    )
     try:
         stats = run_quality(
             input_path, output_path, options, languages=languages, min_language_scores=min_language_score,
@@ -80,4 +54,4 @@ def quality_command(
     except ValueError as err:
         hint = "--settings" if "settings" in str(err) else "--languages" if "language" in str(err) else None
         raise typer.BadParameter(str(err), param_hint=hint) from err
-    finish(stats, strict=strict, as_json=as_json)
+    finish(stats, strict=options.strict, as_json=as_json)

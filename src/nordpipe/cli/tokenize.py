@@ -10,25 +10,15 @@ import typer
 
 from nordpipe.cli.app import app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     InputArg,
     JsonOpt,
-    MemOpt,
-    NoWaitOpt,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     console,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
+from nordpipe.runner import RunOptions
 from nordpipe.tokenize import (
     DEFAULT_BATCH_SIZE,
     DEFAULT_SEQUENCE_LENGTH,
@@ -42,6 +32,7 @@ from nordpipe.tokenize import (
 
 @app.command("tokenize")
 @stage_command
+@with_run_options(keep_removed=False)
 def tokenize_command(
     input_path: InputArg,
     output_path: Annotated[str, typer.Argument(help="Output folder (shards/, manifest.json, quarantine/, .nordpipe/).")],
@@ -67,18 +58,7 @@ def tokenize_command(
     seed: Annotated[int, typer.Option("--seed", help="Seed of --shuffle (same seed, same output).")] = 0,
     mds_compression: Annotated[str, typer.Option("--mds-compression", help="MDS: zstd, zstd:<level> or none.")] = "zstd",
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Documents per batch-encode call.")] = DEFAULT_BATCH_SIZE,
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Tokenize documents into training shards, with a provenance index beside every shard.
@@ -112,12 +92,8 @@ def tokenize_command(
         mds_compression=compression,
         batch_size=batch_size,
     )
-    options = run_options(
-        tasks=tasks, workers=workers, executor=executor, partition=partition, time=time, cpus=cpus,
-        mem_per_cpu=mem_per_cpu, env_command=env_command, no_wait=no_wait, strict=strict, force=force, verbose=verbose,
-    )
     stats = run_tokenize(input_path, output_path, config, options)
-    finish(stats, strict=strict, as_json=as_json)
+    finish(stats, strict=options.strict, as_json=as_json)
 
 
 @app.command("trace")

@@ -12,27 +12,16 @@ import typer
 
 from nordpipe.cli.app import blocklists_app, filter_app, robots_app
 from nordpipe.cli.common import (
-    CpusOpt,
-    EnvOpt,
-    ExecutorOpt,
-    ForceOpt,
+    RUN_OPTIONS,
     InputArg,
     JsonOpt,
-    KeepRemovedOpt,
-    MemOpt,
-    NoWaitOpt,
     OutputArg,
-    PartitionOpt,
-    StrictOpt,
-    TasksOpt,
-    TimeOpt,
-    VerboseOpt,
-    WorkersOpt,
     err_console,
     finish,
-    run_options,
     stage_command,
+    with_run_options,
 )
+from nordpipe.runner import RunOptions
 
 CacheOpt = Annotated[str, typer.Option("--cache", help="SQLite consent cache (written by robots fetch).")]
 AgentOpt = Annotated[list[str] | None, typer.Option("--user-agent", help="AI user agent to check in robots.txt; repeat for several [default: the 14 agents of REFERENCE §6].")]
@@ -48,6 +37,7 @@ def parse_duration(text: str) -> float:
 
 @filter_app.command("urls")
 @stage_command
+@with_run_options()
 def filter_urls_command(
     input_path: InputArg,
     output_path: OutputArg,
@@ -68,19 +58,7 @@ def filter_urls_command(
     no_ai_txt: Annotated[bool, typer.Option("--no-ai-txt", help="Ignore ai.txt.")] = False,
     no_tdmrep: Annotated[bool, typer.Option("--no-tdmrep", help="Ignore tdmrep.json.")] = False,
     missing_consent: Annotated[str, typer.Option("--missing-consent", help="Hosts absent from the cache: keep or remove.")] = "keep",
-    tasks: TasksOpt = None,
-    workers: WorkersOpt = 1,
-    executor: ExecutorOpt = "local",
-    partition: PartitionOpt = None,
-    time: TimeOpt = "24:00:00",
-    cpus: CpusOpt = 1,
-    mem_per_cpu: MemOpt = 2,
-    env_command: EnvOpt = None,
-    no_wait: NoWaitOpt = False,
-    keep_removed: KeepRemovedOpt = False,
-    strict: StrictOpt = False,
-    force: ForceOpt = False,
-    verbose: VerboseOpt = False,
+    options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove documents by metadata.url: blocklisted domains and URLs, banned words, and (with
@@ -101,8 +79,6 @@ def filter_urls_command(
     for path in [*(blocklist or []), *(allowlist or []), *([consent_cache] if consent_cache else [])]:
         if not Path(path).exists():
             raise FileNotFoundError(f"{path} does not exist")
-    options = run_options(tasks, workers, executor, partition, time, cpus, mem_per_cpu, env_command, no_wait,
-                          keep_removed, strict, force, verbose)
     url_step = UrlBlocklistFilter(
         datatrove_list=not no_datatrove_list, project_lists=not no_project_lists, categories=category,
         store=store, blocklists=blocklist or [], allowlists=allowlist or [], banned_words=not no_banned_words,
@@ -127,7 +103,7 @@ def filter_urls_command(
         step_stats = stats.get("steps", {})
         stats["extra"] = {"consent hosts without snapshot (docs)": step_stats.get("consent", {}).get("no_snapshot", 0)} \
             if consent_cache else {}
-    finish(stats, strict, as_json)
+    finish(stats, options.strict, as_json)
 
 
 @robots_app.command("fetch")
