@@ -44,7 +44,6 @@ import glob
 import json
 import os
 import re
-import shutil
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -907,11 +906,14 @@ class MinhashClusters(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> None:
         import polars as pl
 
+        # The folder is also this phase's datatrove logging folder (task logs, the Slurm script
+        # and its logs, completion markers): replace only the parquet files of an earlier try.
+        # (No folder swap is needed for atomicity: the filter phase reads these files only
+        # after this phase's completion marker exists.)
         out_dir = os.path.join(self.state_dir, "clusters")
-        shutil.rmtree(out_dir, ignore_errors=True)
-        tmp_dir = out_dir + ".tmp"
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        os.makedirs(tmp_dir)
+        os.makedirs(out_dir, exist_ok=True)
+        for earlier in glob.glob(os.path.join(out_dir, "*.parquet")):
+            os.remove(earlier)
         with self.track_time():
             if self.verified:
                 files = sorted(glob.glob(os.path.join(self.state_dir, "verify", "verified_*.parquet")))
@@ -951,9 +953,8 @@ class MinhashClusters(PipelineStep):
                         [*columns, "survivor_in_index"]
                     )
                     _write_parquet_atomic(
-                        part.sort("key").to_arrow(), os.path.join(tmp_dir, f"{file_index:06d}.parquet")
+                        part.sort("key").to_arrow(), os.path.join(out_dir, f"{file_index:06d}.parquet")
                     )
-        os.replace(tmp_dir, out_dir)
 
 
 def _load_stems(state_dir: str) -> list[str]:
