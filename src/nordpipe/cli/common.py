@@ -82,23 +82,23 @@ def run_options(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-# The shared run options as (parameter, annotation, default), in --help order; the parameter
-# names are ``run_options``' arguments.
-_RUN_PARAMETERS: tuple[tuple[str, Any, Any], ...] = (
-    ("tasks", TasksOpt, None),
-    ("workers", WorkersOpt, 1),
-    ("executor", ExecutorOpt, "local"),
-    ("partition", PartitionOpt, None),
-    ("time", TimeOpt, "24:00:00"),
-    ("cpus", CpusOpt, 1),
-    ("mem_per_cpu", MemOpt, 2),
-    ("env_command", EnvOpt, None),
-    ("no_wait", NoWaitOpt, False),
-    ("keep_removed", KeepRemovedOpt, False),
-    ("strict", StrictOpt, False),
-    ("force", ForceOpt, False),
-    ("verbose", VerboseOpt, False),
-)
+# The shared run options, in --help order: ``run_options``' arguments (which give the
+# defaults) and their command-line declarations.
+_RUN_OPTION_ANNOTATIONS: dict[str, Any] = {
+    "tasks": TasksOpt,
+    "workers": WorkersOpt,
+    "executor": ExecutorOpt,
+    "partition": PartitionOpt,
+    "time": TimeOpt,
+    "cpus": CpusOpt,
+    "mem_per_cpu": MemOpt,
+    "env_command": EnvOpt,
+    "no_wait": NoWaitOpt,
+    "keep_removed": KeepRemovedOpt,
+    "strict": StrictOpt,
+    "force": ForceOpt,
+    "verbose": VerboseOpt,
+}
 
 
 RUN_OPTIONS = RunOptions()
@@ -115,9 +115,10 @@ def with_run_options(keep_removed: bool = True) -> Callable[[F], F]:
         own = inspect.signature(func, eval_str=True)
         if "options" not in own.parameters:
             raise TypeError(f"{func.__name__} has no 'options' parameter")
+        defaults = inspect.signature(run_options).parameters
         shared = [
-            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
-            for name, annotation, default in _RUN_PARAMETERS
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=defaults[name].default)
+            for name, annotation in _RUN_OPTION_ANNOTATIONS.items()
             if keep_removed or name != "keep_removed"
         ]
         shared_names = {p.name for p in shared}
