@@ -226,7 +226,7 @@ class PiiScanner:
         self.specs = specs_for(wanted)
         self.number_specs = tuple(s for s in self.specs if s.in_numbers)
         self.text_specs = tuple(s for s in self.specs if not s.in_numbers)
-        self._number_plan = tuple((s.run_digits, s.run_group, s.run_dots, s.regex, s) for s in self.number_specs)
+        self._number_plan = tuple((s.run_digits, s.run_group, s.run_dots, s) for s in self.number_specs)
         self.context_window = context_window
         self.name_finder: NameRecognizer | None = None
         if NAME in wanted:
@@ -266,52 +266,45 @@ class PiiScanner:
 
     def _scan_numbers(self, text: str, language: str | None) -> list[Span]:
         """Run the number recognizers only inside runs of digits long enough to hold a match,
-        and each only where the run has as many digits and as long a group as its matches."""
+        each only where the run has as many digits, dots and as long a group as its matches,
+        and only at the run's ``starts``."""
         found: list[Span] = []
         size = len(text)
         plan = self._number_plan
-        window = self.context_window
         for _start, end, digits, longest, dots, starts in number_runs(text, 7):
             if digits < _MIN_DIGITS and not dots:
                 continue
             # lookbehinds see before the run; lookaheads need two characters past its end
             stop = min(size, end + 2)
-            for run_digits, run_group, run_dots, regex, spec in plan:
+            for run_digits, run_group, run_dots, spec in plan:
                 if digits < run_digits or longest < run_group or dots < run_dots:
                     continue
-                # what ``regex.finditer(text, start, stop)`` finds, tried only where a match
-                # can begin: matches do not overlap, so a start inside the last one is skipped
-                match_at = regex.match
-                after = 0
-                for position in starts:
-                    if position < after:
-                        continue
-                    match = match_at(text, position, stop)
-                    if match is None:
-                        continue
-                    after = match.end()
-                    span = accept_candidate(spec, text, match.start("v"), match.end("v"), language, window)
-                    if span is not None:
-                        found.append(span)
+                self._scan_at(spec, text, starts, stop, language, found)
         return found
 
     def _scan_starts(self, spec: PatternSpec, text: str, language: str | None) -> list[Span]:
-        """Try ``spec.regex`` only where ``spec.starts`` says a match can begin (what a scan of
-        the whole text would find: matches do not overlap, so a start inside one is skipped)."""
+        """Try ``spec.regex`` only where ``spec.starts`` says a match can begin."""
         found: list[Span] = []
-        regex = spec.regex
+        self._scan_at(spec, text, spec.starts(text), len(text), language, found)
+        return found
+
+    def _scan_at(self, spec: PatternSpec, text: str, positions: Iterable[int], stop: int, language: str | None,
+                 found: list[Span]) -> None:
+        """Append the spans ``spec.regex`` gives where matches can begin (``positions``, in
+        order): what ``spec.regex.finditer(text, first position, stop)`` finds, since matches do
+        not overlap and a position inside the last match is skipped."""
+        match_at = spec.regex.match
         after = 0
-        for position in spec.starts(text):
+        for position in positions:
             if position < after:
                 continue
-            match = regex.match(text, position)
+            match = match_at(text, position, stop)
             if match is None:
                 continue
             after = match.end()
             span = accept_candidate(spec, text, match.start("v"), match.end("v"), language, self.context_window)
             if span is not None:
                 found.append(span)
-        return found
 
     def _scan_anchored(self, spec: PatternSpec, text: str, language: str | None) -> list[Span]:
         """Run ``spec.regex`` only on the pieces of text around each ``spec.anchor``: the run

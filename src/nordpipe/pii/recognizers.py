@@ -174,6 +174,11 @@ def iban_mod97_py(number: str) -> int:
     valid); -1 for any other character. The definition of ``_loops.iban_mod97``."""
     if len(number) < 4 or not number.isascii() or not number.isalnum() or number.upper() != number:
         return -1
+    return _iban_remainder(number)
+
+
+def _iban_remainder(number: str) -> int:
+    """The IBAN mod-97 remainder of letters and (any Unicode) digits, as stdnum computes it."""
     return int((number[4:] + number[:4]).translate(_IBAN_TO_DIGITS)) % 97
 
 
@@ -537,7 +542,7 @@ def validate_iban(value: str) -> int:
         return STRONG if std_iban.is_valid(value) else REJECT
     remainder = iban_mod97(number) if number.isascii() else -1
     if remainder < 0:  # Unicode digits: the integer of the digits, as stdnum computes it
-        remainder = int((number[4:] + number[:4]).translate(_IBAN_TO_DIGITS)) % 97
+        remainder = _iban_remainder(number)
     if remainder != 1:
         return REJECT
     layout = _iban_bban(number[:2])
