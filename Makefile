@@ -7,11 +7,11 @@ BIN := $(VENV)/bin
 NORDPIPE := $(BIN)/nordpipe
 DEMO ?= demo-output
 
-.PHONY: setup demo test lint system-deps bench sample ingest filter-urls filter-quality dedup-lines dedup-docs pii tokenize report clean
+.PHONY: setup demo test lint system-deps bench sample ingest urls quality lines minhash pii tokenize report clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
@@ -35,23 +35,14 @@ test: setup system-deps
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
-# One target per stage of the demo chain (each reruns only what is missing).
+# One target per stage of the demo chain, named as the stage (`nordpipe stages`); each runs the
+# pipeline up to that stage and reruns only what is missing.
 sample: setup
 	$(NORDPIPE) sample $(DEMO)/sample
 ingest: sample
 	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until ingest
-filter-urls: setup
-	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until urls
-filter-quality: setup
-	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until quality
-dedup-lines: setup
-	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until lines
-dedup-docs: setup
-	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until minhash
-pii: setup
-	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until pii
-tokenize: setup
-	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until tokenize
+urls quality lines minhash pii tokenize: setup
+	$(NORDPIPE) run pipelines/demo.yaml --root $(DEMO) --until $@
 report: setup
 	$(NORDPIPE) report $(DEMO) --html $(DEMO)/report.html
 

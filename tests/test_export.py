@@ -33,6 +33,7 @@ from nordpipe.export import (
     split_sentences,
     url_group,
 )
+from nordpipe.layout import UsageError
 
 SHARED_UD = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud"
 
@@ -629,10 +630,10 @@ def test_export_refuses_an_output_that_is_not_its_own(corpus: tuple[Path, list[d
     root, _ = corpus
     # A dataset folder (its quarantine/ must not be replaced by the export's).
     refused = nordpipe_cli("export", "sentences", root, root)
-    assert refused.returncode == 1 and "holds documents/" in refused.stderr
+    assert refused.returncode == 2 and "is the input" in refused.stderr
     assert not (root / "data").exists()
     # Another export's output.
     SentenceExport().run(str(root), str(tmp_path / "mlm"))
-    with pytest.raises(ValueError, match="export sentences"):
+    with pytest.raises(UsageError, match="export sentences"):
         PairExport(anchor="url", positive="text").run(str(root), str(tmp_path / "mlm"))
     assert read_split(tmp_path / "mlm", "train").height > 0

@@ -337,8 +337,8 @@ def test_cli_run_summary_and_usage_errors(tmp_path: Path, nordpipe_cli: Any) -> 
     out = tmp_path / "out"
     result = nordpipe_cli("dedup", "docs", inp, out, "--survivor", "longest", "--jaccard-check", "--workers", "2")
     assert result.returncode == 0, result.stderr
-    assert "dedup_docs\tremoved minhash:duplicate\t3" in result.stdout
-    assert "dedup_docs\tclusters\t1" in result.stdout
+    assert "minhash\tremoved minhash:duplicate\t3" in result.stdout
+    assert "minhash\tclusters\t1" in result.stdout
     stats = json.loads((out / ".nordpipe" / "stats.json").read_text())
     assert stats["documents_out"] == 2 and stats["minhash"]["config"]["bands"] == 16
     # a rerun with other parameters refuses (exit 1), --force starts over

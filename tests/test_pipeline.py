@@ -43,9 +43,26 @@ def test_config_errors_name_the_line_and_allowed_values(tmp_path, nordpipe_cli):
 
 
 def test_shipped_pipelines_parse_and_plan(tmp_path, nordpipe_cli):
-    for name in ("demo.yaml", "munin-da.yaml"):
-        result = nordpipe_cli("run", REPO / "pipelines" / name, "--root", tmp_path / name, "--dry-run")
-        assert result.returncode == 0, result.stderr
+    result = nordpipe_cli("run", REPO / "pipelines" / "demo.yaml", "--root", tmp_path / "demo.yaml", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    # munin-da's raw dumps live on the cluster: here its raw paths match nothing, which is a
+    # config error (a misspelled raw path used to be skipped silently) ...
+    munin_text = (REPO / "pipelines" / "munin-da.yaml").read_text()
+    result = nordpipe_cli("run", REPO / "pipelines" / "munin-da.yaml", "--root", tmp_path / "munin", "--dry-run", cwd=REPO)
+    if not os.path.exists("/data/raw/retsinformation"):
+        raw_line = next(i for i, line in enumerate(munin_text.splitlines(), 1) if "/data/raw/retsinformation" in line)
+        assert result.returncode == 2 and f"munin-da.yaml:{raw_line}:" in result.stderr and "/data/raw/retsinformation" in result.stderr
+    # ... and with raw data in place, every parameter of the file is valid for its stage.
+    munin = yaml.safe_load(munin_text)
+    for dataset in munin["datasets"]:
+        folder = tmp_path / "raw" / dataset["name"]
+        folder.mkdir(parents=True)
+        (folder / "dump.csv").write_text("text\nhej\n")
+        dataset["raw"] = [str(folder), str(folder / "*.csv")]
+    copy = _write(tmp_path / "munin-da.yaml", yaml.safe_dump(munin))
+    result = nordpipe_cli("run", copy, "--root", tmp_path / "munin", "--dry-run", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    assert "--mode tag" in result.stdout and "--fpr 1e-08" in result.stdout
     plan = nordpipe_cli("run", REPO / "pipelines" / "demo.yaml", "--root", tmp_path / "demo", "--dry-run").stdout.splitlines()
     stages = [line.split("\t")[1] for line in plan]
     assert stages == ["ingest"] * 5 + ["urls", "quality", "lines", "minhash", "pii", "tokenize"]

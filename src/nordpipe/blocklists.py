@@ -8,9 +8,11 @@ Three kinds of list feed ``nordpipe filter urls`` (``nordpipe.urls``):
   domain once (``hash_strings``) into a sorted ``uint64`` array (~36 MB), saved as a ``.npy``
   file in the user cache directory (built on first use, under a lock, moved into place
   atomically) and read by every worker in ~0.1 s.
-- **the project's lists**: ``blocklists/<category>/*.txt`` in this repository, and lists that
-  ``nordpipe blocklists update`` downloaded into the local store
-  (``<store>/<category>/<name>.txt``). The category is the folder name.
+- **the project's lists**: ``nordpipe/data/blocklists/<category>/*.txt``, package data read
+  through ``importlib.resources`` (``shipped_blocklists``), so a wheel install has them as a
+  checkout does, and lists that ``nordpipe blocklists update`` downloaded into the local store
+  (``<store>/<category>/<name>.txt``). The category is the folder name. The same folder holds
+  the Nordic banned-word exceptions and the sources file of ``blocklists update``.
 - **user lists** (``--blocklist FILE``) and allowlists (``--allowlist FILE``).
 
 Every list file may mix these line formats (``parse_list_line``): a plain domain
@@ -42,6 +44,7 @@ import time
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -80,8 +83,42 @@ def hash64(value: str) -> int:
     return int(hash_strings([value])[0])
 
 DATATROVE_LIST_ARCHIVE = "url_filterblacklistsv0_3_0.tar.gz"
-REPO_BLOCKLISTS = Path(__file__).resolve().parents[2] / "blocklists"
-"""The project's own lists (top-level ``blocklists/`` of a source checkout)."""
+
+
+def shipped_blocklists() -> Path:
+    """The project's own lists, shipped as package data: ``nordpipe/data/blocklists/``.
+
+    Found with ``importlib.resources`` (the folder inside the installed package, or under
+    ``src/`` for an editable install). Raises ``FileNotFoundError`` when the folder is missing
+    (a package built without its data files), so lists never vanish silently.
+    """
+    folder = resources.files("nordpipe") / "data" / "blocklists"
+    if not isinstance(folder, Path):  # e.g. a zip import: the lists must be real files
+        folder = Path(str(folder))
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"nordpipe's shipped blocklists are missing ({folder}): the package was installed without "
+            "its data files (nordpipe/data/blocklists); reinstall it"
+        )
+    return folder
+
+
+SHIPPED_BLOCKLISTS = Path(str(resources.files("nordpipe") / "data" / "blocklists"))
+"""Where the shipped lists are (``shipped_blocklists`` also checks they are there)."""
+REPO_BLOCKLISTS = SHIPPED_BLOCKLISTS
+"""Old name of ``SHIPPED_BLOCKLISTS`` (the lists used to be read from the checkout's ``blocklists/``)."""
+NORDIC_EXCEPTIONS_NAME = "nordic_word_exceptions.txt"
+"""The Nordic banned-word exceptions, in the shipped blocklists folder."""
+SOURCES_NAME = "sources.toml"
+"""The sources of ``nordpipe blocklists update``, in the shipped blocklists folder."""
+
+
+def shipped_file(name: str) -> Path:
+    """A file of the shipped blocklists folder; ``FileNotFoundError`` naming it when missing."""
+    path = shipped_blocklists() / name
+    if not path.is_file():
+        raise FileNotFoundError(f"nordpipe's shipped {name} is missing ({path}); reinstall nordpipe")
+    return path
 
 NORDIC_TLDS = ("dk", "no", "se", "fi", "is", "fo", "gl", "ax")
 """Country-code TLDs whose host names get the Nordic banned-word exceptions."""
@@ -203,14 +240,21 @@ def read_list_file(path: str | Path, category: str) -> ListFile:
     return result
 
 
-def category_list_files(root: str | Path, categories: Iterable[str] | None = None) -> list[tuple[str, Path]]:
-    """``(category, file)`` for every ``<root>/<category>/*.txt[.gz]``, sorted; hidden folders skipped."""
+def list_categories(root: str | Path) -> list[str]:
+    """The category folders of a list root (``<root>/<category>/``), sorted; [] if it does not exist."""
     root = Path(root)
     if not root.is_dir():
         return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+
+
+def category_list_files(root: str | Path, categories: Iterable[str] | None = None) -> list[tuple[str, Path]]:
+    """``(category, file)`` for every ``<root>/<category>/*.txt[.gz]``, sorted; hidden folders skipped."""
+    root = Path(root)
     wanted = set(categories) if categories else None
     found = []
-    for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))):
+    for name in list_categories(root):
+        folder = root / name
         if wanted is not None and folder.name not in wanted:
             continue
         for file in sorted(folder.iterdir()):
@@ -447,7 +491,7 @@ def read_word_exceptions(path: str | Path) -> frozenset[str]:
 
 @dataclass
 class Source:
-    """One downloadable list, from the sources file (``blocklists/sources.toml``)."""
+    """One downloadable list, from the sources file (shipped: ``nordpipe/data/blocklists/sources.toml``)."""
 
     name: str
     category: str

@@ -20,6 +20,7 @@ import base64
 import datetime as dt
 import io
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
@@ -212,36 +213,378 @@ def open_binary(path: str, mode: str = "rb") -> IO[bytes]:
     return handle
 
 
+# --------------------------------------------------------------------------------------------
+# Reading raw bytes: damage-tolerant decompression and bounded lines
+#
+# Readers never trust their input. ``iter_decompressed`` yields the decompressed bytes of a file
+# in chunks of at most ``READ_CHUNK`` bytes and, where the compressed stream is damaged, a
+# ``Damage`` naming the compressed byte span it had to skip; it then resynchronizes on the next
+# intact unit and goes on:
+#
+# - gzip: members are decompressed one by one with zlib (output capped per call, so a gzip bomb
+#   never lands in memory whole). A corrupt member is reported from its first byte; the reader
+#   then searches for the next gzip magic (``1f 8b 08``) after the point of failure. Garbage
+#   between or after members is one span; zero padding at the end is ignored. A truncated member
+#   keeps everything decompressed before the cut.
+# - zstd: frame boundaries are read from the frame and block headers (no decompression needed),
+#   so a frame whose data is corrupt is skipped exactly and the next frame is still read.
+#   ``zstandard``'s stream reader ends silently on a truncated stream; the header walk is what
+#   notices the cut. Garbage between frames is skipped up to the next frame magic.
+# - plain files: read as they are.
+#
+# ``iter_byte_lines`` splits that into lines and caps a line's size: a longer line is read to
+# its end without being kept (its size is counted) and comes back as an error. Memory per file
+# is then about one chunk plus ``max_line_bytes``, whatever the file holds. Cost, measured on a
+# 300,000-line jsonl.gz (104 MB decompressed): reading and parsing took 0.48 s against 0.42 s
+# for iterating a ``GzipFile`` by line (+15 % on reading, small next to mapping and writing).
+# Peak RSS of a whole ingest over a gzip holding one 398 MB line (``--max-chars 1000``): 173 MB.
+# Line numbers count the lines read; a damaged span counts as one line, so numbers after it are
+# relative to what could be read (the quarantine record names the byte span).
+
+READ_CHUNK = 1 << 20
+"""Largest piece of decompressed output (and raw input) held at once while reading."""
+
+GZIP_MAGIC = b"\x1f\x8b\x08"
+_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+_ZSTD_BLOCK_MAX = 128 * 1024
+
+
+def max_line_bytes_for(max_chars: int) -> int:
+    """The longest input line worth parsing when texts may hold ``max_chars`` characters.
+
+    6 bytes per character covers JSON written with ``ensure_ascii`` (``\\u00e6`` for æ), the
+    worst case for Nordic text (raw UTF-8 needs at most 4), plus 1 MiB for ids and metadata. A
+    longer line cannot hold a text within the limit unless its metadata alone exceeds 1 MiB.
+    """
+    return 6 * max_chars + (1 << 20)
+
+
+@dataclass
+class Damage:
+    """A span of a compressed input that could not be decompressed (offsets are compressed bytes)."""
+
+    offset: int
+    length: int
+    reason: str
+
+
+@dataclass
+class ByteLine:
+    """One line of bytes (without its newline), or an error: a line over the size cap or damage."""
+
+    line: int
+    data: bytes | None = None
+    error: str | None = None
+    offset: int | None = None  # damaged span: compressed byte offset ...
+    length: int | None = None  # ... and length
+
+
+class ByteSource:
+    """A read buffer over a raw file that knows the file offset of its first byte."""
+
+    def __init__(self, raw: IO[bytes]):
+        self.raw = raw
+        self.buf = b""
+        self.offset = 0
+        self.eof = False
+        self.zeros_only = True
+
+    def ensure(self, n: int) -> bool:
+        """Read until ``n`` bytes are buffered; False at the end of the file with fewer."""
+        while len(self.buf) < n and not self.eof:
+            more = self.raw.read(READ_CHUNK)
+            if more:
+                self.buf = self.buf + more if self.buf else more
+            else:
+                self.eof = True
+        return len(self.buf) >= n
+
+    def consume(self, n: int) -> None:
+        self.buf = self.buf[n:]
+        self.offset += n
+
+    def skip_to(self, magic: bytes) -> bool:
+        """Drop bytes up to the next ``magic``; False (all dropped) when there is none.
+        ``zeros_only`` tells whether the dropped bytes were all zero (padding, not damage)."""
+        self.zeros_only = True
+        while True:
+            index = self.buf.find(magic)
+            if index >= 0:
+                self.zeros_only = self.zeros_only and not self.buf[:index].strip(b"\x00")
+                self.consume(index)
+                return True
+            keep = min(len(magic) - 1, len(self.buf)) if not self.eof else 0
+            dropped = self.buf[: len(self.buf) - keep]
+            self.zeros_only = self.zeros_only and not dropped.strip(b"\x00")
+            self.consume(len(dropped))
+            if self.eof:
+                return False
+            self.ensure(len(self.buf) + 1)
+
+
+def _gzip_chunks(raw: IO[bytes]) -> Iterator[bytes | Damage]:
+    src = ByteSource(raw)
+    pending: tuple[int, str] | None = None  # a damaged span waiting for the next good data
+
+    def flush_pending(end: int) -> Iterator[Damage]:
+        nonlocal pending
+        if pending is not None:
+            yield Damage(pending[0], end - pending[0], pending[1])
+            pending = None
+
+    while True:
+        src.ensure(len(GZIP_MAGIC))
+        if not src.buf:
+            yield from flush_pending(src.offset)
+            return
+        if not src.buf.startswith(GZIP_MAGIC):
+            start = src.offset
+            found = src.skip_to(GZIP_MAGIC)
+            if pending is None and not (src.zeros_only and not found):
+                pending = (start, f"not gzip data: bytes {start}-{src.offset - 1} are not a gzip member")
+            if not found:
+                yield from flush_pending(src.offset)
+                return
+        member_start = src.offset
+        decompressor = zlib.decompressobj(31)
+        while True:
+            if not src.buf and not src.ensure(1):
+                yield from flush_pending(member_start)
+                yield Damage(
+                    member_start,
+                    src.offset - member_start,
+                    f"truncated: the gzip member at byte {member_start} stops at the end of the file (byte "
+                    f"{src.offset}) before its end",
+                )
+                return
+            piece = src.buf[:READ_CHUNK]
+            piece_offset = src.offset
+            try:
+                data = piece
+                while True:
+                    out = decompressor.decompress(data, READ_CHUNK)
+                    if out:
+                        yield from flush_pending(member_start)
+                        yield out
+                    if decompressor.eof:
+                        break
+                    data = decompressor.unconsumed_tail
+                    if not data and len(out) < READ_CHUNK:
+                        break
+            except zlib.error as err:
+                if pending is None:
+                    pending = (
+                        member_start,
+                        f"corrupt gzip member at byte {member_start} (failed near byte {piece_offset}: {err})",
+                    )
+                src.consume(1)  # resynchronize on the next gzip magic after this point
+                break
+            if decompressor.eof:
+                src.consume(len(piece) - len(decompressor.unused_data))
+                yield from flush_pending(member_start)
+                break
+            src.consume(len(piece))
+
+
+class _Slice:
+    """``read`` at most ``length`` bytes of ``raw`` from its current position."""
+
+    def __init__(self, raw: IO[bytes], length: int):
+        self.raw = raw
+        self.left = length
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.left if size < 0 else min(size, self.left)
+        data = self.raw.read(size) if size else b""
+        self.left -= len(data)
+        return data
+
+
+def _zstd_frame_end(raw: IO[bytes], start: int, file_size: int) -> tuple[int, str | None]:
+    """End offset of the zstd (or skippable) frame at ``start`` from its headers, and a problem."""
+    raw.seek(start)
+    header = raw.read(18)
+    magic = int.from_bytes(header[:4], "little")
+    if 0x184D2A50 <= magic <= 0x184D2A5F and len(header) >= 8:  # skippable frame
+        end = start + 8 + int.from_bytes(header[4:8], "little")
+        return (end, None) if end <= file_size else (file_size, "truncated")
+    if header[:4] != _ZSTD_MAGIC or len(header) < 6:
+        return start, "not zstd data" if len(header) >= 6 else "truncated"
+    descriptor = header[4]
+    if descriptor & 0x08:
+        return start, "corrupt zstd frame header"
+    single_segment = (descriptor >> 5) & 1
+    size = 5 + (0 if single_segment else 1) + (0, 1, 2, 4)[descriptor & 3]
+    size += (single_segment, 2, 4, 8)[descriptor >> 6]
+    position = start + size
+    while True:
+        raw.seek(position)
+        block = raw.read(3)
+        if len(block) < 3:
+            return file_size, "truncated"
+        value = int.from_bytes(block, "little")
+        kind, block_size = (value >> 1) & 3, value >> 3
+        if kind == 3 or block_size > _ZSTD_BLOCK_MAX:
+            return position, "corrupt zstd block header"
+        position += 3 + (1 if kind == 1 else block_size)
+        if value & 1:
+            break
+    position += 4 if descriptor & 0x04 else 0
+    return (position, None) if position <= file_size else (file_size, "truncated")
+
+
+def _next_magic(raw: IO[bytes], after: int, magic: bytes) -> int | None:
+    """Offset of the first ``magic`` after byte ``after``, or None."""
+    raw.seek(after + 1)
+    src = ByteSource(raw)
+    src.offset = after + 1
+    return src.offset if src.skip_to(magic) else None
+
+
+def _zstd_chunks(raw: IO[bytes]) -> Iterator[bytes | Damage]:
+    import zstandard
+
+    file_size = raw.seek(0, io.SEEK_END)
+    start = 0
+    while start < file_size:
+        end, problem = _zstd_frame_end(raw, start, file_size)
+        if problem in ("not zstd data", "corrupt zstd frame header"):
+            resync = _next_magic(raw, start, _ZSTD_MAGIC)
+            stop = file_size if resync is None else resync
+            yield Damage(start, stop - start, f"{problem}: bytes {start}-{stop - 1} are not a readable zstd frame")
+            start = stop
+            continue
+        raw.seek(start)
+        limit = (file_size if problem == "corrupt zstd block header" else end) - start
+        reader = zstandard.ZstdDecompressor().stream_reader(_Slice(raw, limit), read_across_frames=False)
+        error = None
+        try:
+            while out := reader.read(READ_CHUNK):
+                yield out
+        except zstandard.ZstdError as err:
+            error = str(err)
+        if problem == "truncated":
+            yield Damage(start, file_size - start, f"truncated: the zstd frame at byte {start} stops at the end of the file (byte {file_size}) before its end")
+            return
+        if problem == "corrupt zstd block header":  # the frame's extent is unknown: find the next frame
+            resync = _next_magic(raw, start, _ZSTD_MAGIC)
+            end = file_size if resync is None else resync
+        if problem or error:
+            yield Damage(start, end - start, f"corrupt zstd frame at byte {start} ({error or problem})")
+        start = end
+
+
+def iter_decompressed(path: str) -> Iterator[bytes | Damage]:
+    """The decompressed content of ``path`` in chunks, with ``Damage`` where it is broken.
+
+    Compression is chosen by suffix (``.gz``, ``.zst``) as in ``open_binary``. Raises only for
+    a file that cannot be opened or read at all (``OSError``).
+    """
+    with fsspec.open(path, "rb") as raw:
+        if path.endswith(".gz"):
+            yield from _gzip_chunks(raw)
+        elif path.endswith(".zst"):
+            yield from _zstd_chunks(raw)
+        else:
+            while chunk := raw.read(READ_CHUNK):
+                yield chunk
+
+
+def _too_long(line: int, size: int, limit: int) -> ByteLine:
+    return ByteLine(line, error=f"too long: line of {size:,} bytes, the limit is {limit:,} bytes (6 bytes per character of --max-chars, plus 1 MiB)")
+
+
+def iter_byte_lines(path: str, max_line_bytes: int | None = None) -> Iterator[ByteLine]:
+    """Lines of ``path`` (decompressed, newline stripped), numbered from 1.
+
+    A line over ``max_line_bytes`` is consumed without being kept and comes back with
+    ``error`` ``"too long: ..."``; compression damage comes back as one item with ``error``
+    ``"broken compression: ..."`` (plus its byte ``offset``/``length`` and, as ``data``, the
+    partial line cut by the damage); an unreadable file as ``"unreadable input: ..."``.
+    """
+    line = 0
+    parts: list[bytes] = []  # the start of the current line
+    size = 0  # its length so far
+    skipping = False  # the current line is over the cap: count it, do not keep it
+    try:
+        for chunk in iter_decompressed(path):
+            if isinstance(chunk, Damage):
+                line += 1
+                partial = b"".join(parts) if parts and not skipping else None
+                yield ByteLine(line, data=partial, error=f"broken compression: {chunk.reason}", offset=chunk.offset, length=chunk.length)
+                parts, size, skipping = [], 0, False
+                continue
+            pieces = chunk.split(b"\n")
+            last = pieces.pop()
+            for index, piece in enumerate(pieces):
+                line += 1
+                if index == 0 and (parts or skipping):
+                    total = size + len(piece)
+                    if skipping or (max_line_bytes is not None and total > max_line_bytes):
+                        yield _too_long(line, total, max_line_bytes or 0)
+                    else:
+                        parts.append(piece)
+                        yield ByteLine(line, data=b"".join(parts))
+                    parts, size, skipping = [], 0, False
+                elif max_line_bytes is not None and len(piece) > max_line_bytes:
+                    yield _too_long(line, len(piece), max_line_bytes)
+                else:
+                    yield ByteLine(line, data=piece)
+            if last:
+                size += len(last)
+                if not skipping:
+                    parts.append(last)
+                    if max_line_bytes is not None and size > max_line_bytes:
+                        parts, skipping = [], True
+        if parts or skipping:
+            line += 1
+            yield _too_long(line, size, max_line_bytes or 0) if skipping else ByteLine(line, data=b"".join(parts))
+    except Exception as err:  # OSError from the file system, anything from a remote backend
+        yield ByteLine(line + 1, error=f"unreadable input: after line {line} ({type(err).__name__}: {err})")
+
+
 @dataclass
 class RawLine:
-    """One line of an input file: the parsed record, or the reason it could not be parsed."""
+    """One line of an input file: the parsed record, or the reason it could not be parsed.
+
+    ``offset``/``length``: the compressed byte span of a damaged stream (``broken compression``).
+    """
 
     line: int
     record: Any = None
     error: str | None = None
     raw: bytes | None = None
+    offset: int | None = None
+    length: int | None = None
 
 
-def iter_jsonl_lines(path: str) -> Iterator[RawLine]:
+def iter_jsonl_lines(path: str, max_line_bytes: int | None = None, keep_raw: bool = False) -> Iterator[RawLine]:
     """Parse a jsonl file line by line. Never raises for bad content: bad lines come back with
-    ``error`` set (invalid JSON, invalid UTF-8, a truncated or corrupt compressed stream)."""
-    line_no = 0
-    try:
-        with open_binary(path) as handle:
-            for line_no, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield RawLine(line_no, record=orjson.loads(line))
-                except orjson.JSONDecodeError as err:
-                    reason = f"invalid UTF-8: {err}" if "utf-8" in str(err).lower() else f"invalid JSON: {err}"
-                    yield RawLine(line_no, error=reason, raw=line.rstrip(b"\r\n"))
-    except (EOFError, OSError, ValueError) as err:
-        # gzip raises EOFError on a truncated member and OSError/BadGzipFile on corruption;
-        # zstandard raises a ZstdError (a ValueError subclass is not guaranteed, so OSError too).
-        yield RawLine(line_no + 1, error=f"broken compression: the stream ends or breaks after line {line_no} ({err})")
-    except Exception as err:  # zstd.ZstdError and friends
-        yield RawLine(line_no + 1, error=f"unreadable input: after line {line_no} ({err})")
+    ``error`` set (invalid JSON, invalid UTF-8, nested deeper than orjson's 1024 levels, a
+    truncated or corrupt compressed stream with its byte span, a line over ``max_line_bytes``).
+
+    ``max_line_bytes=None`` (the default) reads lines of any length; readers of raw input pass
+    ``max_line_bytes_for(max_chars)`` so that one giant line cannot exhaust memory.
+    ``keep_raw``: also set ``raw`` for lines that parse (for quarantining them later).
+    """
+    for item in iter_byte_lines(path, max_line_bytes):
+        if item.error is not None:
+            yield RawLine(item.line, error=item.error, raw=item.data, offset=item.offset, length=item.length)
+            continue
+        data = item.data or b""
+        if not data.strip():
+            continue
+        try:
+            yield RawLine(item.line, record=orjson.loads(data), raw=data.rstrip(b"\r") if keep_raw else None)
+        except orjson.JSONDecodeError as err:
+            message = str(err)
+            if "utf-8" in message.lower():
+                reason = f"invalid UTF-8: {message}"
+            elif "depth limit" in message or "recursion" in message.lower():
+                reason = f"too deep: JSON nested deeper than 1024 levels ({message})"
+            else:
+                reason = f"invalid JSON: {message}"
+            yield RawLine(item.line, error=reason, raw=data.rstrip(b"\r"))
 
 
 def raw_for_quarantine(raw: bytes | str | None) -> dict[str, str]:

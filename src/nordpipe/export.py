@@ -49,7 +49,6 @@ text). Pair export keeps a set of 128-bit hashes of the pairs seen (~100 bytes p
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -69,9 +68,9 @@ import pyarrow.ipc as ipc
 import xxhash
 
 from nordpipe.documents import NORDPIPE_KEY, iter_jsonl_lines, iter_records, raw_for_quarantine
-from nordpipe.steps import list_document_files, reason_category
+from nordpipe.layout import OutputLayout
+from nordpipe.steps import reason_category
 
-STATE_DIR = ".nordpipe"
 FORMATS = ("parquet", "jsonl")
 HASH_SPACE = 1 << 64
 
@@ -403,30 +402,6 @@ def _record_problem(record: Any) -> str | None:
     return None
 
 
-def _check_output(output: str, stage: str) -> None:
-    """Refuse an OUTPUT that holds something other than this export's earlier output: exports
-    replace ``data/``, ``jsonl/``, ``ir/`` and ``quarantine/`` wholesale."""
-    if os.path.isdir(os.path.join(output, "documents")):
-        raise ValueError(f"{output} holds documents/ (a dataset or a stage's output); export to another folder")
-    stats = os.path.join(output, STATE_DIR, "stats.json")
-    if os.path.exists(stats):
-        try:
-            with open(stats) as handle:
-                previous = json.load(handle).get("stage")
-        except (OSError, ValueError, AttributeError):
-            previous = None
-        if previous != stage:
-            raise ValueError(f"{output} holds the output of {previous or 'another run'!r}, not of {stage!r}; "
-                             "export to another folder")
-
-
-def _input_files(input_path: str) -> list[str]:
-    files = list_document_files(input_path)
-    if not files:
-        raise FileNotFoundError(f"no document files (*.jsonl, *.jsonl.gz, *.jsonl.zst, *.parquet) under {input_path}")
-    return files
-
-
 class _SplitWriter:
     """Rows of one split written as fixed-size shards ``<split>-NNNNN-of-MMMMM.<ext>`` in every
     requested format (parquet under ``data/``, jsonl under ``jsonl/``)."""
@@ -485,7 +460,7 @@ def _publish(tmp: str, output: str, folders: tuple[str, ...]) -> None:
 
     Every folder appears complete or not at all (a rename); folders of an earlier run that this
     run did not produce (e.g. ``jsonl/`` after dropping that format) are removed."""
-    old = os.path.join(output, STATE_DIR, "old")
+    old = OutputLayout.of(output).state_path("old")
     shutil.rmtree(old, ignore_errors=True)
     os.makedirs(old)
     for name in folders:
@@ -496,14 +471,6 @@ def _publish(tmp: str, output: str, folders: tuple[str, ...]) -> None:
         if os.path.exists(source):
             os.replace(source, target)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def _write_json_atomic(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True, ensure_ascii=False)
-        handle.write("\n")
-    os.replace(tmp, path)
 
 
 def _write_quarantine(tmp: str, quarantine: _Quarantine) -> None:
@@ -517,7 +484,7 @@ def _write_quarantine(tmp: str, quarantine: _Quarantine) -> None:
 def _work_dir(output: str) -> Iterator[str]:
     """A fresh ``OUTPUT/.nordpipe/tmp``, removed afterwards whether the export succeeded or not
     (the previous run's published output is untouched until ``_publish``)."""
-    tmp = os.path.join(output, STATE_DIR, "tmp")
+    tmp = OutputLayout.of(output).tmp()
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     try:
@@ -730,13 +697,15 @@ class SentenceExport:
     def run(self, input_path: str, output_path: str) -> dict[str, Any]:
         """Export the sentences of every document under ``input_path`` to ``output_path``;
         returns the stats (also written to ``OUTPUT/.nordpipe/stats.json``)."""
-        from nordpipe.runner import OutputLock
+        from nordpipe.runner import RunOptions, StageRun, pause_for_tests
 
         started = time.time()
-        files = _input_files(input_path)
-        _check_output(output_path, self.name)
-        os.makedirs(output_path, exist_ok=True)
-        with OutputLock(output_path), _work_dir(output_path) as tmp:
+        # Exports rebuild OUTPUT on every run, so other parameters need no --force: the earlier
+        # export's folders are replaced (and only those: StageRun refuses any other OUTPUT).
+        with StageRun(self.name, input_path, output_path, RunOptions(force=True), self.parameters()) as run, \
+                _work_dir(run.output_path) as tmp:
+            files = run.files
+            pause_for_tests("export")
             spill_root = os.path.join(tmp, "spill")
             tasks = max(1, min(self.workers, len(files)))
             plans = [list(range(task, len(files), tasks)) for task in range(tasks)]
@@ -795,7 +764,7 @@ class SentenceExport:
             sizes = {split: writer.close() for split, writer in writers.items()}
             shutil.rmtree(dedup_dir, ignore_errors=True)
             _write_quarantine(tmp, spill.quarantine)
-            _publish(tmp, output_path, ("data", "jsonl", "quarantine"))
+            _publish(tmp, output_path, run.owned)
 
             stats = {
                 "stage": self.name,
@@ -817,7 +786,7 @@ class SentenceExport:
                 },
                 "seconds": round(time.time() - started, 3),
             }
-            _write_json_atomic(os.path.join(output_path, STATE_DIR, "stats.json"), stats)
+            run.complete(stats)
         return stats
 
     def _validation_expression(self, candidates: list[pl.DataFrame]) -> pl.Expr:
@@ -994,13 +963,15 @@ class PairExport:
 
     def run(self, input_path: str, output_path: str) -> dict[str, Any]:
         """Export pairs from every document under ``input_path`` to ``output_path``."""
-        from nordpipe.runner import OutputLock
+        from nordpipe.runner import RunOptions, StageRun, pause_for_tests
 
         started = time.time()
-        files = _input_files(input_path)
-        _check_output(output_path, self.name)
-        os.makedirs(output_path, exist_ok=True)
-        with OutputLock(output_path), _work_dir(output_path) as tmp:
+        # Exports rebuild OUTPUT on every run, so other parameters need no --force: the earlier
+        # export's folders are replaced (and only those: StageRun refuses any other OUTPUT).
+        with StageRun(self.name, input_path, output_path, RunOptions(force=True), self.parameters()) as run, \
+                _work_dir(run.output_path) as tmp:
+            files = run.files
+            pause_for_tests("export")
             quarantine = _Quarantine()
             removed: Counter[str] = Counter()
             seen_pairs: set[int] = set()
@@ -1065,7 +1036,7 @@ class PairExport:
                 raise RuntimeError(f"groups in both splits: {sorted(straddling)[:5]}")
             self._write_ir(tmp, queries, corpus, relevant)
             _write_quarantine(tmp, quarantine)
-            _publish(tmp, output_path, ("data", "jsonl", "ir", "quarantine"))
+            _publish(tmp, output_path, run.owned)
             seen_in_train = sum(
                 xxhash.xxh3_64_intdigest(text.encode("utf-8")) in train_queries for text in queries.values()
             )
@@ -1096,7 +1067,7 @@ class PairExport:
                 },
                 "seconds": round(time.time() - started, 3),
             }
-            _write_json_atomic(os.path.join(output_path, STATE_DIR, "stats.json"), stats)
+            run.complete(stats)
         return stats
 
     def _write_ir(self, tmp: str, queries: dict[str, str], corpus: dict[str, str],

@@ -13,6 +13,17 @@ Raw formats, recognized by suffix:
 
 Every raw record is mapped with an ``IngestConfig`` (flags or ``pipelines/datasets/NAME.yaml``)
 and validated against the schema; what fails goes to quarantine with file, line and reason.
+Input already in the standardized format (``is_standardized``, decided per file from its first
+record) keeps its ids, dates and metadata when no mapping flag is given.
+
+Invariants (the stage contract): ingest never loses a readable record, and never holds much more
+than ``documents.max_line_bytes_for(--max-chars)`` bytes of one record in memory. Damage costs
+only what it touches: a bad byte in a CSV costs its row, a broken gzip member / zstd frame /
+parquet row group / WARC record costs that unit (quarantined with ``byte_offset`` and ``bytes``)
+and reading resumes after it; a line over the cap is counted, not kept (``too long``); a record
+too deeply nested to write is quarantined (``too deep``), not a crashed task. Without any date
+source (no ``--created`` and no date field in a file's first records) the run stops before any
+work with ``MissingDateError`` (exit 2) instead of quarantining everything.
 Each raw file (or text folder) is one unit of work, so tasks never split a file and output names
 (``<file stem>.jsonl.gz``, ``<stem>-0001.jsonl.gz`` for further shards) do not depend on the
 number of tasks.
@@ -26,9 +37,10 @@ import io
 import os
 import re
 import sys
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 import fsspec
 import numpy as np
@@ -41,17 +53,25 @@ from datatrove.pipeline.base import PipelineStep
 from nordpipe.dates import DateError, normalize_created, normalize_date
 from nordpipe.documents import (
     DEFAULT_MAX_CHARS,
+    GZIP_MAGIC,
     INPUT_KEY,
     LINE_KEY,
+    QUARANTINE_KEY,
+    READ_CHUNK,
+    ByteLine,
+    ByteSource,
     InvalidRecord,
     document_to_record,
     dumps_record,
+    iter_byte_lines,
     iter_jsonl_lines,
+    max_line_bytes_for,
     open_binary,
     record_to_document,
     validate_record,
 )
-from nordpipe.runner import STATE_DIR, RunOptions, finalize, run_stage
+from nordpipe.layout import OutputLayout, UsageError
+from nordpipe.runner import RunOptions, StageRun
 from nordpipe.steps import is_active, quarantine_document
 
 RAW_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "warc", "wet")
@@ -73,6 +93,17 @@ class ConfigError(ValueError):
     """A dataset config or flag combination that cannot work; the message says how to fix it."""
 
 
+class MissingDateError(ConfigError, UsageError):
+    """Records would have no creation date: found before any work starts (``check_date_source``).
+
+    Also a ``layout.UsageError``: the CLI's ``stage_command`` reports it as a usage mistake and
+    exits 2, while library callers can catch it as a ``ConfigError``.
+    """
+
+
+_DEFAULT_ID_TEMPLATE = "{dataset}-{file}-{line}"
+
+
 @dataclass
 class IngestConfig:
     """How raw records map to standardized documents. Every field is a YAML key and a flag.
@@ -90,7 +121,7 @@ class IngestConfig:
     dataset: str
     text_field: str | list[str] = "text"
     id_field: str | None = None
-    id_template: str = "{dataset}-{file}-{line}"
+    id_template: str = _DEFAULT_ID_TEMPLATE
     created_field: str | None = None
     created: str | None = None
     added_field: str | None = None
@@ -233,12 +264,29 @@ def _stem(path: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Raw readers: yield (line, fields | None, error | None, raw | None)
+# Raw readers: yield RawItem(line, fields | None, error | None, raw | None[, span])
+#
+# Contract: a reader never loses a readable record and never raises for bad content. What it
+# cannot read comes back as an item with ``error`` set, the line (or row / WARC record number)
+# where it starts, the raw bytes when they are known and, for damaged binary spans, ``span``:
+# the ``(byte offset, bytes)`` skipped, written to the quarantine record as ``byte_offset`` and
+# ``bytes``. Reading resumes after the damage wherever the format has a way to find the next
+# intact unit (gzip members, zstd frames, CSV lines, parquet row groups, WARC records). No
+# reader holds more than about ``max_line_bytes`` (``documents.max_line_bytes_for(--max-chars)``)
+# of one record: longer lines, files and WARC payloads are counted to their end, not kept, and
+# quarantined as ``too long``. Exceptions: a ``.json`` array is parsed whole (keep such files
+# small) and a parquet row group is decoded in batches of 4,096 rows whatever their size.
 
-RawItem = tuple[int, Any, str | None, bytes | str | None]
+
+class RawItem(NamedTuple):
+    line: int
+    fields: Any
+    error: str | None
+    raw: bytes | str | None
+    span: tuple[int, int] | None = None
 
 
-def iter_raw(unit: RawUnit) -> Iterator[RawItem]:
+def iter_raw(unit: RawUnit, max_line_bytes: int | None = None) -> Iterator[RawItem]:
     reader = {
         "jsonl": _iter_jsonl,
         "json": _iter_json,
@@ -249,82 +297,215 @@ def iter_raw(unit: RawUnit) -> Iterator[RawItem]:
         "warc": _iter_warc,
         "wet": _iter_warc,
     }[unit.format]
-    yield from reader(unit)
+    yield from reader(unit, max_line_bytes)
 
 
-def _iter_jsonl(unit: RawUnit) -> Iterator[RawItem]:
-    for item in iter_jsonl_lines(unit.path):
-        yield item.line, item.record, item.error, item.raw
+def _iter_jsonl(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+    for item in iter_jsonl_lines(unit.path, max_line_bytes, keep_raw=True):
+        span = (item.offset, item.length) if item.offset is not None and item.length is not None else None
+        yield RawItem(item.line, item.record, item.error, item.raw, span)
 
 
-def _iter_json(unit: RawUnit) -> Iterator[RawItem]:
+def _iter_json(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
     try:
         with open_binary(unit.path) as handle:
             data = orjson.loads(handle.read())
-    except (orjson.JSONDecodeError, EOFError, OSError) as err:
-        yield 1, None, f"invalid JSON: {err}", None
+    except orjson.JSONDecodeError as err:
+        yield RawItem(1, None, f"invalid JSON: {err}", None)
+        return
+    except (EOFError, OSError, ValueError) as err:  # gzip/zstd errors on a damaged file
+        yield RawItem(1, None, f"unreadable input: {err}", None)
         return
     if isinstance(data, dict):
         data = [data]
     if not isinstance(data, list):
-        yield 1, None, f"not an object: the file holds a JSON {type(data).__name__}, expected an array of objects", None
+        yield RawItem(1, None, f"not an object: the file holds a JSON {type(data).__name__}, expected an array of objects", None)
         return
     for i, item in enumerate(data, start=1):
-        yield i, item, None, None
+        yield RawItem(i, item, None, None)
 
 
-def _iter_csv(unit: RawUnit) -> Iterator[RawItem]:
+_CSV_MAX_ROW_LINES = 10_000
+"""A quoted field spanning more lines than this is taken for an unbalanced quote."""
+
+
+def _iter_csv(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+    """CSV/TSV, decoded line by line so that one bad byte costs one row.
+
+    Physical lines come from ``iter_byte_lines`` (bounded, damage-tolerant) and are fed to
+    ``csv.reader`` one at a time, so the lines of each row are known. A line that is not UTF-8
+    is decoded with ``surrogateescape`` (the parser keeps going) and its row quarantined. A
+    leading BOM is dropped. A quoted field that is still open at the end of the file, at a
+    damaged span or a too-long line, after ``max_line_bytes`` bytes or ``_CSV_MAX_ROW_LINES``
+    lines, or a multi-line row whose column count differs from the header's, means an
+    unbalanced quote: the line that opened it is quarantined and the lines after it are parsed
+    again as rows, so one stray quote never swallows the rows that follow it.
+    """
     delimiter = "\t" if unit.format == "tsv" else ","
-    row_no = 1
-    try:
-        with open_binary(unit.path) as binary:
-            text = io.TextIOWrapper(binary, encoding="utf-8", errors="strict", newline="")
-            reader = csv.reader(text, delimiter=delimiter)
-            header = next(reader, None)
-            if header is None:
+    lines = iter_byte_lines(unit.path, max_line_bytes)
+    pending: deque[ByteLine] = deque()  # lines to parse again after an unbalanced quote
+    consumed: list[ByteLine] = []  # the lines of the row being parsed
+    invalid: dict[int, str] = {}  # line -> UTF-8 error, for lines of the current row
+    state: dict[str, Any] = {"ended": False, "stop": None, "bytes": 0}
+    header: list[str] | None = None
+
+    def feed() -> Iterator[str]:
+        while True:
+            item = pending.popleft() if pending else next(lines, None)
+            if item is None or item.error is not None:
+                state["ended"], state["stop"] = True, item
                 return
-            for row_no, row in enumerate(reader, start=2):
-                if len(row) != len(header):
-                    yield row_no, None, f"bad row: {len(row)} columns, the header has {len(header)}", delimiter.join(row)
-                    continue
-                yield row_no, dict(zip(header, row, strict=True)), None, None
-    except UnicodeDecodeError as err:
-        yield row_no + 1, None, f"invalid UTF-8: after row {row_no} ({err})", None
-    except (EOFError, OSError, csv.Error) as err:
-        yield row_no + 1, None, f"unreadable input: CSV after row {row_no} ({err})", None
+            data = item.data or b""
+            if consumed and (state["bytes"] + len(data) > (max_line_bytes or sys.maxsize) or len(consumed) >= _CSV_MAX_ROW_LINES):
+                pending.appendleft(item)
+                state["ended"], state["stop"] = True, "limit"
+                return
+            consumed.append(item)
+            state["bytes"] += len(data)
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as err:
+                text = data.decode("utf-8", errors="surrogateescape")
+                invalid[item.line] = str(err)
+            if item.line == 1 and text.startswith("\ufeff"):
+                text = text[1:]
+            yield text + "\n"
+
+    def raw_of(items: list[ByteLine]) -> bytes:
+        return b"\n".join(i.data or b"" for i in items)
+
+    while True:
+        reader = csv.reader(feed(), delimiter=delimiter)
+        state["ended"], state["stop"] = False, None
+        while True:
+            consumed.clear()
+            invalid.clear()
+            state["bytes"] = 0
+            try:
+                row = next(reader, None)
+            except csv.Error as err:
+                if consumed:
+                    yield RawItem(consumed[0].line, None, f"bad row: lines {consumed[0].line}-{consumed[-1].line}: {err}", raw_of(consumed))
+                break
+            if row is None:
+                break
+            first, last = consumed[0].line, consumed[-1].line
+            if header is None:
+                header = [name.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for name in row]
+                continue
+            cut = state["ended"]
+            if (cut or len(row) != len(header)) and len(consumed) > 1:
+                why = (
+                    "it is still open at the end of the input" if state["stop"] is None
+                    else f"it runs past {max_line_bytes or 0:,} bytes or {_CSV_MAX_ROW_LINES:,} lines" if state["stop"] == "limit"
+                    else f"it runs into line {state['stop'].line}, which is unreadable"
+                    if cut else f"the row it starts has {len(row)} columns, the header has {len(header)}"
+                )
+                yield RawItem(first, None, f"unbalanced quote: a quoted field opens on line {first} and {why}; lines {first + 1}-{last} are read again as rows", raw_of(consumed[:1]))
+                pending.extendleft(reversed(consumed[1:]))
+                break
+            if cut and state["stop"] is None and not invalid:
+                yield RawItem(first, None, f"unbalanced quote: a quoted field opens on line {first} and is still open at the end of the input", raw_of(consumed))
+                continue
+            if invalid:
+                line, err = next(iter(invalid.items()))
+                yield RawItem(first, None, f"invalid UTF-8: line {line} ({err})", raw_of(consumed))
+                continue
+            if not row:
+                continue  # a blank line
+            if len(row) != len(header):
+                yield RawItem(first, None, f"bad row: {len(row)} columns, the header has {len(header)}", raw_of(consumed))
+                continue
+            yield RawItem(first, dict(zip(header, row, strict=True)), None, None)
+            if cut:
+                break
+        stop = state["stop"]
+        if isinstance(stop, ByteLine):
+            yield RawItem(stop.line, None, stop.error, stop.data, (stop.offset, stop.length) if stop.offset is not None and stop.length is not None else None)
+        elif stop is None and state["ended"] and not pending:
+            return
 
 
-def _iter_parquet(unit: RawUnit) -> Iterator[RawItem]:
+def _row_group_span(group: Any) -> tuple[int, int]:
+    """``(byte offset, bytes)`` of a parquet row group's column chunks."""
+    starts, ends = [], []
+    for i in range(group.num_columns):
+        column = group.column(i)
+        start = column.dictionary_page_offset if column.has_dictionary_page and column.dictionary_page_offset else column.data_page_offset
+        starts.append(start)
+        ends.append(start + column.total_compressed_size)
+    return (min(starts), max(ends) - min(starts)) if starts else (0, 0)
+
+
+def _iter_parquet(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+    """Row group by row group: a group that fails to decode is quarantined (with its rows and
+    bytes) and the next group is read; row numbers follow the file's metadata, so rows after a
+    broken group keep their numbers (and their default ids)."""
     import pyarrow.parquet as pq
 
-    try:
-        with fsspec.open(unit.path, "rb") as handle:
+    with fsspec.open(unit.path, "rb") as handle:
+        try:
             parquet = pq.ParquetFile(handle)
-            row = 0
-            for batch in parquet.iter_batches(batch_size=4096):
-                for record in batch.to_pylist():
-                    row += 1
-                    yield row, record, None, None
-    except Exception as err:  # pyarrow raises several error types for broken files
-        yield 0, None, f"unreadable input: parquet ({err})", None
+            meta = parquet.metadata
+        except Exception as err:  # pyarrow raises several error types for broken files
+            yield RawItem(1, None, f"unreadable input: parquet footer ({err})", None)
+            return
+        row = 0
+        for index in range(meta.num_row_groups):
+            group = meta.row_group(index)
+            done = 0
+            try:
+                for batch in parquet.iter_batches(batch_size=4096, row_groups=[index]):
+                    for record in batch.to_pylist():
+                        done += 1
+                        yield RawItem(row + done, record, None, None)
+            except Exception as err:
+                offset, length = _row_group_span(group)
+                yield RawItem(
+                    row + done + 1,
+                    None,
+                    f"unreadable input: parquet row group {index} (rows {row + done + 1}-{row + group.num_rows}, bytes "
+                    f"{offset}-{offset + length - 1}) cannot be decoded ({err})",
+                    None,
+                    (offset, length),
+                )
+            row += group.num_rows
 
 
-def _iter_text(unit: RawUnit) -> Iterator[RawItem]:
+def _read_bounded(handle: Any, limit: int | None) -> tuple[bytes | None, int]:
+    """Read a stream whole if it holds at most ``limit`` bytes; else ``(None, its size)``."""
+    if limit is None:
+        data = handle.read()
+        return data, len(data)
+    data = handle.read(limit + 1)
+    if len(data) <= limit:
+        return data, len(data)
+    size = len(data)
+    del data
+    while chunk := handle.read(READ_CHUNK):
+        size += len(chunk)
+    return None, size
+
+
+def _iter_text(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
     base = unit.path.rstrip("/")
     for i, path in enumerate(unit.files, start=1):
         rel = path[len(base) + 1 :] if path.startswith(base + "/") else os.path.basename(path)
         try:
             with fsspec.open(path, "rb") as handle:
-                content = handle.read()
+                content, size = _read_bounded(handle, max_line_bytes)
         except OSError as err:
-            yield i, None, f"unreadable input: {rel} ({err})", None
+            yield RawItem(i, None, f"unreadable input: {rel} ({err})", None)
+            continue
+        if content is None:
+            yield RawItem(i, None, f"too long: {rel} holds {size:,} bytes, the limit is {max_line_bytes or 0:,} bytes", None)
             continue
         try:
             text = content.decode("utf-8")
         except UnicodeDecodeError as err:
-            yield i, None, f"invalid UTF-8: {rel} ({err})", content
+            yield RawItem(i, None, f"invalid UTF-8: {rel} ({err})", content)
             continue
-        yield i, {"text": text, "path": rel, "id": f"{unit.stem}/{rel}"}, None, None
+        yield RawItem(i, {"text": text, "path": rel, "id": f"{unit.stem}/{rel}"}, None, None)
 
 
 def _warc_target(uri: str | None) -> str | None:
@@ -333,51 +514,93 @@ def _warc_target(uri: str | None) -> str | None:
     return uri.strip().strip("<>")
 
 
-def _iter_warc(unit: RawUnit) -> Iterator[RawItem]:
-    import trafilatura
+def _iter_warc(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+    """WARC/WET records; a record that warcio cannot read is quarantined with its byte span.
+
+    On an error the reader searches for the next record start after the broken one (the gzip
+    magic in ``.gz`` files, where each record is a member; ``WARC/1.`` otherwise) and starts a
+    new ``ArchiveIterator`` there. A candidate that fails too (a false match inside the damage)
+    extends the same span. Records before the damage are always kept.
+    """
     from warcio.archiveiterator import ArchiveIterator
 
-    number = 0
-    try:
-        with fsspec.open(unit.path, "rb") as handle:
-            for record in ArchiveIterator(handle, arc2warc=True):
-                if record.rec_type not in ("response", "conversion", "resource"):
-                    continue
+    with fsspec.open(unit.path, "rb") as handle:
+        size = handle.seek(0, io.SEEK_END)
+        magic = GZIP_MAGIC if unit.path.endswith(".gz") else b"WARC/1."
+        number = 0
+        position = 0
+        damage: tuple[int, str] | None = None  # start and reason of a span not yet reported
+
+        def report(end: int) -> Iterator[RawItem]:
+            nonlocal number, damage
+            if damage is not None:
                 number += 1
-                headers = record.rec_headers
-                url = _warc_target(headers.get_header("WARC-Target-URI"))
-                meta = {
-                    "url": url,
-                    "date": headers.get_header("WARC-Date"),
-                    "warc_record_id": headers.get_header("WARC-Record-ID"),
-                    "warc_file": os.path.basename(unit.path),
-                }
-                payload = record.content_stream().read()
-                if record.rec_type == "conversion":
-                    try:
-                        text = payload.decode("utf-8")
-                    except UnicodeDecodeError as err:
-                        yield number, None, f"invalid UTF-8: WET record {url} ({err})", payload
-                        continue
-                else:
-                    content_type = (record.http_headers.get_header("Content-Type") if record.http_headers else None) or ""
-                    meta["content_type"] = content_type.split(";")[0].strip() or None
-                    if record.http_headers and not record.http_headers.get_statuscode().startswith("2"):
-                        yield number, None, f"not a page: HTTP status {record.http_headers.get_statuscode()} for {url}", None
-                        continue
-                    if content_type and "html" not in content_type and "text/plain" not in content_type:
-                        yield number, None, f"not a page: {meta['content_type']} at {url}", None
-                        continue
-                    if "text/plain" in content_type:
-                        text = payload.decode("utf-8", errors="replace")
-                    else:
-                        text = trafilatura.extract(payload, url=url, include_comments=False, favor_precision=True) or ""
-                    if not text.strip():
-                        yield number, None, f"empty text: nothing extracted from {url}", None
-                        continue
-                yield number, {"text": text, **meta}, None, None
-    except Exception as err:  # warcio raises ArchiveLoadFailed, EOFError, zlib errors
-        yield number + 1, None, f"unreadable input: WARC after record {number} ({err})", None
+                start, reason = damage
+                yield RawItem(number, None, f"broken file: {reason}; bytes {start}-{end - 1} skipped", None, (start, end - start))
+                damage = None
+
+        while position < size:
+            handle.seek(position)
+            iterator = ArchiveIterator(handle, arc2warc=True)
+            try:
+                for item in _warc_records(iterator, unit, max_line_bytes):
+                    yield from report(iterator.offset)
+                    number += 1
+                    yield item._replace(line=number)
+                break
+            except Exception as err:  # warcio raises ArchiveLoadFailed, EOFError, zlib errors, ValueError
+                start = iterator.offset
+                if damage is None:
+                    damage = (start, f"the WARC record at byte {start} cannot be read ({type(err).__name__}: {err})")
+                handle.seek(start + 1)
+                src = ByteSource(handle)
+                src.offset = start + 1
+                position = src.offset if src.skip_to(magic) else size
+        yield from report(size)
+
+
+def _warc_records(iterator: Any, unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+    """The items of one ``ArchiveIterator`` (line numbers are set by the caller)."""
+    import trafilatura
+
+    for record in iterator:
+        if record.rec_type not in ("response", "conversion", "resource"):
+            continue
+        headers = record.rec_headers
+        url = _warc_target(headers.get_header("WARC-Target-URI"))
+        meta = {
+            "url": url,
+            "date": headers.get_header("WARC-Date"),
+            "warc_record_id": headers.get_header("WARC-Record-ID"),
+            "warc_file": os.path.basename(unit.path),
+        }
+        payload, size = _read_bounded(record.content_stream(), max_line_bytes)
+        if payload is None:
+            yield RawItem(0, None, f"too long: WARC record {url} holds {size:,} bytes, the limit is {max_line_bytes or 0:,} bytes", None)
+            continue
+        if record.rec_type == "conversion":
+            try:
+                text = payload.decode("utf-8")
+            except UnicodeDecodeError as err:
+                yield RawItem(0, None, f"invalid UTF-8: WET record {url} ({err})", payload)
+                continue
+        else:
+            content_type = (record.http_headers.get_header("Content-Type") if record.http_headers else None) or ""
+            meta["content_type"] = content_type.split(";")[0].strip() or None
+            if record.http_headers and not record.http_headers.get_statuscode().startswith("2"):
+                yield RawItem(0, None, f"not a page: HTTP status {record.http_headers.get_statuscode()} for {url}", None)
+                continue
+            if content_type and "html" not in content_type and "text/plain" not in content_type:
+                yield RawItem(0, None, f"not a page: {meta['content_type']} at {url}", None)
+                continue
+            if "text/plain" in content_type:
+                text = payload.decode("utf-8", errors="replace")
+            else:
+                text = trafilatura.extract(payload, url=url, include_comments=False, favor_precision=True) or ""
+            if not text.strip():
+                yield RawItem(0, None, f"empty text: nothing extracted from {url}", None)
+                continue
+        yield RawItem(0, {"text": text, **meta}, None, None)
 
 
 # --------------------------------------------------------------------------------------------
@@ -403,8 +626,99 @@ def _text_of(fields_: dict[str, Any], text_field: str | list[str]) -> str:
     return "\n\n".join(p for p in parts if p) if len(parts) > 1 else parts[0]
 
 
-def map_record(fields_: Any, line: int, unit: RawUnit, config: IngestConfig, added: str) -> dict[str, Any]:
-    """One raw record -> a validated standardized record; raises ``InvalidRecord``."""
+STANDARD_FIELDS = frozenset(("id", "text", "source", "added", "created", "metadata"))
+
+
+def is_standardized(fields_: Any, config: IngestConfig) -> bool:
+    """True for a record already in the standardized format, read with no mapping flags.
+
+    The test is on shape, not on values: only standardized fields, at least ``id``, ``text``,
+    ``added`` and ``created``, a string id and an object (or no) ``metadata``. The reader
+    decides once per file, from its first record, so that one bad date or id later in the file
+    is quarantined instead of silently getting a new id. Any mapping flag (``--text-field``,
+    ``--id-field``, ``--id-template``, ``--created-field``, ``--added-field``,
+    ``metadata_fields``) means the user maps the fields, and wins.
+    """
+    return (
+        isinstance(fields_, dict)
+        and {"id", "text", "added", "created"} <= fields_.keys() <= STANDARD_FIELDS
+        and isinstance(fields_["id"], str)
+        and isinstance(fields_.get("metadata", {}), dict)
+        and config.text_field == "text"
+        and config.id_field is None
+        and config.id_template == _DEFAULT_ID_TEMPLATE
+        and config.created_field is None
+        and config.added_field is None
+        and config.metadata_fields is None
+    )
+
+
+def _map_standardized(fields_: Any, config: IngestConfig) -> dict[str, Any]:
+    """A standardized record kept as it is: its id, dates and metadata are not touched (bad
+    ones are quarantined by validation). ``source`` becomes the dataset name; a different
+    original source is kept as ``metadata.source``. ``--added``/``--created`` still win, and
+    the config's constant metadata, license and language are added as for raw records."""
+    if not isinstance(fields_, dict):
+        raise InvalidRecord(f"not an object: the record is a JSON {type(fields_).__name__}")
+    metadata = fields_.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise InvalidRecord(f"wrong type: metadata is {type(metadata).__name__}, expected an object")
+    metadata = dict(metadata)
+    source = fields_.get("source")
+    if source not in (None, config.dataset) and "source" not in metadata:
+        metadata["source"] = source
+    _add_config_metadata(metadata, config)
+    record = {
+        "id": fields_["id"],
+        "text": fields_.get("text"),
+        "source": config.dataset,
+        "added": config.added or fields_.get("added"),
+        "created": fields_.get("created") or config.created,
+        "metadata": metadata,
+    }
+    validate_record(record, source=config.dataset, max_chars=config.max_chars)
+    return record
+
+
+def _add_config_metadata(metadata: dict[str, Any], config: IngestConfig) -> None:
+    metadata.update(config.metadata)
+    if config.license and "license" not in metadata:
+        metadata["license"] = config.license
+    if len(config.language) == 1 and "language" not in metadata:
+        metadata["language"] = config.language[0]
+
+
+def _check_writable(record: dict[str, Any]) -> None:
+    """Raise ``InvalidRecord`` for metadata the writer could not serialize.
+
+    orjson writes at most 255 nesting levels (it reads 1024), and raises on values such as
+    ``Decimal``; without this check one such record crashes the task at write time, far from
+    its line. Only the metadata is serialized (as deep as in the record), not the text.
+    """
+    try:
+        orjson.dumps({"metadata": record["metadata"]}, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+    except orjson.JSONEncodeError as err:
+        if "recursion" in str(err).lower():
+            raise InvalidRecord(f"too deep: metadata nested deeper than the writer's 254 levels ({err})") from err
+        raise InvalidRecord(f"wrong type: metadata cannot be written as JSON ({err})") from err
+
+
+def map_record(
+    fields_: Any, line: int, unit: RawUnit, config: IngestConfig, added: str, standardized: bool = False
+) -> dict[str, Any]:
+    """One raw record -> a validated standardized record; raises ``InvalidRecord``.
+
+    ``standardized``: the file is already in the standardized format (``is_standardized``).
+    """
+    try:
+        record = _map_standardized(fields_, config) if standardized else _map_raw(fields_, line, unit, config, added)
+    except RecursionError as err:
+        raise InvalidRecord("too deep: the record is nested too deeply to map") from err
+    _check_writable(record)
+    return record
+
+
+def _map_raw(fields_: Any, line: int, unit: RawUnit, config: IngestConfig, added: str) -> dict[str, Any]:
     if not isinstance(fields_, dict):
         raise InvalidRecord(f"not an object: the record is a JSON {type(fields_).__name__}")
     text = _text_of(fields_, config.text_field)
@@ -454,11 +768,7 @@ def map_record(fields_: Any, line: int, unit: RawUnit, config: IngestConfig, add
         metadata[key] = value
     if config.url_field and fields_.get(config.url_field):
         metadata["url"] = fields_[config.url_field]
-    metadata.update(config.metadata)
-    if config.license and "license" not in metadata:
-        metadata["license"] = config.license
-    if len(config.language) == 1 and "language" not in metadata:
-        metadata["language"] = config.language[0]
+    _add_config_metadata(metadata, config)
     record = {"id": doc_id, "text": text, "source": config.dataset, "added": added, "created": created, "metadata": metadata}
     validate_record(record, source=config.dataset, max_chars=config.max_chars)
     return record
@@ -483,12 +793,17 @@ class IngestReader(PipelineStep):
         self.added = added
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
+        limit = max_line_bytes_for(self.config.max_chars)
         for unit in self.units[rank::world_size]:
             seen_ids: set[str] = set()
-            for line, fields_, error, raw in iter_raw(unit):
+            # Decided from the file's first record (see ``is_standardized``); None: not yet.
+            standardized: bool | None = None if unit.format in ("jsonl", "json", "parquet") else False
+            for line, fields_, error, raw, span in iter_raw(unit, limit):
                 if error is None:
+                    if standardized is None and isinstance(fields_, dict):
+                        standardized = is_standardized(fields_, self.config)
                     try:
-                        record = map_record(fields_, line, unit, self.config, self.added)
+                        record = map_record(fields_, line, unit, self.config, self.added, standardized=bool(standardized))
                         if record["id"] in seen_ids:
                             raise InvalidRecord(f"duplicate id: {record['id']!r} already seen in this file")
                         seen_ids.add(record["id"])
@@ -498,7 +813,10 @@ class IngestReader(PipelineStep):
                             raw = _raw_repr(fields_)
                 if error is not None:
                     self.stat_update("quarantined")
-                    yield quarantine_document(unit.path, line, error, raw, unit.stem)
+                    doc = quarantine_document(unit.path, line, error, raw, unit.stem)
+                    if span is not None:
+                        doc.metadata[QUARANTINE_KEY].update(byte_offset=span[0], bytes=span[1])
+                    yield doc
                     continue
                 doc = record_to_document(record)
                 doc.metadata[INPUT_KEY] = unit.stem
@@ -510,8 +828,11 @@ class IngestReader(PipelineStep):
 def _raw_repr(fields_: Any) -> bytes | None:
     try:
         return orjson.dumps(fields_, default=str)
-    except TypeError:
-        return repr(fields_).encode()
+    except TypeError:  # orjson.JSONEncodeError too: nested deeper than 255 levels
+        try:
+            return repr(fields_).encode("utf-8", errors="backslashreplace")
+        except RecursionError:
+            return b"<not representable: nested too deeply>"
 
 
 class RecordIds(PipelineStep):
@@ -530,7 +851,7 @@ class RecordIds(PipelineStep):
             if is_active(doc):
                 hashes.setdefault(doc.metadata.get(INPUT_KEY, f"{rank:05d}"), []).append(xxhash.xxh64_intdigest(doc.id))
             yield doc
-        folder = os.path.join(self.output_path, STATE_DIR, "ids")
+        folder = OutputLayout.of(self.output_path).state_path("ids")
         os.makedirs(folder, exist_ok=True)
         for stem, values in hashes.items():
             tmp = os.path.join(folder, f".{stem}.{rank}.tmp.npy")
@@ -546,7 +867,7 @@ def resolve_duplicate_ids(output_path: str) -> int:
     recorded in ``.nordpipe/tasks/duplicate-ids.json`` so ``stats.json`` stays right. Returns the
     number of documents moved to quarantine.
     """
-    ids_dir = os.path.join(output_path, STATE_DIR, "ids")
+    ids_dir = OutputLayout.of(output_path).state_path("ids")
     if not os.path.isdir(ids_dir):
         return 0
     stems = sorted(n[: -len(".npy")] for n in os.listdir(ids_dir) if n.endswith(".npy") and not n.startswith("."))
@@ -605,7 +926,7 @@ def resolve_duplicate_ids(output_path: str) -> int:
         np.save(os.path.join(ids_dir, f".{stem}.tmp.npy"), np.delete(hashes, sorted(flagged)))
         os.replace(os.path.join(ids_dir, f".{stem}.tmp.npy"), os.path.join(ids_dir, f"{stem}.npy"))
     delta["quarantined"] = {"duplicate id": moved}
-    delta_path = os.path.join(output_path, STATE_DIR, "tasks", "duplicate-ids.json")
+    delta_path = os.path.join(OutputLayout.of(output_path).tasks, "duplicate-ids.json")
     previous: dict[str, Any] = {}
     if os.path.exists(delta_path):
         with open(delta_path) as handle:
@@ -637,30 +958,69 @@ def ingest(
     options.compression_level = 6
     dataset_dir = os.path.join(output_root.rstrip("/"), config.dataset)
     units = discover_units(raw_paths, config.format)
+    check_date_source(units, config)
     added = config.added or _previous_added(dataset_dir) or dt.date.today().isoformat()
     tasks = options.tasks or max(1, min(len(units), 1024))
     parameters = {"config": config.to_json(), "added": added, "inputs": [asdict(u) for u in units]}
-    stats = run_stage(
-        "ingest",
-        [RecordIds(dataset_dir)],
-        ",".join(raw_paths),
-        dataset_dir,
-        options,
-        parameters=parameters,
-        reader=IngestReader(units, config, added),
-        tasks=tasks,
-    )
-    if not stats:  # submitted to Slurm without waiting
-        return stats
-    if resolve_duplicate_ids(dataset_dir):
-        stats = finalize(dataset_dir, stage="ingest", tasks=tasks, seconds=stats.get("seconds"))
-    write_datasheet(dataset_dir, config, stats)
-    return stats
+    with StageRun("ingest", ",".join(raw_paths), dataset_dir, options, parameters, tasks=tasks,
+                  raw_inputs=list(raw_paths)) as run:
+        run.execute([IngestReader(units, config, added), RecordIds(dataset_dir), run.writer()])
+        if run.submitted_only:
+            return {}
+        resolve_duplicate_ids(dataset_dir)  # before the stats: it moves records to quarantine
+        stats = run.merge_stats()
+        write_datasheet(dataset_dir, config, stats)
+        return run.complete(stats)
+
+
+_PEEK_RECORDS = 100
+"""Records read per raw file by ``check_date_source``."""
+
+
+def check_date_source(units: list[RawUnit], config: IngestConfig) -> None:
+    """Raise ``MissingDateError`` before any work when records would have no creation date.
+
+    Without ``--created`` every record needs a date field: folders of text files have none,
+    and in jsonl/json/CSV/parquet files the first ``_PEEK_RECORDS`` readable records are
+    looked at for ``--created-field`` (or any of ``CREATED_CANDIDATES``). Finding none means
+    every record would be quarantined, which used to be a run with exit 0 and no output. Files
+    whose first records are all unreadable pass (their damage is quarantined as usual). The
+    cost is opening each raw file once more and parsing up to 100 records; WARC/WET records
+    carry their crawl date and are not read.
+    """
+    if config.created is not None:
+        return
+    names = (config.created_field,) if config.created_field else CREATED_CANDIDATES
+    fix = "give --created (a range 'YYYY-MM-DD, YYYY-MM-DD', a date or a year)"
+    for unit in units:
+        if unit.format in ("warc", "wet"):
+            continue
+        if unit.format == "text":
+            raise MissingDateError(f"{unit.path}: text files carry no creation date; {fix}")
+        seen, found = 0, False
+        items = iter_raw(unit, max_line_bytes_for(config.max_chars))
+        try:
+            for item in items:
+                if item.error is not None or not isinstance(item.fields, dict):
+                    continue
+                if any(item.fields.get(name) not in (None, "") for name in names):
+                    found = True
+                    break
+                seen += 1
+                if seen >= _PEEK_RECORDS:
+                    break
+            if seen and not found:
+                raise MissingDateError(
+                    f"{unit.path}: no creation date in the first {seen} record(s) (no field "
+                    f"{' / '.join(names)}); {fix}, or --created-field FIELD"
+                )
+        finally:
+            items.close()
 
 
 def _previous_added(dataset_dir: str) -> str | None:
     """The ``added`` date an earlier (interrupted) run of this ingest chose."""
-    path = os.path.join(dataset_dir, STATE_DIR, "run.json")
+    path = OutputLayout.of(dataset_dir).run_record
     if os.path.exists(path):
         with open(path) as handle:
             return orjson.loads(handle.read()).get("parameters", {}).get("added")

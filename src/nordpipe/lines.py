@@ -60,14 +60,12 @@ import math
 import os
 import re
 import shutil
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import IO, Any
 
-import fsspec
 import numpy as np
 import orjson
 import xxhash
@@ -86,19 +84,11 @@ from nordpipe.documents import (
     record_to_document,
     validate_record,
 )
-from nordpipe.runner import (
-    STATE_DIR,
-    OutputLock,
-    RunError,
-    RunOptions,
-    _check_run_record,
-    default_tasks,
-    execute,
-    finalize,
-)
-from nordpipe.steps import DocumentReader, DocumentWriter, is_active, list_document_files, output_stem
+from nordpipe.layout import OutputLayout
+from nordpipe.runner import RunError, RunOptions, StageRun
+from nordpipe.steps import DocumentReader, is_active, list_document_files
 
-STAGE = "dedup_lines"
+STAGE = "lines"
 STEP_NAME = "line_dedup"
 HASH_SCHEME = "xxh3_64/splitmix64-double-hashing/v1"
 PART_BYTES = 4 << 20
@@ -218,20 +208,9 @@ def _id_hash(doc_id: str) -> int:
     return xxhash.xxh3_64_intdigest(doc_id)
 
 
-def _reader_root(input_path: str) -> str:
-    fs, fs_root = fsspec.core.url_to_fs(input_path)
-    if fs.isdir(f"{fs_root}/documents"):
-        return input_path.rstrip("/") + "/documents"
-    return input_path
-
-
 def task_files(input_path: str, rank: int = 0, world_size: int = 1) -> list[tuple[str, str]]:
     """``(path, output stem)`` of the files task ``rank`` reads, as ``DocumentReader`` does."""
-    root = _reader_root(input_path)
-    return [
-        (path, output_stem(path, root if "://" not in path else path.rsplit("/", 1)[0]))
-        for path in DocumentReader(input_path).files_for_rank(rank, world_size)
-    ]
+    return DocumentReader(input_path).files_for_rank(rank, world_size)
 
 
 def input_stems(input_path: str) -> list[str]:
@@ -1058,30 +1037,28 @@ def run_line_dedup(
     options = options or RunOptions()
     if options.executor == "slurm" and not options.slurm.wait:
         raise RunError("dedup lines runs three phases and a commit one after the other: --no-wait is not supported")
-    output_path = output_path.rstrip("/")
-    state_path = os.path.join(output_path, STATE_DIR)
-    work = os.path.join(state_path, WORK_DIR)
     exempt = sorted(set(exempt_sources))
-    if not list_document_files(input_path):
-        # Committing an empty run would hide a wrong path in a cron job.
-        raise RunError(f"no document files (*.jsonl, *.jsonl.gz, *.jsonl.zst, *.parquet) found in {input_path}")
-    tasks = options.tasks or default_tasks(input_path)
-    started = time.time()
-    # The state's lock (DIR/.nordpipe/lock) keeps two runs from updating one state at once.
-    with OutputLock(state_dir), OutputLock(output_path):
-        state = LineDedupState.open(state_dir)
+    resolved: dict[str, Any] = {}
+
+    def parameters() -> dict[str, Any]:
+        # read under the state's lock: the state's own parameters fill in the unset options
+        state = resolved["state"] = LineDedupState.open(state_dir)
         requested = asdict(config) if isinstance(config, LineDedupConfig) else dict(config or {})
-        cfg = resolve_config(state, requested)
+        cfg = resolved["config"] = resolve_config(state, requested)
+        return {**cfg.filter_parameters(), "exempt_sources": exempt, "state": state.directory}
+
+    # The state's lock (DIR/.nordpipe/lock) keeps two runs from updating one state at once.
+    with StageRun(STAGE, input_path, output_path, options, parameters, extra_locks=(state_dir,)) as run:
+        if run.empty:
+            # nothing to dedup: an empty output, and the state is left as it is
+            run.execute([DocumentReader(input_path), run.writer()])
+            return run.finish()
+        output_path = run.output_path
+        state_path = run.state
+        work = os.path.join(state_path, WORK_DIR)
+        tasks = run.tasks
+        state, cfg = resolved["state"], resolved["config"]
         owners = min(tasks, cfg.num_partitions)
-        record = {
-            "stage": STAGE,
-            "input": input_path,
-            "tasks": tasks,
-            "parameters": {**cfg.filter_parameters(), "exempt_sources": exempt, "state": state.directory},
-            "keep_removed": options.keep_removed,
-            "max_shard_bytes": options.max_shard_bytes,
-        }
-        _check_run_record(state_path, json.loads(json.dumps(record)), options.force)
         base_file = os.path.join(work, "base.json")
         base = _read_json(base_file) if os.path.exists(base_file) else None
         committed = base is not None and any(r.get("run_id") == base["run_id"] for r in state.runs)
@@ -1101,23 +1078,22 @@ def run_line_dedup(
             if base["generation"]:
                 base_folder = os.path.join(state.directory, f"gen-{base['generation']:06d}")
             file_order = input_stems(input_path)
-            execute(
+            run.execute(
                 [LineDedupSignature(input_path, os.path.join(work, "signature"), cfg, exempt)],
-                os.path.join(work, "logs-signature"), tasks, options, job_name="nordpipe-lines-signature",
+                os.path.join(work, "logs-signature"), job_name="nordpipe-lines-signature",
             )
-            execute(
+            run.execute(
                 [LineDedupDecide(work, cfg, tasks, file_order, base_folder)],
-                os.path.join(work, "logs-decide"), owners, options, job_name="nordpipe-lines-decide",
+                os.path.join(work, "logs-decide"), owners, job_name="nordpipe-lines-decide",
             )
-            writer = DocumentWriter(output_path, keep_removed=options.keep_removed, max_shard_bytes=options.max_shard_bytes)
-            execute(
+            run.execute(
                 [LineDedupReader(input_path, os.path.join(work, "signature"), cfg.num_partitions),
-                 LineDedupFilter(work, cfg, owners, exempt), writer],
-                os.path.join(state_path, "datatrove"), tasks, options, job_name="nordpipe-lines-filter",
+                 LineDedupFilter(work, cfg, owners, exempt), run.writer()],
+                job_name="nordpipe-lines-filter",
             )
             seen_before = state.seen_files()
             files = [os.path.abspath(p) if "://" not in p else p for p in list_document_files(input_path)]
-            run = {
+            record = {
                 "run_id": base["run_id"],
                 "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "input": input_path,
@@ -1127,8 +1103,8 @@ def run_line_dedup(
                 **_signature_totals(work, tasks, cfg.num_partitions),
                 **_decide_totals(work, cfg.num_partitions),
             }
-            state = state.commit(os.path.join(work, "decide", "filter"), run, cfg)
-        stats = finalize(output_path, stage=STAGE, tasks=tasks, seconds=time.time() - started)
+            state = state.commit(os.path.join(work, "decide", "filter"), record, cfg)
+        stats = run.merge_stats()
         this_run = next(r for r in state.runs if r.get("run_id") == base["run_id"])
         step = stats.get("steps", {}).get(STEP_NAME, {})
         summary = {
@@ -1149,8 +1125,7 @@ def run_line_dedup(
         }
         stats[STEP_NAME] = summary
         stats["extra"] = summary
-        _atomic_write_json(os.path.join(state_path, "stats.json"), stats)
-    return stats
+        return run.complete(stats)
 
 
 def _discard_partial_run(output_path: str) -> None:
@@ -1158,7 +1133,7 @@ def _discard_partial_run(output_path: str) -> None:
     for sub in ("documents", "removed", "quarantine"):
         shutil.rmtree(os.path.join(output_path, sub), ignore_errors=True)
     for sub in (WORK_DIR, "datatrove", "tasks", "tmp"):
-        shutil.rmtree(os.path.join(output_path, STATE_DIR, sub), ignore_errors=True)
+        shutil.rmtree(OutputLayout.of(output_path).state_path(sub), ignore_errors=True)
 
 
 def _signature_totals(work: str, tasks: int, partitions: int) -> dict[str, int]:

@@ -44,7 +44,6 @@ import glob
 import json
 import os
 import re
-import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,9 +54,10 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import INPUT_KEY, LINE_KEY, mark_removed, nordpipe_meta
-from nordpipe.steps import DocumentReader, is_active, list_document_files, output_stem
+from nordpipe.layout import OutputLayout, input_files
+from nordpipe.steps import DocumentReader, is_active
 
-STAGE = "dedup_docs"
+STAGE = "minhash"
 REMOVED_RULE = "duplicate"
 SURVIVOR_POLICIES = ("first", "longest", "newest", "oldest")
 INDEX_KEY_BASE = -(1 << 62)
@@ -339,22 +339,6 @@ def exact_jaccard(set_a: np.ndarray, set_b: np.ndarray) -> float:
 
 def band_column(band: int) -> str:
     return f"b{band:03d}"
-
-
-def input_files(input_path: str) -> list[tuple[str, str]]:
-    """``(path, output stem)`` of every input file, in the order that defines file indices.
-
-    Mirrors ``DocumentReader.run`` so that stems match the ``INPUT_KEY`` the reader sets.
-    """
-    import fsspec
-
-    root = input_path
-    fs, fs_root = fsspec.core.url_to_fs(root)
-    if fs.isdir(f"{fs_root}/documents"):
-        root = root.rstrip("/") + "/documents"
-    return [
-        (p, output_stem(p, root if "://" not in p else p.rsplit("/", 1)[0])) for p in list_document_files(input_path)
-    ]
 
 
 def make_key(file_index: int, line: int) -> int:
@@ -1070,8 +1054,7 @@ def run_minhash(
     shingle and filter phases (default: one per input file); the bucket phase runs
     ``min(tasks, bands)`` tasks and the cluster phase one.
     """
-    from nordpipe.runner import STATE_DIR, OutputLock, RunError, RunOptions, _check_run_record, execute, finalize
-    from nordpipe.steps import DocumentWriter
+    from nordpipe.runner import RunError, RunOptions, StageRun
 
     config = config or MinhashConfig()
     options = options or RunOptions()
@@ -1086,38 +1069,29 @@ def run_minhash(
         raise ValueError(f"Jaccard threshold {jaccard_threshold} is not in (0, 1]")
     if config.shingle_size < 1 or config.bands < 1 or config.rows < 1:
         raise ValueError("ngram, bands and rows must be at least 1")
-    output_path = output_path.rstrip("/")
-    files = input_files(input_path)
-    if not files:
-        raise FileNotFoundError(f"no document files under {input_path}")
-    tasks = min(options.tasks or len(files), len(files))
     index = MinhashIndex(index_path) if index_path else None
     index_parts: list[str] = []
     if index is not None:
         index.check(config)
-        index_parts = index.parts_for(output_path)
-    state = os.path.join(output_path, STATE_DIR)
-    mh_state = os.path.join(state, "minhash")
-    record = {
-        "stage": STAGE,
-        "input": input_path,
-        "tasks": tasks,
-        "parameters": {
-            **config.to_json(),
-            "survivor": survivor,
-            "jaccard_check": jaccard_check,
-            "jaccard_threshold": jaccard_threshold if jaccard_check else None,
-            "index": os.path.abspath(index_path) if index_path else None,
-            "index_parts": index_parts,
-            "update_index": update_index,
-        },
-        "keep_removed": options.keep_removed,
-        "max_shard_bytes": options.max_shard_bytes,
+        index_parts = index.parts_for(output_path.rstrip("/"))
+    parameters = {
+        **config.to_json(),
+        "survivor": survivor,
+        "jaccard_check": jaccard_check,
+        "jaccard_threshold": jaccard_threshold if jaccard_check else None,
+        "index": os.path.abspath(index_path) if index_path else None,
+        "index_parts": index_parts,
+        "update_index": update_index,
     }
-    started = time.time()
-    slurm_no_wait = options.executor == "slurm" and not options.slurm.wait
-    with OutputLock(output_path):
-        _check_run_record(state, json.loads(json.dumps(record)), options.force)
+    file_count = len(input_files_or_none(input_path))
+    tasks = max(1, min(options.tasks or file_count, file_count, MAX_TASKS))
+    with StageRun(STAGE, input_path, output_path, options, parameters, tasks=tasks) as run:
+        if run.empty:
+            run.execute([DocumentReader(input_path), run.writer()])
+            return run.finish()
+        files = input_files(input_path)
+        output_path = run.output_path
+        mh_state = os.path.join(run.state, "minhash")
         os.makedirs(mh_state, exist_ok=True)
         files_json = os.path.join(mh_state, "files.json")
         stems = [stem for _, stem in files]
@@ -1128,63 +1102,41 @@ def run_minhash(
         os.replace(files_json + ".tmp", files_json)
 
         def phase(name: str, steps: list[PipelineStep], phase_tasks: int, depends: str | None) -> str | None:
-            args = (steps, os.path.join(mh_state, name), phase_tasks, _phase_options(options, phase_tasks))
-            kwargs = {"job_name": f"nordpipe-minhash-{name}", "depends_job_id": depends}
-            if options.executor == "local" and min(options.workers, phase_tasks) == 1:
-                # datatrove would run these tasks in this process; see _isolated.
-                return _isolated(execute, *args, **kwargs)
-            return execute(*args, **kwargs)
+            return run.execute(steps, os.path.join(mh_state, name), phase_tasks, job_name=f"nordpipe-minhash-{name}",
+                               depends_job_id=depends, options=_phase_options(options, phase_tasks))
 
         job = phase("signatures", [MinhashSignatures(input_path, mh_state, config)], tasks, None)
         bucket_tasks = max(1, min(tasks, config.bands))
-        job = (
-            phase(
-                "buckets",
-                [MinhashBuckets(mh_state, config, index_path, index_parts, chain_edges=jaccard_check)],
-                bucket_tasks,
-                job,
-            )
-            or job
-        )
+        job = phase("buckets", [MinhashBuckets(mh_state, config, index_path, index_parts, chain_edges=jaccard_check)],
+                    bucket_tasks, job) or job
         if jaccard_check:
             job = phase("candidates", [_WriteCandidates(mh_state)], 1, job) or job
             job = phase("shingles", [MinhashShingles(input_path, mh_state, config)], tasks, job) or job
-            job = (
-                phase(
-                    "verify",
-                    [MinhashVerify(mh_state, config, jaccard_threshold, index_path, index_parts)],
-                    bucket_tasks,
-                    job,
-                )
-                or job
-            )
-        job = (
-            phase(
-                "clusters",
-                [MinhashClusters(mh_state, config, survivor, jaccard_check, index_path, index_parts)],
-                1,
-                job,
-            )
-            or job
-        )
-        writer = DocumentWriter(output_path, keep_removed=options.keep_removed, max_shard_bytes=options.max_shard_bytes)
-        filter_execute = _isolated if options.executor == "local" and min(options.workers, tasks) == 1 else _direct
-        filter_execute(
-            execute,
-            [DocumentReader(input_path), MinhashFilter(mh_state), writer],
-            os.path.join(state, "datatrove"),
-            tasks,
-            options,
-            job_name="nordpipe-minhash-filter",
-            depends_job_id=job,
-        )
-        if slurm_no_wait:
+            job = phase("verify", [MinhashVerify(mh_state, config, jaccard_threshold, index_path, index_parts)],
+                        bucket_tasks, job) or job
+        job = phase("clusters", [MinhashClusters(mh_state, config, survivor, jaccard_check, index_path, index_parts)],
+                    1, job) or job
+        run.execute([DocumentReader(input_path), MinhashFilter(mh_state), run.writer()],
+                    job_name="nordpipe-minhash-filter", depends_job_id=job)
+        if run.submitted_only:
             return {}
-        stats = finalize(output_path, stage=STAGE, tasks=tasks, seconds=time.time() - started)
+        stats = run.merge_stats()
         if index is not None and update_index:
+            # polars in a spawned child: the orchestrating process never uses polars (see _isolated)
             _isolated(_update_index, index, mh_state, config, output_path)
         stats = _add_minhash_stats(stats, output_path, mh_state, config, jaccard_check, index_parts)
-    return stats
+        return run.complete(stats)
+
+
+def input_files_or_none(input_path: str) -> list[tuple[str, str]]:
+    """``input_files``, or none where INPUT is not there (``StageRun`` then says what is wrong)."""
+    try:
+        return input_files(input_path)
+    except (FileNotFoundError, OSError):
+        return []
+
+
+MAX_TASKS = 1024
 
 
 def _isolated(function: Any, *args: Any, **kwargs: Any) -> Any:
@@ -1192,18 +1144,14 @@ def _isolated(function: Any, *args: Any, **kwargs: Any) -> Any:
 
     polars' thread pool does not survive ``fork``: a forked child that uses polars after its
     parent did deadlocks. The orchestrating process must therefore never use polars itself, and
-    its children come from a forkserver (a clean process), not from a fork of a parent that may
+    its children are spawned (clean processes), not from a fork of a parent that may
     already have used polars (a test run, a notebook, a program embedding nordpipe).
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("forkserver")) as pool:
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as pool:
         return pool.submit(function, *args, **kwargs).result()
-
-
-def _direct(function: Any, *args: Any, **kwargs: Any) -> Any:
-    return function(*args, **kwargs)
 
 
 class _WriteCandidates(PipelineStep):
@@ -1273,10 +1221,6 @@ def _add_minhash_stats(
     if index_parts:
         extra["removed against index"] = int(stats.get("steps", {}).get("minhash", {}).get("removed_against_index", 0))
     stats["extra"] = extra
-    path = os.path.join(output_path, ".nordpipe", "stats.json")
-    with open(path + ".tmp", "w") as handle:
-        json.dump(stats, handle, indent=2, sort_keys=True, ensure_ascii=False)
-    os.replace(path + ".tmp", path)
     return stats
 
 
@@ -1284,5 +1228,5 @@ def iter_clusters(output_path: str) -> Iterator[dict[str, Any]]:
     """Every clustered document of a finished run (key, cluster, size, survivor ...)."""
     import pyarrow.parquet as pq
 
-    for path in sorted(glob.glob(os.path.join(output_path, ".nordpipe", "minhash", "clusters", "*.parquet"))):
+    for path in sorted(glob.glob(OutputLayout.of(output_path).state_path("minhash", "clusters", "*.parquet"))):
         yield from pq.read_table(path).to_pylist()

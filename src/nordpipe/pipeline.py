@@ -16,45 +16,72 @@ A pipeline file names the datasets to ingest and the stages to run, in order::
         params: {languages: "da,nb,sv"} # the stage command's flags, without the dashes
         resources: {tasks: 2, workers: 2, cpus: 2}
 
+Everything a stage would refuse hours later is refused when the file is loaded (``--dry-run``
+included), naming ``FILE:LINE`` and what is allowed: every ``params`` value is converted and
+type-checked with the stage command's own option definitions (so ``bos: false`` becomes
+``--no-bos``, a missing required option such as line dedup's ``state`` is an error, and a
+``false`` that the command could not express is an error rather than silently dropped); each
+stage's own parameter rules run too (``PARAM_CHECKS``: a PII ``mode``, quality ``languages``,
+ingest's ``license: other`` without ``license_name``); and a ``raw`` path or glob that matches
+nothing is an error (paths below ``{root}/sample/`` of a pipeline with ``sample:`` are checked
+once the sample has been generated, at the start of the run).
+
 Runs are incremental, in batches: a run ingests only raw files it has not ingested before
 (``ROOT/state/ingested.json``), runs the stages on that batch (``ROOT/batches/NNNN/``), and
 stages with persistent state (line dedup ``--state``, MinHash ``--index``) dedup the batch against
 everything before it. A batch interrupted by a crash is finished by the next run before new
-files are taken. Batches give the same documents as one run over all the data, with one
+files are taken. A batch whose documents are all quarantined or removed is a valid, finished
+batch (every stage writes a valid empty output); the next run takes new raw files as usual.
+Batches give the same documents as one run over all the data, with one
 exception inherent to near-duplicate clustering: when a later document is near two earlier
 documents that were not near each other, one run puts all three in one cluster and keeps only
 the first, while the earlier batch has already released both (released documents are not
 withdrawn; the later document is removed either way). A lock file stops overlapping runs (cron). Every stage is the same command a
 user would type (``nordpipe filter quality IN OUT ...``), so a pipeline run is exactly a chain
 of stage runs, each resumable on its own.
+
+A step is done when its output holds the stage's completion record and the pipeline's done
+marker (``layout.pipeline_done``) records the identity of the very input the step consumed
+(``layout.input_identity``); when the input has changed since (an upstream step ran again), the
+step runs again. ``--from``/``--until`` refuse a selection whose first stage's input was never
+completed. SIGTERM/SIGINT stop the running stage and its workers, release the root's lock and
+exit ``128 + signal``; rerunning resumes.
 """
 
 from __future__ import annotations
 
 import glob
+import hashlib
 import json
 import os
+import re
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
-from nordpipe.runner import STATE_DIR, ExclusiveLock, RunError, default_env_command, wait_for_slurm_job
+from nordpipe.layout import OutputLayout, UsageError, atomic_write_json, input_identity
+from nordpipe.runner import (
+    ExclusiveLock,
+    Interrupted,
+    InterruptOnSignals,
+    RunError,
+    default_env_command,
+    die_with_parent,
+    wait_for_slurm_job,
+)
+from nordpipe.stages import PIPELINE_STAGES, STAGES
 
-STAGE_COMMANDS: dict[str, list[str]] = {
-    "urls": ["filter", "urls"],
-    "quality": ["filter", "quality"],
-    "lines": ["dedup", "lines"],
-    "minhash": ["dedup", "docs"],
-    "pii": ["pii"],
-    "tokenize": ["tokenize"],
-}
-"""Stage types and the nordpipe command each runs."""
+STAGE_COMMANDS: dict[str, list[str]] = {name: list(stage.command) for name, stage in PIPELINE_STAGES.items()}
+"""Stage types (the stage registry's names) and the nordpipe command each runs."""
+INGEST_COMMAND = list(STAGES["ingest"].command)
 
 TOP_LEVEL_KEYS = ("name", "root", "executor", "slurm", "sample", "datasets", "stages", "description")
 DATASET_KEYS = ("name", "raw", "config", "params", "resources")
@@ -63,6 +90,8 @@ MAX_INLINE_FILES = 200
 """More raw files than this go to ``nordpipe ingest`` in a ``--files-from`` list."""
 RESOURCE_KEYS = ("tasks", "workers", "cpus", "mem_per_cpu", "time", "partition")
 SLURM_KEYS = ("partition", "time", "mem_per_cpu", "env_command", "cpus")
+STOP_TIMEOUT = 30.0
+"""Seconds a stage gets to stop after SIGTERM (its workers, its lock) before it is killed."""
 
 
 class PipelineConfigError(ValueError):
@@ -98,6 +127,311 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
+# --------------------------------------------------------------------------------------------
+# The stage commands' parameters
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One option of a stage command, taken from the command's own definition (the CLI builds
+    these from its click parameters: ``nordpipe.cli.pipeline.param_specs``)."""
+
+    name: str
+    """The long flag without dashes, underscored (``--mem-per-cpu`` -> ``mem_per_cpu``)."""
+    flag: str
+    """The long flag (``--bos``)."""
+    off_flag: str | None = None
+    """A boolean option's off-switch (``--no-bos``), if it has one."""
+    is_flag: bool = False
+    """A boolean option that takes no value."""
+    multiple: bool = False
+    """Repeatable: a YAML list becomes the flag repeated."""
+    required: bool = False
+    default: Any = None
+    convert: Callable[[Any], Any] = lambda value: value
+    """Convert and type-check a command-line value (a string, or a list of strings for a
+    repeatable option) as the command would; raises ``ValueError`` naming what is allowed."""
+
+
+Schema = Callable[[list[str]], Mapping[str, ParamSpec]]
+"""A stage command (``["filter", "quality"]``) -> its options by name."""
+
+# set by the pipeline itself (resources, executor, the raw files), not by a stage's params
+RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "force", "json",
+                "verbose", "files_from"}
+PIPELINE_SET: dict[str, set[str]] = {"ingest": {"dataset", "output", "config"}}
+"""Options a stage's ``params`` may not set because the pipeline sets them (ingest's dataset
+name, output root and config come from the dataset entry)."""
+
+
+def _default_schema(command: list[str]) -> Mapping[str, ParamSpec]:
+    from nordpipe.cli.pipeline import param_specs
+
+    return param_specs(command)
+
+
+def params_to_flags(params: Mapping[str, Any], specs: Mapping[str, ParamSpec]) -> list[str]:
+    """A stage's ``params`` (already checked by ``check_params``) -> its command-line flags.
+
+    ``True`` -> the flag; ``False`` -> its off-switch (``--no-bos``); a value equal to the default
+    of a flag without off-switch -> nothing; a list -> the flag repeated; ``None`` -> nothing.
+    """
+    flags: list[str] = []
+    for key, value in params.items():
+        spec = specs[key.replace("-", "_")]
+        if value is None:
+            continue
+        if spec.is_flag:
+            if not spec.off_flag and bool(value) == bool(spec.default):
+                continue  # the default, and no off-switch to spell it with
+            flags.append(spec.flag if value else str(spec.off_flag))
+        elif isinstance(value, list | tuple):
+            for item in value:
+                flags += [spec.flag, _cli_string(item)]
+        else:
+            flags += [spec.flag, _cli_string(value)]
+    return flags
+
+
+def _cli_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class _ParamProblem(ValueError):
+    """A parameter check failed on one key (``key``: the line to name)."""
+
+    def __init__(self, key: str | None, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def check_params(params: Mapping[str, Any], command: list[str], schema: Schema,
+                 stage: str) -> tuple[dict[str, Any], dict[str, ParamSpec]]:
+    """Convert and type-check ``params`` against the command's options.
+
+    Returns the converted values by option name, and the options (for ``params_to_flags``).
+    Raises ``_ParamProblem`` naming the key and what is allowed.
+    """
+    specs = dict(schema(command))
+    allowed = {k: v for k, v in specs.items() if k not in RUNNER_FLAGS and k not in PIPELINE_SET.get(stage, set())}
+    cli = f"nordpipe {' '.join(command)}"
+    converted: dict[str, Any] = {}
+    for key, value in params.items():
+        name = str(key).replace("-", "_")
+        spec = allowed.get(name)
+        if spec is None:
+            why = (" (set tasks, workers and cpus under resources:)" if name in RUNNER_FLAGS else
+                   " (the pipeline sets it from the dataset entry)") if name in specs else ""
+            raise _ParamProblem(key, f"unknown parameter {key!r} for '{cli}'{why}; allowed: {', '.join(sorted(allowed))}")
+        if name in converted:
+            raise _ParamProblem(key, f"{key}: {spec.flag} is given twice")
+        if value is None:
+            if spec.required:
+                raise _ParamProblem(key, f"{key} ({spec.flag}) is required by '{cli}'; give it a value")
+            converted[name] = None
+            continue
+        if spec.is_flag:
+            if not isinstance(value, bool):
+                raise _ParamProblem(key, f"{key}: {value!r} is not a boolean; allowed: true, false ({spec.flag}"
+                                         f"{', ' + spec.off_flag if spec.off_flag else ''})")
+            if not value and not spec.off_flag and spec.default:
+                raise _ParamProblem(key, f"{key}: false cannot be passed to '{cli}': {spec.flag} is on by default "
+                                         "and has no off-switch; remove the key")
+            converted[name] = value
+            continue
+        if isinstance(value, dict):
+            raise _ParamProblem(key, f"{key}: a mapping is not a value of {spec.flag}; give a string, number or list")
+        if isinstance(value, list | tuple):
+            if not spec.multiple:
+                raise _ParamProblem(key, f"{key}: {spec.flag} takes one value, not a list (for several values "
+                                         "write them comma-separated, if the option allows that)")
+            if any(isinstance(item, dict | list | tuple) for item in value):
+                raise _ParamProblem(key, f"{key}: list items must be strings or numbers")
+            raw: Any = [_cli_string(item) for item in value]
+        else:
+            raw = [_cli_string(value)] if spec.multiple else _cli_string(value)
+        try:
+            converted[name] = spec.convert(raw)
+        except ValueError as err:
+            raise _ParamProblem(key, f"{key}: {err}") from None
+    for name, spec in allowed.items():
+        if spec.required and converted.get(name) is None:
+            raise _ParamProblem(None, f"'{cli}' requires {name} ({spec.flag}); add it under params")
+    return converted, specs
+
+
+# --------------------------------------------------------------------------------------------
+# Per-stage parameter rules: what each stage checks on its parameters before it starts
+
+
+@dataclass
+class CheckContext:
+    """What a stage's parameter check may need besides the parameters."""
+
+    root: str
+    sample: bool
+    """The pipeline generates sample data into ``ROOT/sample`` at the start of a run."""
+    dataset: str | None = None
+    config: str | None = None
+
+    def pending(self, path: str) -> bool:
+        """``path`` is sample data that the run generates before any stage starts."""
+        if not self.sample:
+            return False
+        sample = os.path.abspath(os.path.join(self.root, "sample"))
+        target = os.path.abspath(path)
+        inside = target == sample or target.startswith(sample + os.sep)
+        return inside and not os.path.exists(os.path.join(sample, "manifest.json"))
+
+    def require_file(self, key: str, path: str) -> None:
+        if "://" in path or self.pending(path) or os.path.exists(path):
+            return
+        raise _ParamProblem(key, f"{key}: {path} does not exist")
+
+
+def _bad(key: str) -> Callable[[Exception], _ParamProblem]:
+    return lambda err: _ParamProblem(key, f"{key}: {err}")
+
+
+def _check_ingest(params: dict[str, Any], ctx: CheckContext) -> None:
+    from dataclasses import fields
+
+    from nordpipe.ingest import IngestConfig
+
+    names = {f.name for f in fields(IngestConfig)}
+    overrides = {k: v for k, v in params.items() if k in names and v is not None}
+    if isinstance(overrides.get("text_field"), str) and "," in overrides["text_field"]:
+        overrides["text_field"] = overrides["text_field"].split(",")
+    config = ctx.config
+    if config is None and os.path.exists(os.path.join("pipelines", "datasets", f"{ctx.dataset}.yaml")):
+        config = os.path.join("pipelines", "datasets", f"{ctx.dataset}.yaml")  # as `nordpipe ingest` looks it up
+    try:
+        if config is not None:
+            if ctx.pending(config):
+                return  # the sample's config is written at the start of the run
+            if "://" not in config and not os.path.exists(config):
+                raise _ParamProblem("config", f"config {config}: no such file")
+            IngestConfig.from_yaml(config, dataset=ctx.dataset, **overrides)
+        else:
+            IngestConfig(dataset=str(ctx.dataset), **overrides)
+    except _ParamProblem:
+        raise
+    except (ValueError, TypeError, OSError, yaml.YAMLError) as err:
+        # name the parameter the message is about, else the config file
+        mentioned = [k for k in params if re.search(rf"\b{re.escape(k)}\b", str(err))]
+        key = mentioned[0] if mentioned else "config" if config is not None else next(iter(params), None)
+        raise _ParamProblem(key, str(err)) from None
+
+
+def _check_urls(params: dict[str, Any], ctx: CheckContext) -> None:
+    if params.get("consent_scope") not in (None, "domain", "path"):
+        raise _ParamProblem("consent_scope", f"consent_scope {params['consent_scope']!r}; allowed: domain, path")
+    if params.get("missing_consent") not in (None, "keep", "remove"):
+        raise _ParamProblem("missing_consent", f"missing_consent {params['missing_consent']!r}; allowed: keep, remove")
+    for key in ("blocklist", "allowlist"):
+        for path in params.get(key) or []:
+            ctx.require_file(key, path)
+    if params.get("consent_cache"):
+        ctx.require_file("consent_cache", params["consent_cache"])
+
+
+def _check_quality(params: dict[str, Any], ctx: CheckContext) -> None:
+    from nordpipe.langid import parse_languages, parse_min_scores
+    from nordpipe.quality import LANGUAGES, load_settings, normalize_language
+
+    try:
+        wanted = parse_languages(params.get("languages"))
+    except ValueError as err:
+        raise _bad("languages")(err) from None
+    try:
+        parse_min_scores(params.get("min_language_score"))
+    except ValueError as err:
+        raise _bad("min_language_score")(err) from None
+    default = params.get("default_language")
+    if default is not None and normalize_language(default) is None:
+        raise _ParamProblem("default_language", f"default_language: unknown language {default!r} (known: {', '.join(LANGUAGES)})")
+    if wanted and params.get("no_language_id"):
+        raise _ParamProblem("languages", "languages needs language identification (drop no_language_id)")
+    settings = params.get("settings")
+    if settings:
+        ctx.require_file("settings", settings)
+        if not ctx.pending(settings):
+            try:
+                load_settings(settings)
+            except (ValueError, OSError, yaml.YAMLError) as err:
+                raise _bad("settings")(err) from None
+
+
+def _check_lines(params: dict[str, Any], ctx: CheckContext) -> None:
+    fpr = params.get("fpr")
+    if fpr is not None and not 0 < fpr < 1:
+        raise _ParamProblem("fpr", f"fpr {fpr}: must be between 0 and 1 (exclusive)")
+
+
+def _check_minhash(params: dict[str, Any], ctx: CheckContext) -> None:
+    from nordpipe.minhash import SURVIVOR_POLICIES
+
+    survivor = params.get("survivor")
+    if survivor is not None and str(survivor).lower() not in SURVIVOR_POLICIES:
+        raise _ParamProblem("survivor", f"survivor {survivor!r}; allowed: {', '.join(SURVIVOR_POLICIES)}")
+
+
+def _check_pii(params: dict[str, Any], ctx: CheckContext) -> None:
+    from nordpipe.pii.recognizers import ALL_ENTITIES
+    from nordpipe.pii.replace import MODES
+
+    mode = params.get("mode")
+    if mode is not None and str(mode).lower() not in MODES:
+        raise _ParamProblem("mode", f"mode {mode!r}; allowed: {', '.join(MODES)} (see `nordpipe pii --help`)")
+    for value in params.get("mode_for") or []:
+        for item in str(value).split(","):
+            entity, sep, each = item.partition("=")
+            if not sep or entity.strip().upper() not in ALL_ENTITIES or each.strip().lower() not in MODES:
+                raise _ParamProblem("mode_for", f"mode_for {item!r}: expected ENTITY=MODE with ENTITY one of "
+                                                f"{', '.join(ALL_ENTITIES)} and MODE one of {', '.join(MODES)}")
+    names = [v.strip().upper() for value in params.get("entities") or [] for v in str(value).split(",") if v.strip()]
+    unknown = sorted(set(names) - set(ALL_ENTITIES))
+    if unknown:
+        raise _ParamProblem("entities", f"entities: unknown entity types {', '.join(unknown)}; allowed: {', '.join(ALL_ENTITIES)}")
+
+
+def _check_tokenize(params: dict[str, Any], ctx: CheckContext) -> None:
+    from nordpipe.tokenize import FORMATS, parse_size
+
+    fmt = params.get("format")
+    if fmt is not None and str(fmt).lower() not in FORMATS:
+        raise _ParamProblem("format", f"format {fmt!r}; allowed: {', '.join(FORMATS)}")
+    try:
+        parse_size(params.get("shard_size"))
+    except ValueError as err:
+        raise _bad("shard_size")(err) from None
+    compression = params.get("mds_compression")
+    if compression is not None:
+        text = str(compression).lower()
+        if text not in ("none", "") and text.split(":", 1)[0] != "zstd":
+            raise _ParamProblem("mds_compression", f"mds_compression {compression!r}; allowed: zstd, zstd:<level>, none")
+
+
+PARAM_CHECKS: dict[str, Callable[[dict[str, Any], CheckContext], None]] = {
+    "ingest": _check_ingest,
+    "urls": _check_urls,
+    "quality": _check_quality,
+    "lines": _check_lines,
+    "minhash": _check_minhash,
+    "pii": _check_pii,
+    "tokenize": _check_tokenize,
+}
+"""Stage type -> the check of its (converted) parameters, run at load: the rules each stage
+enforces on its parameters when it starts, so that ``--dry-run`` catches them. A check raises
+``ValueError``."""
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline file
+
+
 @dataclass
 class DatasetSpec:
     name: str
@@ -105,6 +439,10 @@ class DatasetSpec:
     config: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    """``params`` as ``nordpipe ingest`` flags."""
+    where: str = ""
+    """``FILE:LINE`` of the dataset's ``raw`` key, for errors found when the run starts."""
 
 
 @dataclass
@@ -113,6 +451,8 @@ class StageSpec:
     type: str
     params: dict[str, Any] = field(default_factory=dict)
     resources: dict[str, Any] = field(default_factory=dict)
+    flags: list[str] = field(default_factory=list)
+    """``params`` as the stage command's flags."""
 
     @property
     def command(self) -> list[str]:
@@ -129,12 +469,13 @@ class Pipeline:
     sample: dict[str, Any] | None
     datasets: list[DatasetSpec]
     stages: list[StageSpec]
+    schema: Schema | None = None
 
     def stage_names(self) -> list[str]:
         return ["ingest", *[s.name for s in self.stages]]
 
 
-def _where(path: str, mapping: Any, key: str | None = None) -> str:
+def _where(path: str, mapping: Any, key: Any = None) -> str:
     if isinstance(mapping, _LineDict):
         line = mapping.lines.get(key, mapping.line) if key is not None else mapping.line
         return f"{path}:{line}"
@@ -149,13 +490,35 @@ def _check_keys(path: str, mapping: Any, allowed: tuple[str, ...], what: str) ->
             raise PipelineConfigError(f"{_where(path, mapping, key)}: unknown key {key!r} in {what}; allowed: {', '.join(allowed)}")
 
 
+def _raw_matches(pattern: str) -> bool:
+    if any(c in pattern for c in "*?["):
+        return bool(glob.glob(pattern))
+    return os.path.exists(pattern)
+
+
+def check_raw_paths(pipeline: Pipeline) -> None:
+    """Every local raw path or glob must match something (``PipelineConfigError`` naming it):
+    a misspelled path would otherwise be skipped silently, run after run. Sample data that the
+    run has not generated yet is checked once it has."""
+    ctx = CheckContext(pipeline.root, bool(pipeline.sample))
+    for dataset in pipeline.datasets:
+        for pattern in dataset.raw:
+            if "://" in pattern or ctx.pending(pattern) or _raw_matches(pattern):
+                continue
+            raise PipelineConfigError(f"{dataset.where}: raw path {pattern!r} of dataset {dataset.name} matches no file or "
+                                      "folder (misspelled?)")
+
+
 def load_pipeline(path: str, root: str | None = None, executor: str | None = None,
-                  command_params: Callable[[list[str]], dict[str, str]] | None = None) -> Pipeline:
+                  schema: Schema | None = None) -> Pipeline:
     """Parse and check a pipeline file; ``PipelineConfigError`` names the line and allowed values.
 
-    ``command_params`` maps a stage command to its accepted parameters (name -> kind); the CLI
-    passes one built from its own commands so that parameters are checked before anything runs.
+    ``schema`` maps a stage command to its options (``ParamSpec``); by default the CLI's own
+    definitions (``nordpipe.cli.pipeline.param_specs``), so that every parameter is converted
+    and checked as the command would, before anything runs. Each stage's ``PARAM_CHECKS`` rule
+    runs on the converted values, and every raw path must match something (``check_raw_paths``).
     """
+    schema = schema or _default_schema
     try:
         with open(path, encoding="utf-8") as handle:
             data = yaml.load(handle, Loader=_LineLoader)
@@ -170,6 +533,9 @@ def load_pipeline(path: str, root: str | None = None, executor: str | None = Non
         raise PipelineConfigError(f"{_where(path, data, 'executor')}: executor {executor!r}; allowed: local, slurm")
     slurm = data.get("slurm") or {}
     _check_keys(path, slurm, SLURM_KEYS, "slurm") if slurm else None
+    sample = data.get("sample")
+    if sample is not None and not isinstance(sample, dict):
+        raise PipelineConfigError(f"{_where(path, data, 'sample')}: sample must be a mapping (seed, scale, files)")
 
     def expand(value: Any) -> Any:
         if isinstance(value, str):
@@ -180,71 +546,74 @@ def load_pipeline(path: str, root: str | None = None, executor: str | None = Non
             return {k: expand(v) for k, v in value.items()}
         return value
 
+    def checked(params: Any, owner: Any, stage: str, ctx: CheckContext) -> tuple[dict[str, Any], list[str]]:
+        """Expand, convert and check one entry's ``params``; return them and their flags."""
+        if params is None:
+            params = _LineDict()
+            params.lines, params.line = {}, getattr(owner, "line", 0)
+        if not isinstance(params, dict):
+            raise PipelineConfigError(f"{_where(path, owner, 'params')}: params must be a mapping")
+        command = INGEST_COMMAND if stage == "ingest" else STAGE_COMMANDS[stage]
+        expanded = expand(dict(params))
+
+        def problem(err: _ParamProblem) -> PipelineConfigError:
+            if err.key is not None and isinstance(params, _LineDict) and err.key in params.lines:
+                where = _where(path, params, err.key)
+            elif err.key is not None and isinstance(owner, _LineDict) and err.key in owner.lines:
+                where = _where(path, owner, err.key)
+            else:
+                where = _where(path, owner, "params" if "params" in owner else None)
+            what = f"dataset {ctx.dataset}" if stage == "ingest" else f"stage {stage}"
+            return PipelineConfigError(f"{where}: {what} (nordpipe {' '.join(command)}): {err}")
+
+        try:
+            converted, specs = check_params(expanded, command, schema, stage)
+            PARAM_CHECKS[stage](converted, ctx)
+        except _ParamProblem as err:
+            raise problem(err) from None
+        except ValueError as err:  # a check that names no key
+            raise problem(_ParamProblem(None, str(err))) from None
+        return expanded, params_to_flags(expanded, specs)
+
     datasets = []
     raw_datasets = data.get("datasets") or []
     if not isinstance(raw_datasets, list) or not raw_datasets:
         raise PipelineConfigError(f"{_where(path, data, 'datasets')}: datasets must be a non-empty list")
+    names: set[str] = set()
     for item in raw_datasets:
         _check_keys(path, item, DATASET_KEYS, "a dataset")
         if "name" not in item or "raw" not in item:
             raise PipelineConfigError(f"{_where(path, item)}: a dataset needs name and raw")
+        if item["name"] in names:
+            raise PipelineConfigError(f"{_where(path, item, 'name')}: dataset name {item['name']!r} is used twice")
+        names.add(item["name"])
         raw = item["raw"] if isinstance(item["raw"], list) else [item["raw"]]
+        if not raw or not all(isinstance(r, str) and r for r in raw):
+            raise PipelineConfigError(f"{_where(path, item, 'raw')}: raw must be a path or glob, or a list of them")
         _check_keys(path, item.get("resources") or {}, RESOURCE_KEYS, "resources")
-        if command_params and item.get("params"):
-            _check_params(path, item["params"], ["ingest"], command_params)
-        datasets.append(DatasetSpec(item["name"], expand(raw), expand(item.get("config")), expand(dict(item.get("params") or {})),
-                                    dict(item.get("resources") or {})))
+        config = expand(item.get("config"))
+        ctx = CheckContext(root, bool(sample), dataset=str(item["name"]), config=config)
+        params, flags = checked(item.get("params"), item, "ingest", ctx)
+        datasets.append(DatasetSpec(str(item["name"]), expand(raw), config, params, dict(item.get("resources") or {}),
+                                    flags, _where(path, item, "raw")))
     stages = []
-    names = set()
+    stage_names: set[str] = set()
     for item in data.get("stages") or []:
         _check_keys(path, item, STAGE_KEYS, "a stage")
         kind = item.get("type")
         if kind not in STAGE_COMMANDS:
             raise PipelineConfigError(f"{_where(path, item, 'type')}: stage type {kind!r}; allowed: {', '.join(STAGE_COMMANDS)}")
         name = item.get("name", kind)
-        if name in names or name == "ingest":
+        if name in stage_names or name == "ingest":
             raise PipelineConfigError(f"{_where(path, item, 'name')}: stage name {name!r} is used twice")
-        names.add(name)
+        stage_names.add(name)
         _check_keys(path, item.get("resources") or {}, RESOURCE_KEYS, "resources")
-        if command_params:
-            _check_params(path, item.get("params") or {}, STAGE_COMMANDS[kind], command_params)
-        stages.append(StageSpec(name, kind, expand(dict(item.get("params") or {})), dict(item.get("resources") or {})))
-    return Pipeline(path, str(data.get("name", os.path.basename(path).split(".")[0])), root, executor, dict(slurm),
-                    expand(dict(data["sample"])) if data.get("sample") else None, datasets, stages)
-
-
-# set by the pipeline itself (resources, executor, the raw files), not by a stage's params
-RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "force", "json",
-                "verbose", "files_from"}
-
-
-def _check_params(path: str, params: Any, command: list[str], command_params: Callable[[list[str]], dict[str, str]]) -> None:
-    if not isinstance(params, dict):
-        raise PipelineConfigError(f"{_where(path, params)}: params must be a mapping")
-    allowed = {k: v for k, v in command_params(command).items() if k not in RUNNER_FLAGS}
-    for key in params:
-        if key.replace("-", "_") not in allowed:
-            raise PipelineConfigError(
-                f"{_where(path, params, key)}: unknown parameter {key!r} for 'nordpipe {' '.join(command)}'; "
-                f"allowed: {', '.join(sorted(allowed))}"
-            )
-
-
-def params_to_flags(params: dict[str, Any]) -> list[str]:
-    """``{"languages": "da,nb", "keep_removed": True, "blocklist": [a, b]}`` -> CLI flags."""
-    flags: list[str] = []
-    for key, value in params.items():
-        flag = "--" + key.replace("_", "-")
-        if value is True:
-            flags.append(flag)
-        elif value is False or value is None:
-            continue
-        elif isinstance(value, list):
-            for item in value:
-                flags += [flag, str(item)]
-        else:
-            flags += [flag, str(value)]
-    return flags
+        params, flags = checked(item.get("params"), item, kind, CheckContext(root, bool(sample)))
+        stages.append(StageSpec(name, kind, params, dict(item.get("resources") or {}), flags))
+    pipeline = Pipeline(path, str(data.get("name", os.path.basename(path).split(".")[0])), root, executor, dict(slurm),
+                        expand(dict(sample)) if sample else None, datasets, stages, schema)
+    check_raw_paths(pipeline)
+    return pipeline
 
 
 # --------------------------------------------------------------------------------------------
@@ -253,17 +622,76 @@ def params_to_flags(params: dict[str, Any]) -> list[str]:
 
 @dataclass
 class Step:
-    """One command of a plan: ingest of one dataset, or one stage."""
+    """One command of a plan: ingest of one dataset, or one stage.
+
+    ``input`` is the stage's input folder (None for ingest, whose input is the batch's raw
+    files, identified by ``raw_identity``); ``previous`` names the step that writes ``input``.
+    """
 
     stage: str
     argv: list[str]
     output: str
     resources: dict[str, Any]
+    input: str | None = None
+    raw_identity: str | None = None
+    previous: str | None = None
+    datasets: list[str] = field(default_factory=list)
+    """For the first stage: the batch's datasets, whose ingest outputs together are ``input``."""
+
+    @property
+    def layout(self) -> OutputLayout:
+        return OutputLayout.of(self.output)
+
+    def input_identity(self) -> str | None:
+        """What the step's input is now (None: it does not exist)."""
+        if self.input is None:
+            return self.raw_identity
+        if not os.path.exists(self.input):
+            return None
+        return input_identity(self.input)
+
+    def marker(self) -> dict[str, Any] | None:
+        """The done marker, or None (none, or one from before markers recorded their input)."""
+        try:
+            record = self.layout.read_json(self.layout.pipeline_done)
+        except (FileNotFoundError, json.JSONDecodeError, UnicodeDecodeError):
+            return None
+        return record if isinstance(record, dict) else None
 
     def done(self) -> bool:
-        return os.path.exists(os.path.join(self.output, STATE_DIR, "stats.json")) and os.path.exists(
-            os.path.join(self.output, STATE_DIR, "pipeline-done")
-        )
+        """Completed by a run that consumed the input as it is now."""
+        marker = self.marker()
+        if marker is None or self.layout.completed() is None:
+            return False
+        current = self.input_identity()
+        return current is not None and marker.get("input_identity") == current
+
+    def input_complete(self) -> bool:
+        """The step's input is a completed stage output (ingest: always; its input is raw files)."""
+        if self.input is None:
+            return True
+        if self.datasets:
+            return all(OutputLayout.of(os.path.join(self.input, name)).completed() is not None for name in self.datasets)
+        return OutputLayout.of(self.input).completed() is not None
+
+    def stale(self) -> bool:
+        """The output is a completed run on an input that has changed since (an upstream step ran
+        again): rerunning the same command would resume it, not redo it."""
+        completion = self.layout.completed()
+        if completion is None or self.input is None or completion.get("input_identity") is None:
+            return False
+        return completion["input_identity"] != self.input_identity()
+
+    def mark_done(self) -> None:
+        completion = self.layout.completed() or {}
+        atomic_write_json(self.layout.pipeline_done, {
+            "stage": self.stage,
+            "input": self.input,
+            "input_identity": self.input_identity(),
+            "completion": completion.get("id"),
+            "documents_out": completion.get("documents_out"),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        })
 
 
 def _expand_raw(patterns: list[str]) -> list[str]:
@@ -285,6 +713,36 @@ def _signature(path: str) -> str:
     return f"{stat.st_size}:{int(stat.st_mtime)}"
 
 
+def _raw_identity(files: list[str]) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        signature = _signature(path) if os.path.exists(path) else "missing"
+        digest.update(f"{os.path.abspath(path)}\t{signature}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _stop_child(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
+    """Wait for a stage that was sent SIGTERM to stop (its workers, its lock); kill it after
+    ``timeout`` seconds, or at once on a second signal."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return
+        except subprocess.TimeoutExpired:
+            break
+        except Interrupted:
+            break
+    process.kill()
+    process.wait()
+
+
+def _child_dies_with_us() -> None:
+    """``preexec_fn`` of a stage process: SIGTERM when the pipeline process dies (even by -9),
+    so that no stage keeps writing into the root after its pipeline is gone."""
+    die_with_parent(signal.SIGTERM)
+
+
 class PipelineRun:
     """Plans and runs one batch of a pipeline."""
 
@@ -299,15 +757,9 @@ class PipelineRun:
 
     def _read_json(self, path: str, default: Any) -> Any:
         if os.path.exists(path):
-            with open(path) as handle:
+            with open(path, encoding="utf-8") as handle:
                 return json.load(handle)
         return default
-
-    def _write_json(self, path: str, data: Any) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path + ".tmp", "w") as handle:
-            json.dump(data, handle, indent=2, sort_keys=True)
-        os.replace(path + ".tmp", path)
 
     def batches(self) -> list[str]:
         folder = os.path.join(self.root, "batches")
@@ -329,8 +781,8 @@ class PipelineRun:
         if not new_files:
             return None
         batch = f"{len(self.batches()) + 1:04d}"
-        self._write_json(os.path.join(self.root, "batches", batch, "batch.json"), {"files": new_files, "done": False,
-                                                                                   "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        atomic_write_json(os.path.join(self.root, "batches", batch, "batch.json"),
+                          {"files": new_files, "done": False, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         return batch, new_files
 
     def open_batch_preview(self) -> tuple[str, dict[str, list[str]]] | None:
@@ -357,10 +809,12 @@ class PipelineRun:
         base = os.path.join(self.root, "batches", batch)
         steps: list[Step] = []
         ingest_root = os.path.join(base, "ingest")
+        ingested = []
         for dataset in self.pipeline.datasets:
             if dataset.name not in files:
                 continue
             raw = files[dataset.name]
+            identity = _raw_identity(raw)
             if len(raw) > MAX_INLINE_FILES:
                 list_file = os.path.join(base, "inputs", f"{dataset.name}.txt")
                 if write_lists:
@@ -369,17 +823,19 @@ class PipelineRun:
                         handle.write("".join(f"{path}\n" for path in raw))
                     os.replace(list_file + ".tmp", list_file)
                 raw = ["--files-from", list_file]
-            argv = ["ingest", *raw, "--dataset", dataset.name, "--output", ingest_root]
+            argv = [*INGEST_COMMAND, *raw, "--dataset", dataset.name, "--output", ingest_root]
             if dataset.config:
                 argv += ["--config", dataset.config]
-            argv += params_to_flags(dataset.params)
-            steps.append(Step("ingest", argv, os.path.join(ingest_root, dataset.name), dataset.resources))
-        previous = ingest_root
+            argv += dataset.flags
+            steps.append(Step("ingest", argv, os.path.join(ingest_root, dataset.name), dataset.resources, raw_identity=identity))
+            ingested.append(dataset.name)
+        previous, previous_name = ingest_root, "ingest"
         for index, stage in enumerate(self.pipeline.stages, start=1):
             output = os.path.join(base, f"{index:02d}-{stage.name}")
-            argv = [*stage.command, previous, output, *params_to_flags(stage.params)]
-            steps.append(Step(stage.name, argv, output, stage.resources))
-            previous = output
+            argv = [*stage.command, previous, output, *stage.flags]
+            steps.append(Step(stage.name, argv, output, stage.resources, input=previous, previous=previous_name,
+                              datasets=ingested if previous_name == "ingest" else []))
+            previous, previous_name = output, stage.name
         return steps
 
     @staticmethod
@@ -399,28 +855,64 @@ class PipelineRun:
                 raise PipelineConfigError(f"{flag} {value!r}: not a stage of {self.pipeline.path}; stages: {', '.join(names)}")
         first = names.index(start) if start else 0
         last = names.index(until) if until else len(names) - 1
+        if first > last:
+            raise PipelineConfigError(f"--from {start} comes after --until {until}; stages: {', '.join(names)}")
         chosen = set(names[first : last + 1])
         return [s for s in steps if s.stage in chosen]
 
-    # running -------------------------------------------------------------------------------
-    def run_local(self, steps: list[Step], log: Callable[[str], None]) -> None:
-        for step in steps:
-            if step.done():
-                log(f"skip\t{step.stage}\t{step.output}\talready done")
+    @staticmethod
+    def check_inputs(selected: list[Step], start: str | None) -> None:
+        """Refuse (``UsageError``, exit 2) a selection whose first stage would read an input that
+        was never completed: it would fail, or with an older contract, run on nothing."""
+        chosen = {s.stage for s in selected}
+        for step in selected:
+            if step.previous is None or step.previous in chosen or step.input_complete():
                 continue
-            argv = [*self.nordpipe, *step.argv, *self._resource_flags(step.resources)]
-            logfile = os.path.join(self.root, "logs", f"{os.path.basename(os.path.dirname(step.output))}-{os.path.basename(step.output)}.log")
-            os.makedirs(os.path.dirname(logfile), exist_ok=True)
-            started = time.time()
-            with open(logfile, "ab") as handle:
-                handle.write(f"$ {shlex.join(argv)}\n".encode())
-                handle.flush()
-                result = subprocess.run(argv, stdout=handle, stderr=subprocess.STDOUT)
-            if result.returncode != 0:
-                tail = open(logfile, encoding="utf-8", errors="replace").read()[-3000:]
-                raise RunError(f"stage {step.stage} failed (exit {result.returncode}); log {logfile}:\n{tail}")
-            open(os.path.join(step.output, STATE_DIR, "pipeline-done"), "w").close()
-            log(f"done\t{step.stage}\t{step.output}\t{time.time() - started:.1f}s")
+            raise UsageError(
+                f"--from {start or step.stage}: stage {step.stage} reads the output of stage {step.previous} "
+                f"({step.input}), which is not complete; run stage {step.previous} first "
+                f"(`nordpipe run PIPELINE --until {step.previous}`, or without --from)"
+            )
+
+    # running -------------------------------------------------------------------------------
+    def _logfile(self, step: Step) -> str:
+        return os.path.join(self.root, "logs", f"{os.path.basename(os.path.dirname(step.output))}-{os.path.basename(step.output)}.log")
+
+    def _discard_stale(self, step: Step, log: Callable[[str], None]) -> None:
+        if step.stale():
+            log(f"redo\t{step.stage}\t{step.output}\tits input changed since it ran")
+            shutil.rmtree(step.output)
+
+    def run_local(self, steps: list[Step], log: Callable[[str], None]) -> None:
+        """Run the steps one after the other as child processes. SIGTERM/SIGINT stop the running
+        stage (it stops its workers and releases its lock) and raise ``Interrupted``."""
+        with InterruptOnSignals():
+            for step in steps:
+                if step.done():
+                    log(f"skip\t{step.stage}\t{step.output}\talready done")
+                    continue
+                self._discard_stale(step, log)
+                argv = [*self.nordpipe, *step.argv, *self._resource_flags(step.resources)]
+                logfile = self._logfile(step)
+                os.makedirs(os.path.dirname(logfile), exist_ok=True)
+                started = time.time()
+                with open(logfile, "ab") as handle:
+                    handle.write(f"$ {shlex.join(argv)}\n".encode())
+                    handle.flush()
+                    process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, preexec_fn=_child_dies_with_us)
+                    try:
+                        returncode = process.wait()
+                    except Interrupted:
+                        _stop_child(process)
+                        raise
+                if returncode != 0:
+                    with open(logfile, encoding="utf-8", errors="replace") as handle:
+                        tail = handle.read()[-3000:]
+                    raise RunError(f"stage {step.stage} failed (exit {returncode}); log {logfile}:\n{tail}")
+                step.mark_done()
+                documents = (step.layout.completed() or {}).get("documents_out")
+                count = f"\t{documents} documents" if documents is not None else ""
+                log(f"done\t{step.stage}\t{step.output}\t{time.time() - started:.1f}s{count}")
 
     def run_slurm(self, steps: list[Step], log: Callable[[str], None], wait: bool = True) -> list[str]:
         """Submit one job per step, each depending (afterok) on the one before."""
@@ -428,13 +920,17 @@ class PipelineRun:
         env = slurm.get("env_command") or default_env_command()
         previous: str | None = None
         jobs = []
+        submitted = []
         for step in steps:
             if step.done():
                 log(f"skip\t{step.stage}\t{step.output}\talready done")
                 continue
+            self._discard_stale(step, log)
             argv = [*self.nordpipe, *step.argv, *self._resource_flags(step.resources)]
-            done_marker = os.path.join(step.output, STATE_DIR, "pipeline-done")
-            script = f"{env}\nset -e\n{shlex.join(argv)}\nmkdir -p {shlex.quote(os.path.dirname(done_marker))}\ntouch {shlex.quote(done_marker)}\n"
+            # the done marker records the input identity as the node sees it after the stage
+            mark = [sys.executable, "-m", "nordpipe.pipeline", "mark-done", step.stage, step.output,
+                    step.input or "", step.raw_identity or ""]
+            script = f"{env}\nset -e\n{shlex.join(argv)}\n{shlex.join(mark)}\n"
             logdir = os.path.abspath(os.path.join(self.root, "logs"))
             os.makedirs(logdir, exist_ok=True)
             cpus = step.resources.get("cpus") or step.resources.get("workers") or 1
@@ -455,11 +951,12 @@ class PipelineRun:
                 raise RunError(f"sbatch failed for stage {step.stage}: {result.stderr.strip()}")
             previous = result.stdout.strip().split(";")[0]
             jobs.append(previous)
+            submitted.append(step)
             log(f"submitted\t{step.stage}\tjob {previous}")
         if wait:
-            for job, step in zip(jobs, [s for s in steps if not s.done()], strict=False):
+            for job, step in zip(jobs, submitted, strict=True):
                 wait_for_slurm_job(job)
-                if not os.path.exists(os.path.join(step.output, STATE_DIR, "pipeline-done")):
+                if not step.done():
                     raise RunError(f"Slurm job {job} (stage {step.stage}) did not finish; logs in {self.root}/logs")
                 log(f"done\t{step.stage}\t{step.output}\tjob {job}")
         return jobs
@@ -470,11 +967,11 @@ class PipelineRun:
             seen = ingested.setdefault(dataset, {})
             for name in names:
                 seen[os.path.abspath(name)] = _signature(name)
-        self._write_json(self._state_path("ingested.json"), ingested)
+        atomic_write_json(self._state_path("ingested.json"), ingested)
         path = os.path.join(self.root, "batches", batch, "batch.json")
         record = self._read_json(path, {})
         record.update(done=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
-        self._write_json(path, record)
+        atomic_write_json(path, record)
         self.update_datasheets()
 
     def update_datasheets(self) -> None:
@@ -486,7 +983,7 @@ class PipelineRun:
         for dataset in self.pipeline.datasets:
             stats = []
             for batch in self.batches():
-                path = os.path.join(self.root, "batches", batch, "ingest", dataset.name, STATE_DIR, "stats.json")
+                path = OutputLayout.of(os.path.join(self.root, "batches", batch, "ingest", dataset.name)).stats
                 if os.path.exists(path):
                     stats.append(self._read_json(path, {}))
             if not stats:
@@ -509,18 +1006,29 @@ class PipelineLock(ExclusiveLock):
         )
 
 
+def _prepare_sample(pipeline: Pipeline, log: Callable[[str], None]) -> None:
+    """Generate the sample raw data (once), then check what could not be checked before it existed."""
+    from nordpipe.sample import generate_sample
+
+    assert pipeline.sample is not None
+    target = os.path.join(pipeline.root, "sample")
+    if not os.path.exists(os.path.join(target, "manifest.json")):
+        generate_sample(target, seed=int(pipeline.sample.get("seed", 42)), scale=float(pipeline.sample.get("scale", 1.0)),
+                        files=int(pipeline.sample.get("files", 1)))
+        log(f"sample\t{target}")
+    load_pipeline(pipeline.path, root=pipeline.root, executor=pipeline.executor, schema=pipeline.schema)
+
+
 def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None = None, dry_run: bool = False,
                  wait: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run (or with ``dry_run``, print) the pending batch of a pipeline. Returns a summary."""
-    runner = PipelineRun(pipeline)
-    if pipeline.sample and not dry_run:
-        from nordpipe.sample import generate_sample
+    """Run (or with ``dry_run``, print) the pending batch of a pipeline. Returns a summary.
 
-        target = os.path.join(pipeline.root, "sample")
-        if not os.path.exists(os.path.join(target, "manifest.json")):
-            generate_sample(target, seed=int(pipeline.sample.get("seed", 42)), scale=float(pipeline.sample.get("scale", 1.0)),
-                            files=int(pipeline.sample.get("files", 1)))
-            log(f"sample\t{target}")
+    Raises ``Interrupted`` on SIGTERM/SIGINT after the running stage has stopped (the root's
+    lock is released on the way out), ``UsageError`` for a ``--from`` whose input is missing,
+    ``PipelineConfigError`` for sample data that does not match the file, ``RunError`` for a
+    failed stage.
+    """
+    runner = PipelineRun(pipeline)
     if dry_run:
         pending = runner.open_batch_preview()
         if pending is None:
@@ -532,14 +1040,17 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
             after = f" (after step {i - 1})" if i > 1 and pipeline.executor == "slurm" else ""
             log(f"{i}\t{step.stage}\t{'done' if step.done() else 'todo'}\tnordpipe {shlex.join(step.argv + runner._resource_flags(step.resources))}{after}")
         return {"batch": batch, "steps": [s.argv for s in steps]}
-    with PipelineLock(pipeline.root):
+    with InterruptOnSignals(), PipelineLock(pipeline.root):
+        if pipeline.sample:
+            _prepare_sample(pipeline, log)
         pending = runner.open_batch()
         if pending is None:
             log("nothing to do: no new raw files and no unfinished batch")
             return {"batch": None}
         batch, files = pending
-        log(f"batch\t{batch}\t{sum(len(v) for v in files.values())} new raw files")
         steps = runner.select(runner.plan(batch, files), start, until)
+        runner.check_inputs(steps, start)
+        log(f"batch\t{batch}\t{sum(len(v) for v in files.values())} new raw files")
         if pipeline.executor == "slurm":
             runner.run_slurm(steps, log, wait=wait)
             if not wait:
@@ -549,10 +1060,13 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
         all_steps = runner.plan(batch, files, write_lists=False)  # the lists were written above
         if all(s.done() for s in all_steps):
             runner.finish_batch(batch, files)
-            log(f"finished\tbatch {batch}")
+            last = (all_steps[-1].layout.completed() or {}) if all_steps else {}
+            if last.get("documents_out") == 0:
+                log(f"finished\tbatch {batch}\tno documents left (all quarantined or removed; see the stage "
+                    f"outputs' quarantine/ and removed/ and `nordpipe report {pipeline.root}`)")
+            else:
+                log(f"finished\tbatch {batch}")
         return {"batch": batch, "outputs": [s.output for s in steps]}
-
-
 
 
 def final_outputs(root: str) -> list[str]:
@@ -564,3 +1078,22 @@ def final_outputs(root: str) -> list[str]:
         if stages:
             outputs.append(os.path.join(batches_dir, batch, stages[-1]))
     return outputs
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m nordpipe.pipeline mark-done STAGE OUTPUT INPUT RAW_IDENTITY``: the done marker
+    of a step run as a Slurm job, written on the node after the stage succeeded."""
+    if len(argv) != 5 or argv[0] != "mark-done":
+        sys.stderr.write("usage: python -m nordpipe.pipeline mark-done STAGE OUTPUT INPUT RAW_IDENTITY\n")
+        return 2
+    _, stage, output, input_path, raw = argv
+    step = Step(stage, [], output, {}, input=input_path or None, raw_identity=raw or None)
+    if step.layout.completed() is None:
+        sys.stderr.write(f"nordpipe: error: {output} holds no completed run\n")
+        return 1
+    step.mark_done()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

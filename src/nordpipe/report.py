@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from nordpipe.documents import iter_jsonl_lines
-from nordpipe.runner import STATE_DIR, merge_task_stats
+from nordpipe.layout import OutputLayout
+from nordpipe.runner import merge_task_stats
 from nordpipe.steps import list_document_files
 
 LENGTH_SAMPLE = 50_000
@@ -42,12 +43,13 @@ def _stage_dirs(root: str) -> list[tuple[str, str]]:
             if os.path.isdir(ingest):
                 found += [("ingest", os.path.join(ingest, d)) for d in sorted(os.listdir(ingest))]
             found += [(d.split("-", 1)[1], os.path.join(base, d)) for d in sorted(os.listdir(base)) if d[:2].isdigit() and "-" in d]
-    elif os.path.exists(os.path.join(root, STATE_DIR, "stats.json")):
-        found.append((_load(os.path.join(root, STATE_DIR, "stats.json")).get("stage", "stage"), root))  # type: ignore[union-attr]
+    elif os.path.exists(OutputLayout.of(root).stats):
+        found.append((_load(OutputLayout.of(root).stats).get("stage", "stage"), root))  # type: ignore[union-attr]
     else:
         for name in sorted(os.listdir(root)):
-            if os.path.exists(os.path.join(root, name, STATE_DIR, "stats.json")):
-                found.append((_load(os.path.join(root, name, STATE_DIR, "stats.json")).get("stage", name), os.path.join(root, name)))  # type: ignore[union-attr]
+            stats_file = OutputLayout.of(os.path.join(root, name)).stats
+            if os.path.exists(stats_file):
+                found.append((_load(stats_file).get("stage", name), os.path.join(root, name)))  # type: ignore[union-attr]
     return found
 
 
@@ -61,7 +63,7 @@ def _numeric_steps(stats: dict[str, Any]) -> dict[str, float]:
 
 
 def _tokens(folder: str) -> int | None:
-    for name in ("manifest.json", os.path.join(STATE_DIR, "manifest.json")):
+    for name in ("manifest.json", os.path.relpath(OutputLayout.of(".").state_path("manifest.json"))):
         manifest = _load(os.path.join(folder, name))
         if manifest:
             for key in ("total_tokens", "tokens"):
@@ -83,7 +85,7 @@ def collect(root: str) -> dict[str, Any]:
     pii: Counter[str] = Counter()
     dirs = _stage_dirs(root)
     for name, folder in dirs:
-        stats = _load(os.path.join(folder, STATE_DIR, "stats.json"))
+        stats = _load(OutputLayout.of(folder).stats)
         if not stats:
             continue
         if name not in stages:

@@ -25,7 +25,6 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import fsspec
 from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
@@ -36,18 +35,20 @@ from nordpipe.documents import (
     NORDPIPE_KEY,
     QUARANTINE_KEY,
     InvalidRecord,
-    document_stem,
     document_to_record,
     dumps_record,
-    is_document_file,
     iter_jsonl_lines,
     iter_records,
     mark_removed,
+    max_line_bytes_for,
     raw_for_quarantine,
     record_to_document,
     removal_reason,
     validate_record,
 )
+from nordpipe.layout import OutputLayout, input_files, list_document_files, output_stem
+
+__all__ = ["DocumentReader", "DocumentWriter", "DropRemoved", "list_document_files", "output_stem"]
 
 QUARANTINED = "quarantine"
 """Removal reason prefix of quarantined records (``quarantine:<why>``)."""
@@ -122,41 +123,6 @@ class DropRemoved(PipelineStep):
 # Reading
 
 
-def list_document_files(path: str) -> list[str]:
-    """Standardized document files under ``path``, sorted.
-
-    ``path`` may be one file, a dataset folder (``<path>/documents/`` is used), a folder of
-    files, or a root of dataset folders (``*/documents/``). nordpipe's own side folders
-    (``quarantine``, ``removed``, ``.nordpipe``, hidden folders) are skipped.
-    """
-    fs, root = fsspec.core.url_to_fs(path)
-    protocol = path.split("://", 1)[0] + "://" if "://" in path else ""
-    if fs.isfile(root):
-        return [path]
-    if fs.isdir(f"{root}/documents"):
-        root = f"{root}/documents"
-    found = []
-    for file in fs.find(root):
-        rel = file[len(root.rstrip("/")) + 1 :]
-        parts = rel.split("/")
-        if any(p.startswith(".") or p in ("quarantine", "removed") for p in parts[:-1]):
-            continue
-        if parts[-1].startswith(".") or not is_document_file(file):
-            continue
-        found.append(protocol + file if protocol and not file.startswith(protocol) else file)
-    return sorted(found)
-
-
-def output_stem(path: str, root: str) -> str:
-    """Name of the output shard for an input file: its path below the input root, flattened."""
-    rel = path[len(root.rstrip("/")) + 1 :] if path.startswith(root.rstrip("/") + "/") else path.rsplit("/", 1)[-1]
-    folder, _, name = rel.rpartition("/")
-    stem = document_stem(name)
-    if folder and folder != "documents":
-        stem = folder.replace("/documents", "").replace("/", "__") + "__" + stem
-    return stem
-
-
 class DocumentReader(PipelineStep):
     """Read standardized documents; each task reads every ``world_size``-th file.
 
@@ -176,14 +142,19 @@ class DocumentReader(PipelineStep):
         self.validate = validate
         self.max_chars = max_chars
 
-    def files_for_rank(self, rank: int, world_size: int) -> list[str]:
-        return list_document_files(self.input_path)[rank::world_size]
+    def files_for_rank(self, rank: int, world_size: int) -> list[tuple[str, str]]:
+        """``(path, output stem)`` of the files task ``rank`` reads. Every file's stem is computed,
+        not only this rank's, so that two files that would get one output name fail every task
+        instead of one task overwriting another's output."""
+        return input_files(self.input_path)[rank::world_size]
 
     def read_file(self, path: str, stem: str) -> Iterator[Document]:
         if path.endswith(".parquet"):
             lines: Iterable[Any] = ((line, record, None, None) for line, record in iter_records(path))
         else:
-            lines = ((r.line, r.record, r.error, r.raw) for r in iter_jsonl_lines(path))
+            # a line longer than any valid record is skipped to its end, never held in memory
+            limit = max_line_bytes_for(self.max_chars)
+            lines = ((r.line, r.record, r.error, r.raw) for r in iter_jsonl_lines(path, max_line_bytes=limit))
         seen_ids: set[str] = set()
         for line, record, error, raw in lines:
             if error is None:
@@ -209,12 +180,8 @@ class DocumentReader(PipelineStep):
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         if data:
             yield from data
-        root = self.input_path
-        fs, fs_root = fsspec.core.url_to_fs(root)
-        if fs.isdir(f"{fs_root}/documents"):
-            root = root.rstrip("/") + "/documents"
-        for path in self.files_for_rank(rank, world_size):
-            yield from self.read_file(path, output_stem(path, root if "://" not in path else path.rsplit("/", 1)[0]))
+        for path, stem in self.files_for_rank(rank, world_size):
+            yield from self.read_file(path, stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,6 +297,19 @@ class TaskStats:
         }
 
 
+def _pop_chars_in(doc: Document, default: int) -> int:
+    """The document's length when it entered the stage: steps that shorten a text (line dedup,
+    C4's line filter) record it as ``metadata.nordpipe.chars_in``; it is stage-internal, so it is
+    taken off the record here and never written (a later stage would count a stale figure)."""
+    meta = doc.metadata.get(NORDPIPE_KEY)
+    if not meta or "chars_in" not in meta:
+        return default
+    chars_in = int(meta.pop("chars_in"))
+    if not meta:
+        del doc.metadata[NORDPIPE_KEY]
+    return chars_in
+
+
 class DocumentWriter(PipelineStep):
     """Write kept documents, removed documents and quarantined records of one task, atomically.
 
@@ -380,7 +360,8 @@ class DocumentWriter(PipelineStep):
         return writer
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        self._tmp = os.path.join(self.output_path, ".nordpipe", "tmp", f"{rank:05d}")
+        layout = OutputLayout.of(self.output_path)
+        self._tmp = layout.tmp(f"{rank:05d}")
         shutil.rmtree(self._tmp, ignore_errors=True)
         os.makedirs(self._tmp)
         self._writers: dict[tuple[str, str], _ShardWriter] = {}
@@ -395,7 +376,7 @@ class DocumentWriter(PipelineStep):
                 continue
             chars = len(doc.text)
             stats.docs_in += 1
-            stats.chars_in += doc.metadata.get(NORDPIPE_KEY, {}).get("chars_in", chars)
+            stats.chars_in += _pop_chars_in(doc, chars)
             reason = removal_reason(doc)
             language = (doc.metadata.get(NORDPIPE_KEY) or {}).get("language") or doc.metadata.get("language") or "unknown"
             if reason:
@@ -417,11 +398,11 @@ class DocumentWriter(PipelineStep):
         # Move files into place, then record the task's stats: a task is complete only when its
         # stats file exists (and datatrove has written its completion marker).
         for (kind, _stem), writer in sorted(self._writers.items()):
-            final_dir = os.path.join(self.output_path, kind)
+            final_dir = layout.path(kind)
             os.makedirs(final_dir, exist_ok=True)
             for name in writer.files:
                 os.replace(os.path.join(self._tmp, kind, name), os.path.join(final_dir, name))
-        tasks_dir = os.path.join(self.output_path, ".nordpipe", "tasks")
+        tasks_dir = layout.tasks
         os.makedirs(tasks_dir, exist_ok=True)
         tmp_stats = os.path.join(self._tmp, "stats.json")
         with open(tmp_stats, "w") as handle:

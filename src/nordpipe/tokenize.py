@@ -35,7 +35,6 @@ import json
 import os
 import re
 import shutil
-import time
 import zlib
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -48,6 +47,7 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import INPUT_KEY, LINE_KEY, NORDPIPE_KEY, QUARANTINE_KEY, mark_removed, removal_reason
+from nordpipe.layout import OutputLayout
 from nordpipe.runner import RunError
 from nordpipe.steps import DocumentReader, TaskStats, is_active, reason_category
 
@@ -917,8 +917,9 @@ class TokenShardWriter(PipelineStep):
         return token_dtype(1 << 17, self.format)
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        state = os.path.join(self.output_path, ".nordpipe")
-        tmp = os.path.join(state, "tmp", STATE_PHASE, f"{rank:05d}")
+        layout = OutputLayout.of(self.output_path)
+        state = layout.state
+        tmp = layout.tmp(STATE_PHASE, f"{rank:05d}")
         shutil.rmtree(tmp, ignore_errors=True)
         os.makedirs(tmp)
         config: ShardConfig | None = None
@@ -1106,55 +1107,30 @@ def run_tokenize(input_path: str, output_path: str, config: TokenizeConfig, opti
     from nordpipe import runner
 
     options = options or runner.RunOptions()
-    output_path = output_path.rstrip("/")
-    state = os.path.join(output_path, runner.STATE_DIR)
     tokenizer = load_tokenizer(config.tokenizer, config.bos_token, config.eos_token)
-    steps = tokenize_steps(config, output_path, tokenizer)
-    tasks = options.tasks or runner.default_tasks(input_path)
-    record = {
-        "stage": "tokenize",
-        "input": input_path,
-        "tasks": tasks,
-        "parameters": {**asdict(config), "tokenizer_sha256": tokenizer.describe()["sha256"]},
-        "keep_removed": False,
-        "max_shard_bytes": None,
-    }
-    record = json.loads(json.dumps(record, default=str))
-    started = time.time()
-    with runner.OutputLock(output_path):
-        if options.force and _run_record_differs(state, record):
-            # The shared run-record check wipes documents/ and state; tokenize's outputs too.
-            shutil.rmtree(os.path.join(output_path, SHARDS_DIR), ignore_errors=True)
-            if os.path.exists(os.path.join(output_path, MANIFEST)):
-                os.remove(os.path.join(output_path, MANIFEST))
-        runner._check_run_record(state, record, options.force)
-        runner.execute([DocumentReader(input_path), *steps], os.path.join(state, "datatrove"), tasks, options,
-                       job_name="nordpipe-tokenize")
-        if options.executor == "slurm" and not options.slurm.wait:
+    parameters = {**asdict(config), "tokenizer_sha256": tokenizer.describe()["sha256"]}
+    with runner.StageRun("tokenize", input_path, output_path, options, parameters,
+                         record_extra={"keep_removed": False, "max_shard_bytes": None}) as run:
+        output_path = run.output_path
+        steps = tokenize_steps(config, output_path, tokenizer)
+        run.execute([DocumentReader(input_path), *steps])
+        if run.submitted_only:
             return {}
-        manifest = finalize_tokenize(output_path, tokenizer, config, tasks)
-        stats = runner.finalize(output_path, stage="tokenize", tasks=tasks, seconds=time.time() - started)
-    stats["extra"] = {
-        "tokens": manifest["tokens"],
-        "shards": len(manifest["shards"]),
-        "format": manifest["format"],
-        "tokenizer": manifest["tokenizer"]["spec"],
-        "manifest": os.path.join(output_path, MANIFEST),
-    }
-    return stats
-
-
-def _run_record_differs(state: str, record: dict[str, Any]) -> bool:
-    path = os.path.join(state, "run.json")
-    if not os.path.exists(path):
-        return False
-    with open(path) as handle:
-        return json.load(handle) != record
+        manifest = finalize_tokenize(output_path, tokenizer, config, run.tasks)
+        stats = run.merge_stats()
+        stats["extra"] = {
+            "tokens": manifest["tokens"],
+            "shards": len(manifest["shards"]),
+            "format": manifest["format"],
+            "tokenizer": manifest["tokenizer"]["spec"],
+            "manifest": os.path.join(output_path, MANIFEST),
+        }
+        return run.complete(stats)
 
 
 def finalize_tokenize(output_path: str, tokenizer: TextTokenizer, config: TokenizeConfig, tasks: int) -> dict[str, Any]:
     """Merge the tasks' shard lists into ``manifest.json`` (and the MDS root ``index.json``)."""
-    phase = os.path.join(output_path, ".nordpipe", STATE_PHASE)
+    phase = OutputLayout.of(output_path).state_path(STATE_PHASE)
     fragments = []
     for name in sorted(os.listdir(phase)) if os.path.isdir(phase) else []:
         if name.endswith(".json"):

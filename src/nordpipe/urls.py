@@ -15,8 +15,8 @@ Two datatrove pipeline steps, both reading ``metadata["url"]``:
 
 Rules 5-7 use datatrove's lists and its definition of URL words (runs of ASCII letters and
 digits, case kept). On hosts under a Nordic ccTLD (``.dk .no .se .fi .is .fo .gl .ax``) the words
-in ``blocklists/nordic_word_exceptions.txt`` do not count (``slut`` is Danish/Swedish for "end",
-``fag`` Danish/Norwegian for "subject", ...).
+in ``nordpipe/data/blocklists/nordic_word_exceptions.txt`` (package data) do not count
+(``slut`` is Danish/Swedish for "end", ``fag`` Danish/Norwegian for "subject", ...).
 
 Differences from datatrove's ``URLFilter`` by default, each switched off by
 ``datatrove_compatible=True``:
@@ -56,22 +56,24 @@ from datatrove.data import Document, DocumentsPipeline
 from tldextract.remote import lenient_netloc
 
 from nordpipe.blocklists import (
+    NORDIC_EXCEPTIONS_NAME,
     NORDIC_TLDS,
-    REPO_BLOCKLISTS,
     DatatroveLists,
     DomainIndex,
     category_list_files,
     default_store,
     hash_strings,
+    list_categories,
     load_datatrove_lists,
     normalize_domain,
     read_list_file,
     read_word_exceptions,
+    shipped_blocklists,
+    shipped_file,
 )
 from nordpipe.documents import NORDPIPE_KEY, mark_removed, nordpipe_meta
 from nordpipe.steps import DocumentFilter
 
-NORDIC_EXCEPTIONS_FILE = REPO_BLOCKLISTS / "nordic_word_exceptions.txt"
 _URL_WORDS = re.compile(r"[^a-zA-Z0-9]+")
 _PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")
 # The same steps as tldextract's lenient host parsing, for polars (Rust regex). Hosts that come
@@ -129,10 +131,13 @@ class UrlBlocklistFilter(DocumentFilter):
 
     Args:
         datatrove_list: use datatrove's bundled domain/URL list and word lists (default True).
-        project_lists: use the project's ``blocklists/<category>/`` lists and the local store
-            (default True).
-        categories: project/store categories to use (default None: all).
-        blocklists_dir: the project's list folder (default: ``blocklists/`` of this checkout).
+        project_lists: use the project's lists (``nordpipe/data/blocklists/<category>/``, shipped
+            with the package) and the local store (default True).
+        categories: project/store categories to use (default None: all). A category found in
+            neither the list folder nor the store is an error (``ValueError``), not an empty list.
+        blocklists_dir: the project's list folder (default None: the shipped lists, found with
+            ``importlib.resources`` when the step loads; recorded as None in run parameters, so
+            they do not depend on where nordpipe is installed).
         store: the ``blocklists update`` store (default ``blocklists.default_store()``).
         blocklists: user list files (category ``user``; domains, hosts, adblock or URL lines).
         allowlists: list files whose domains (and their subdomains) are never removed by a URL rule.
@@ -144,6 +149,11 @@ class UrlBlocklistFilter(DocumentFilter):
         require_url: remove documents without ``metadata.url`` (default False: they pass).
         batch_size: documents decided together (default 8192; the vectorized steps have a fixed
             cost per batch, and a batch of documents is held in memory).
+
+    A configured list that is missing is an error naming it, never an empty list: a missing
+    ``blocklists``/``allowlists`` file, ``blocklists_dir``, shipped lists folder or (with
+    ``nordic_exceptions``) exceptions file raises ``FileNotFoundError``, an unknown category
+    ``ValueError``; checked at construction and again when a worker loads the lists.
     """
 
     name = "urls"
@@ -168,7 +178,7 @@ class UrlBlocklistFilter(DocumentFilter):
         self.datatrove_list = datatrove_list
         self.project_lists = project_lists
         self.categories = list(categories) if categories else None
-        self.blocklists_dir = str(blocklists_dir) if blocklists_dir else str(REPO_BLOCKLISTS)
+        self.blocklists_dir = str(blocklists_dir) if blocklists_dir else None
         self.store = str(store) if store else None
         self.blocklists = [str(p) for p in blocklists]
         self.allowlists = [str(p) for p in allowlists]
@@ -179,20 +189,53 @@ class UrlBlocklistFilter(DocumentFilter):
         self.require_url = require_url
         self.batch_size = batch_size
         self._loaded = False
+        self.check_configured_lists()
 
     # ---------------------------------------------------------------------------------------
     # Loading (in the worker, not at construction: steps are pickled to tasks)
 
+    def project_lists_dir(self) -> Path:
+        """The project's list folder: ``blocklists_dir``, else the shipped lists."""
+        if self.blocklists_dir is None:
+            return shipped_blocklists()
+        folder = Path(self.blocklists_dir)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"blocklists folder {folder} does not exist")
+        return folder
+
+    def check_configured_lists(self) -> None:
+        """Fail loudly on a configured list that is not there: a missing list file or folder
+        (``FileNotFoundError``) or an unknown category (``ValueError``), never an empty list."""
+        for kind, paths in (("blocklist", self.blocklists), ("allowlist", self.allowlists)):
+            for path in paths:
+                if "://" not in path and not Path(path).is_file():  # (remote fsspec URLs fail when read)
+                    raise FileNotFoundError(f"{kind} {path} does not exist")
+        if self.nordic_exceptions:
+            shipped_file(NORDIC_EXCEPTIONS_NAME)
+        if not self.project_lists:
+            return
+        folder = self.project_lists_dir()
+        if self.categories:
+            store = Path(self.store) if self.store else default_store()
+            known = set(list_categories(folder)) | set(list_categories(store))
+            unknown = [c for c in self.categories if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"unknown blocklist categor{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}: "
+                    f"no such folder in {folder} or in the store {store} (known: {', '.join(sorted(known)) or 'none'})"
+                )
+
     def load(self) -> None:
         if self._loaded:
             return
+        self.check_configured_lists()
         self._dt: DatatroveLists | None = load_datatrove_lists() if self.datatrove_list else None
         lists: list[tuple[str, Iterable[str]]] = []
         url_entries: dict[str, str] = {}
         self.list_files: list[str] = []
         sources = []
         if self.project_lists:
-            sources += category_list_files(self.blocklists_dir, self.categories)
+            sources += category_list_files(self.project_lists_dir(), self.categories)
             sources += category_list_files(self.store or default_store(), self.categories)
         sources += [("user", Path(p)) for p in self.blocklists]
         for category, path in sources:
@@ -206,9 +249,7 @@ class UrlBlocklistFilter(DocumentFilter):
         allow = [(f"allow:{p}", read_list_file(p, "allow").domains) for p in self.allowlists]
         self._allow = DomainIndex.from_lists(allow)
         self._exceptions = (
-            read_word_exceptions(NORDIC_EXCEPTIONS_FILE)
-            if self.nordic_exceptions and NORDIC_EXCEPTIONS_FILE.exists()
-            else frozenset()
+            read_word_exceptions(shipped_file(NORDIC_EXCEPTIONS_NAME)) if self.nordic_exceptions else frozenset()
         )
         self._banned: frozenset[str] = frozenset()
         self._soft: frozenset[str] = frozenset()

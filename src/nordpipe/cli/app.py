@@ -1,5 +1,8 @@
 """The typer applications that command modules attach their commands to."""
 
+import sys
+from typing import Annotated
+
 import typer
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
@@ -22,6 +25,34 @@ dedup_app = typer.Typer(help="Deduplicate: repeated lines (Bloom filter) or near
 robots_app = typer.Typer(help="Fetch and inspect robots.txt, ai.txt and tdmrep.json consent signals.", no_args_is_help=True, context_settings=CONTEXT)
 blocklists_app = typer.Typer(help="Manage the URL blocklists.", no_args_is_help=True, context_settings=CONTEXT)
 export_app = typer.Typer(help="Export downstream datasets (sentences, pairs).", no_args_is_help=True, context_settings=CONTEXT)
+
+
+def installed_version() -> str:
+    """nordpipe's version as installed (``importlib.metadata``), the package's own without metadata."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("nordpipe")
+    except PackageNotFoundError:  # imported from a source tree that was never installed
+        from nordpipe import __version__
+
+        return __version__
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"nordpipe {installed_version()}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print nordpipe's version and exit.")] = False,
+) -> None:
+    pass
+
+
 app.add_typer(filter_app, name="filter")
 app.add_typer(dedup_app, name="dedup")
 app.add_typer(robots_app, name="robots")

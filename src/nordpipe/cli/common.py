@@ -22,7 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from nordpipe.runner import RunError, RunOptions, SlurmOptions
+from nordpipe.layout import InputError, UsageError
+from nordpipe.runner import Interrupted, RunError, RunOptions, SlurmOptions
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -144,13 +145,21 @@ def with_run_options(keep_removed: bool = True) -> Callable[[F], F]:
 
 
 def stage_command(func: F) -> F:
-    """Turn expected failures into ``nordpipe: error: ...`` and exit code 1."""
+    """Turn expected failures into one ``nordpipe: error: ...`` line and the contract's exit code:
+    2 for a usage mistake (``UsageError``, e.g. OUTPUT inside INPUT), 1 for a failure (a missing or
+    wrong input, a failed task, ``RunError``), ``128 + signal`` when SIGTERM/SIGINT stopped the run."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (RunError, FileNotFoundError, PermissionError, ValueError) as err:
+        except Interrupted as err:
+            err_console.print(f"nordpipe: stopped by {err}; rerun the same command to resume", highlight=False)
+            raise typer.Exit(err.exit_code) from None
+        except UsageError as err:
+            err_console.print(f"[bold red]nordpipe: usage error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from err
+        except (RunError, InputError, FileNotFoundError, PermissionError, ValueError) as err:
             if isinstance(err, typer.BadParameter):
                 raise
             err_console.print(f"[bold red]nordpipe: error:[/] {err}", highlight=False, soft_wrap=True)

@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "tokenize",
     "pipeline",
     "export",
+    "stages",
 )
 
 for _name in COMMAND_MODULES:

@@ -1,41 +1,96 @@
-"""``nordpipe run``, ``nordpipe report`` and ``nordpipe status``."""
+"""``nordpipe run``, ``nordpipe report`` and ``nordpipe status``.
+
+``command_params`` and ``param_specs`` read the stage commands' own option definitions (the
+click parameters of the typer app), so that a pipeline file's ``params`` are converted,
+type-checked and turned back into flags exactly as the command would take them.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from nordpipe.cli.app import app
 from nordpipe.cli.common import console, err_console, stage_command
 
+if TYPE_CHECKING:
+    from nordpipe.pipeline import ParamSpec
 
-def command_params(command: list[str]) -> dict[str, str]:
-    """Parameter names (underscored) of a nordpipe command, from the CLI's own definition."""
+
+@functools.cache
+def _command(command: tuple[str, ...]) -> Any:
     from nordpipe.cli.main import app as main_app
 
     group = typer.main.get_command(main_app)
     ctx = typer.Context(group)
-    node = group
+    node: Any = group
     for part in command:
         # typer's groups and commands (duck-typed: typer vendors its own click)
         sub = node.get_command(ctx, part) if hasattr(node, "get_command") else None
         if sub is None:
             raise typer.BadParameter(f"nordpipe has no command {' '.join(command)!r}")
         node = sub
+    return node
+
+
+def _option_name(param: Any) -> str:
     # named by the long flag (``--license`` -> ``license``), not by the Python parameter
     # (``license_``): a pipeline's params are turned back into those flags
-    params = {}
-    for param in node.params:
-        if param.param_type_name != "option" or not param.name:
-            continue
-        long_flags = [o for o in param.opts if o.startswith("--")]
-        name = long_flags[0][2:].replace("-", "_") if long_flags else param.name
-        params[name] = param.param_type_name
-    return params
+    long_flags = [o for o in param.opts if o.startswith("--")]
+    return long_flags[0][2:].replace("-", "_") if long_flags else str(param.name)
+
+
+def command_params(command: list[str]) -> dict[str, Any]:
+    """The options of a nordpipe command by name (the long flag, underscored): its click
+    ``Parameter`` objects, from the CLI's own definition."""
+    node = _command(tuple(command))
+    return {_option_name(p): p for p in node.params if p.param_type_name == "option" and p.name}
+
+
+def _message(err: Exception) -> str:
+    format_message = getattr(err, "format_message", None)
+    return str(format_message() if callable(format_message) else err)
+
+
+def param_specs(command: list[str]) -> dict[str, ParamSpec]:
+    """``command_params`` as ``nordpipe.pipeline.ParamSpec``: flag, off-switch, whether it is a
+    boolean flag, repeatable or required, its default, and a converter that type-checks a value
+    with the parameter's own type (ranges and choices included) as the command line would."""
+    from nordpipe.pipeline import ParamSpec
+
+    node = _command(tuple(command))
+    ctx = typer.Context(node)
+    specs = {}
+    for name, param in command_params(command).items():
+
+        def convert(value: Any, param: Any = param) -> Any:
+            try:
+                kind = getattr(param, "type", None)
+                if kind is not None and hasattr(kind, "convert"):  # plain click
+                    if isinstance(value, list):
+                        return [kind.convert(item, param, ctx) for item in value]
+                    return kind.convert(value, param, ctx)
+                return param.process_value(ctx, value)  # typer's own coercion (pydantic)
+            except Exception as err:  # click's and typer's BadParameter and friends
+                raise ValueError(_message(err)) from None
+
+        long_off = [o for o in getattr(param, "secondary_opts", []) if o.startswith("--")]
+        specs[name] = ParamSpec(
+            name=name,
+            flag=next(o for o in param.opts if o.startswith("--")) if any(o.startswith("--") for o in param.opts) else param.opts[0],
+            off_flag=long_off[0] if long_off else None,
+            is_flag=bool(getattr(param, "is_flag", False)) and not getattr(param, "count", False),
+            multiple=bool(getattr(param, "multiple", False)),
+            required=bool(param.required),
+            default=param.default,
+            convert=convert,
+        )
+    return specs
 
 
 @app.command("run")
@@ -44,22 +99,25 @@ def run_command(
     pipeline_file: Annotated[str, typer.Argument(help="Pipeline YAML (e.g. pipelines/demo.yaml).")],
     root: Annotated[str | None, typer.Option("--root", help="Output root [default: the file's root:].")] = None,
     executor: Annotated[str | None, typer.Option("--executor", help="local or slurm [default: the file's executor:].")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and exit.")] = False,
-    start: Annotated[str | None, typer.Option("--from", help="First stage to run (ingest or a stage name).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Check the file and print the plan; run nothing.")] = False,
+    start: Annotated[str | None, typer.Option("--from", help="First stage to run (ingest or a stage name); its input must be complete.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Last stage to run.")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="With slurm: submit the chained jobs and return.")] = False,
 ) -> None:
     """Run a whole pipeline: ingest the new raw files, then every stage, locally or as chained Slurm jobs.
 
-    Runs are incremental: only raw files not ingested before are taken, as a new batch; persistent
-    dedup state carries across batches; an interrupted batch is finished first. A second run on the
-    same root while one is running exits 1 at once (safe under cron). Output lines are
-    tab-separated: what happened, stage, folder, time.
+    The file is checked first, with the stage commands' own options and rules: a wrong
+    parameter, a missing required one or a raw path that matches nothing exits 2 naming
+    FILE:LINE (--dry-run too). Runs are incremental: only raw files not ingested before are
+    taken, as a new batch; persistent dedup state carries across batches; an interrupted batch is
+    finished first. A second run on the same root while one is running exits 1 at once (safe
+    under cron). SIGTERM/SIGINT stop the running stage and exit 143/130; rerun to resume. Output
+    lines are tab-separated: what happened, stage, folder, time, documents.
     """
     from nordpipe.pipeline import PipelineConfigError, load_pipeline, run_pipeline
 
     try:
-        pipeline = load_pipeline(pipeline_file, root=root, executor=executor, command_params=command_params)
+        pipeline = load_pipeline(pipeline_file, root=root, executor=executor, schema=param_specs)
     except PipelineConfigError as err:
         err_console.print(f"nordpipe: config error: {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from err
@@ -99,21 +157,22 @@ def report_command(
 def status_command(
     output: Annotated[str, typer.Argument(help="A stage's OUTPUT folder.")],
 ) -> None:
-    """Show a stage run's progress (tasks completed) and its stats, e.g. after --executor slurm --no-wait."""
-    state = os.path.join(output, ".nordpipe")
-    run_file = os.path.join(state, "run.json")
-    if not os.path.exists(run_file):
+    """Show a stage run's progress (tasks completed, whether the run is complete) and its stats,
+    e.g. after --executor slurm --no-wait. Exits 0 when the run is complete, else 1."""
+    from nordpipe.layout import OutputLayout
+
+    layout = OutputLayout.of(output)
+    run = layout.run()
+    if run is None:
         err_console.print(f"nordpipe: error: {output} holds no nordpipe run", highlight=False)
         raise typer.Exit(1)
-    with open(run_file) as handle:
-        run = json.load(handle)
-    completions = os.path.join(state, "datatrove", "completions")
+    completions = os.path.join(layout.datatrove, "completions")
     done = len(os.listdir(completions)) if os.path.isdir(completions) else 0
-    sys.stdout.write(f"stage\t{run['stage']}\ntasks\t{done}/{run['tasks']} complete\n")
-    stats_file = os.path.join(state, "stats.json")
-    if os.path.exists(stats_file):
-        with open(stats_file) as handle:
-            stats = json.load(handle)
+    completed = layout.completed()
+    sys.stdout.write(f"stage\t{run.get('stage')}\ntasks\t{done}/{run.get('tasks')} complete\n")
+    sys.stdout.write(f"complete\t{'yes' if completed is not None else 'no'}\n")
+    if os.path.exists(layout.stats):
+        stats = layout.read_json(layout.stats)
         for key in ("documents_in", "documents_out", "removed_total", "quarantined_total"):
             sys.stdout.write(f"{key}\t{stats.get(key, 0)}\n")
-    raise typer.Exit(0 if done == run["tasks"] else 1)
+    raise typer.Exit(0 if completed is not None else 1)

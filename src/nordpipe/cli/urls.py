@@ -43,9 +43,9 @@ def filter_urls_command(
     output_path: OutputArg,
     blocklist: Annotated[list[str] | None, typer.Option("--blocklist", help="Extra list file (domains, hosts-file lines, ||domain^ rules or URLs); repeatable.")] = None,
     allowlist: Annotated[list[str] | None, typer.Option("--allowlist", help="Domains never removed by a URL rule (same formats); repeatable.")] = None,
-    category: Annotated[list[str] | None, typer.Option("--category", help="Use only these categories of blocklists/ and the store; repeatable [default: all].")] = None,
+    category: Annotated[list[str] | None, typer.Option("--category", help="Use only these categories of the shipped lists (nordpipe/data/blocklists) and the store; an unknown one is an error; repeatable [default: all].")] = None,
     store: Annotated[str | None, typer.Option("--store", help="Store of downloaded lists [default: ~/.local/share/nordpipe/blocklists].")] = None,
-    no_project_lists: Annotated[bool, typer.Option("--no-project-lists", help="Skip blocklists/ and the store.")] = False,
+    no_project_lists: Annotated[bool, typer.Option("--no-project-lists", help="Skip the shipped lists and the store.")] = False,
     no_datatrove_list: Annotated[bool, typer.Option("--no-datatrove-list", help="Skip datatrove's bundled 4.5M-domain list and its banned words.")] = False,
     no_banned_words: Annotated[bool, typer.Option("--no-banned-words", help="Skip datatrove's banned/soft/sub-word rules.")] = False,
     no_nordic_exceptions: Annotated[bool, typer.Option("--no-nordic-exceptions", help="Apply banned words to Nordic hosts without exceptions.")] = False,
@@ -98,7 +98,7 @@ def filter_urls_command(
         parameters["consent"] = {"cache": str(Path(consent_cache).resolve()), "user_agents": user_agent,
                                  "scope": consent_scope, "ai_txt": not no_ai_txt, "tdmrep": not no_tdmrep,
                                  "missing": missing_consent}
-    stats = run_stage("filter-urls", steps, input_path, output_path, options, parameters=parameters)
+    stats = run_stage("urls", steps, input_path, output_path, options, parameters=parameters)
     if stats:
         step_stats = stats.get("steps", {})
         stats["extra"] = {"consent hosts without snapshot (docs)": step_stats.get("consent", {}).get("no_snapshot", 0)} \
@@ -164,7 +164,7 @@ def robots_fetch_command(
 @blocklists_app.command("update")
 @stage_command
 def blocklists_update_command(
-    sources: Annotated[str | None, typer.Option("--sources", help="Sources file (TOML, [[source]] name/category/url) [default: blocklists/sources.toml].")] = None,
+    sources: Annotated[str | None, typer.Option("--sources", help="Sources file (TOML, [[source]] name/category/url) [default: the shipped nordpipe/data/blocklists/sources.toml].")] = None,
     store: Annotated[str | None, typer.Option("--store", help="Where lists go [default: $NORDPIPE_BLOCKLIST_STORE or ~/.local/share/nordpipe/blocklists].")] = None,
     only: Annotated[list[str] | None, typer.Option("--only", help="Update only this source name or category; repeatable.")] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=0.1, help="Seconds per download.")] = 60.0,
@@ -174,9 +174,9 @@ def blocklists_update_command(
     SHA-256 checksums and the time of the download in <store>/manifest.json. A failed download
     keeps the previous copy and makes the exit code 1.
     """
-    from nordpipe.blocklists import REPO_BLOCKLISTS, default_store, read_sources, update_blocklists
+    from nordpipe.blocklists import SOURCES_NAME, default_store, read_sources, shipped_file, update_blocklists
 
-    sources_path = Path(sources) if sources else REPO_BLOCKLISTS / "sources.toml"
+    sources_path = Path(sources) if sources else shipped_file(SOURCES_NAME)
     if not sources_path.exists():
         raise FileNotFoundError(f"sources file {sources_path} does not exist")
     results = update_blocklists(read_sources(sources_path), store or default_store(), timeout=timeout, only=only)

@@ -1,4 +1,11 @@
-"""``nordpipe validate``."""
+"""``nordpipe validate``: the command line of ``nordpipe.validate``.
+
+Exit codes: 0 when every record of every file is valid (and every ingest dataset's datasheet
+complete); 1 otherwise, including a missing path, a path without document files and a path
+whose files hold no record: ``validate`` never passes on nothing. Path problems go to stderr
+(and into the ``--json`` report), so stdout stays a per-file listing or pure JSON while a log
+still shows why the run failed.
+"""
 
 from __future__ import annotations
 
@@ -11,21 +18,32 @@ from rich.table import Table
 
 from nordpipe.cli.app import app
 from nordpipe.cli.common import console
+from nordpipe.documents import DEFAULT_MAX_CHARS
 from nordpipe.validate import validate_paths
 
 
 @app.command("validate")
 def validate_command(
-    paths: Annotated[list[str], typer.Argument(help="Dataset folders, roots of datasets, or document files.")],
+    paths: Annotated[
+        list[str],
+        typer.Argument(help="Dataset folders, stage outputs (OUT of any stage), roots of either, or document files."),
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")] = False,
     no_datasheet: Annotated[bool, typer.Option("--no-datasheet", help="Do not check the datasheets (README.md).")] = False,
+    max_chars: Annotated[
+        int, typer.Option("--max-chars", min=1, help="Longest text accepted, in characters.")
+    ] = DEFAULT_MAX_CHARS,
 ) -> None:
     """Check every record of every file against the standardized format, and the datasheets.
 
-    Reports each file with the line numbers and reasons of invalid records. Exit code 1 when
-    anything is invalid, 0 when all is well.
+    Ingest datasets (ROOT/NAME with a datasheet) must have source == NAME and a complete
+    datasheet; stage outputs (OUT/documents, may merge datasets) need neither. Ids must be
+    unique per source. Reports each file with the line numbers and reasons of invalid records.
+    Exit code 1 when anything is invalid or a path is missing or empty, 0 when all is well.
     """
-    report = validate_paths(list(paths), check_datasheets=not no_datasheet)
+    report = validate_paths(list(paths), check_datasheets=not no_datasheet, max_chars=max_chars)
+    for problem in report.problems:
+        sys.stderr.write(f"nordpipe validate: {problem}\n")
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
     elif console.is_terminal:

@@ -7,7 +7,7 @@ benchmark compare against.
 Why it is fast (each shortcut gives exactly the matches of the plain expressions; the tests
 and the benchmark compare with presidio running the plain ones):
 
-- the modules are compiled by Cython at install (``setup.py``), and the character loops are C
+- the character loops are C, compiled at install by ``setup.py``
   (``_loops.pyx``: number runs, IBAN starts, chains of capitalised words, the word before a
   name, sentence starts, digits, IBAN mod 97), each with its pure-Python definition kept as
   the fallback the tests compare it with;

@@ -13,9 +13,10 @@ from datatrove.data import DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import NORDPIPE_KEY, mark_removed, nordpipe_meta
+from nordpipe.layout import OutputLayout
 from nordpipe.pii.engine import PiiScanner
 from nordpipe.pii.replace import Replacer, _normalise
-from nordpipe.steps import is_active
+from nordpipe.steps import DocumentReader, is_active
 
 
 def hash_original(salt: str, entity: str, value: str) -> str:
@@ -135,7 +136,7 @@ def _salt_for(output_path: str, salt: str | None) -> str:
         return salt
     if os.environ.get(SALT_ENV):
         return os.environ[SALT_ENV]
-    path = os.path.join(output_path, ".nordpipe", "pii", "salt")
+    path = OutputLayout.of(output_path).state_path("pii", "salt")
     if os.path.exists(path):
         with open(path) as handle:
             return handle.read().strip()
@@ -189,34 +190,43 @@ def run_pii(
     """Run the PII stage from INPUT to OUTPUT; returns the stats (``extra`` holds counts per
     entity type). ``audit``: file that receives every span (hashes, never originals)."""
     from nordpipe.pii.recognizers import ALL_ENTITIES
-    from nordpipe.runner import RunOptions, run_stage
+    from nordpipe.runner import RunOptions, StageRun
 
     options = options or RunOptions()
-    output_path = output_path.rstrip("/")
     if entities:
         unknown = set(entities) - set(ALL_ENTITIES)
         if unknown:
             raise ValueError(f"unknown entity types: {', '.join(sorted(unknown))} (known: {', '.join(ALL_ENTITIES)})")
     if ner_model and not os.path.isdir(ner_model):
         raise FileNotFoundError(f"--ner-model {ner_model}: no such directory")
-    secret = _salt_for(output_path, salt)
-    audit_dir = os.path.join(output_path, ".nordpipe", "pii", "audit")
-    step = PiiReplace(mode=mode, modes=modes, entities=entities, ner_model=ner_model,
-                      audit_dir=audit_dir if audit else None, salt=secret)
-    parameters = {
-        "mode": mode, "modes": dict(sorted((modes or {}).items())), "entities": sorted(entities) if entities else None,
-        "ner_model": os.path.abspath(ner_model) if ner_model else None, "audit": bool(audit),
-        "salt_id": hashlib.sha256(secret.encode()).hexdigest()[:12],
-    }
-    stats = run_stage("pii", [step], input_path, output_path, options, parameters=parameters)
-    if not salt and not os.environ.get(SALT_ENV):
-        _keep_salt(os.path.join(output_path, ".nordpipe", "pii", "salt"), secret)  # --force wipes state
-    if not stats:
-        return stats
-    counters = stats.get("steps", {}).get(PiiReplace.name, {})
-    extra = {f"pii {entity}": int(counters[entity]) for entity in ALL_ENTITIES if counters.get(entity)}
-    extra["pii documents with personal data"] = int(counters.get("documents_with_pii", 0))
-    if audit:
-        extra["pii audit spans"] = merge_audit(audit_dir, audit)
-    stats["extra"] = {**(stats.get("extra") or {}), **extra}
-    return stats
+    layout = OutputLayout.of(output_path)
+    secrets_of_run: dict[str, str] = {}
+
+    def parameters() -> dict[str, Any]:
+        # under the output's lock, after the input and OUTPUT were checked: nothing is written
+        # into a wrong OUTPUT, and the salt kept there is the one this run records
+        secret = secrets_of_run["salt"] = _salt_for(layout.root, salt)
+        return {
+            "mode": mode, "modes": dict(sorted((modes or {}).items())), "entities": sorted(entities) if entities else None,
+            "ner_model": os.path.abspath(ner_model) if ner_model else None, "audit": bool(audit),
+            "salt_id": hashlib.sha256(secret.encode()).hexdigest()[:12],
+        }
+
+    audit_dir = layout.state_path("pii", "audit")
+    with StageRun("pii", input_path, output_path, options, parameters) as run:
+        secret = secrets_of_run["salt"]
+        if not salt and not os.environ.get(SALT_ENV):
+            _keep_salt(layout.state_path("pii", "salt"), secret)  # --force wiped the state
+        step = PiiReplace(mode=mode, modes=modes, entities=entities, ner_model=ner_model,
+                          audit_dir=audit_dir if audit else None, salt=secret)
+        run.execute([DocumentReader(input_path), step, run.writer()])
+        if run.submitted_only:
+            return {}
+        stats = run.merge_stats()
+        counters = stats.get("steps", {}).get(PiiReplace.name, {})
+        extra = {f"pii {entity}": int(counters[entity]) for entity in ALL_ENTITIES if counters.get(entity)}
+        extra["pii documents with personal data"] = int(counters.get("documents_with_pii", 0))
+        if audit:
+            extra["pii audit spans"] = merge_audit(audit_dir, audit)
+        stats["extra"] = {**(stats.get("extra") or {}), **extra}
+        return run.complete(stats)

@@ -1,0 +1,71 @@
+"""The stage registry: one entry per stage, one name used everywhere.
+
+The name of a stage is the same in the CLI's stats lines, in ``OUTPUT/.nordpipe/stats.json``
+and ``run.json`` (``stage``), in a pipeline file's ``type:``, in ``nordpipe run --from/--until``,
+in the report and in the Makefile's targets. Each entry says which command runs the stage, what
+the stage reads (standardized documents, or raw files for ingest) and what it writes in OUTPUT
+besides ``.nordpipe/`` (what ``--force`` may delete). The pipeline layer and the test suite read
+this table; adding a stage is one entry here plus its module.
+
+Every stage follows one protocol, ``runner.StageRun``: input checked, OUTPUT disjoint from
+INPUT, lock, run record, phases, stats, completion record last, signals handled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nordpipe.layout import DOCUMENTS, QUARANTINE, REMOVED
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What the rest of nordpipe needs to know about a stage."""
+
+    name: str
+    command: tuple[str, ...]
+    """The ``nordpipe`` subcommand that runs it (``("filter", "quality")``)."""
+    summary: str
+    reads: str = "documents"
+    """``documents`` (a stage output, dataset or root of datasets) or ``raw`` (ingest)."""
+    writes: tuple[str, ...] = (DOCUMENTS, REMOVED, QUARANTINE)
+    """What it writes in OUTPUT besides ``.nordpipe/``: all that ``--force`` ever deletes."""
+    removes_documents: bool = True
+    """Whether it can remove documents (``--keep-removed`` then writes them to ``removed/``)."""
+    in_pipelines: bool = True
+    """Whether a pipeline file may name it as a ``type:`` (exports run after a pipeline)."""
+
+    @property
+    def cli(self) -> str:
+        return "nordpipe " + " ".join(self.command)
+
+
+STAGES: dict[str, Stage] = {
+    stage.name: stage
+    for stage in (
+        Stage("ingest", ("ingest",), "raw dumps -> standardized documents and a datasheet", reads="raw",
+              removes_documents=False, in_pipelines=False),
+        Stage("urls", ("filter", "urls"), "blocklisted URLs and sites that refuse AI training"),
+        Stage("quality", ("filter", "quality"), "language identification, Gopher and C4 quality rules"),
+        Stage("lines", ("dedup", "lines"), "lines seen before (Bloom filter, state across runs)"),
+        Stage("minhash", ("dedup", "docs"), "near-duplicate documents (MinHash), one survivor per cluster"),
+        Stage("pii", ("pii",), "personal data replaced by stand-ins of the same type", removes_documents=False),
+        Stage("tokenize", ("tokenize",), "token shards (Megatron, datatrove, MDS) and a manifest",
+              writes=("shards", "manifest.json", QUARANTINE), removes_documents=False),
+        Stage("export sentences", ("export", "sentences"), "deduplicated sentences as a Hugging Face dataset",
+              writes=("data", "jsonl", QUARANTINE), removes_documents=False, in_pipelines=False),
+        Stage("export pairs", ("export", "pairs"), "(anchor, positive) pairs and an IR split",
+              writes=("data", "jsonl", "ir", QUARANTINE), removes_documents=False, in_pipelines=False),
+    )
+}
+"""Every stage, in chain order."""
+
+PIPELINE_STAGES = {name: stage for name, stage in STAGES.items() if stage.in_pipelines}
+"""Stages a pipeline file may list under ``stages:`` (ingest is implied by ``datasets:``)."""
+
+
+def stage(name: str) -> Stage:
+    try:
+        return STAGES[name]
+    except KeyError:
+        raise KeyError(f"no stage {name!r}; stages: {', '.join(STAGES)}") from None
