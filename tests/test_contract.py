@@ -499,3 +499,23 @@ def test_no_stage_internal_field_leaks_and_characters_chain_up(tmp_path: Path, c
             assert stats["documents_in"] == previous_stats["documents_out"]
         previous, previous_stats = out, stats
     assert previous_stats and previous_stats["documents_out"] > 0
+
+
+def test_registry_names_commands_and_run_functions_that_exist() -> None:
+    from nordpipe.cli.pipeline import command_params
+    from nordpipe.pipeline import STAGE_COMMANDS
+
+    for stage in STAGES.values():
+        assert callable(stage.run_function()), stage.name
+        assert command_params(list(stage.command)), stage.cli  # the command exists and has options
+    assert {name: list(s.command) for name, s in STAGES.items() if s.in_pipelines} == \
+        {name: list(command) for name, command in STAGE_COMMANDS.items()}
+
+
+def test_a_stage_runs_without_the_cli(tmp_path: Path, corpus: Path) -> None:
+    """The run function of the registry is the stage: the same protocol, no CLI in between."""
+    run_urls = STAGES["urls"].run_function()
+    stats = run_urls(str(corpus), str(tmp_path / "out"), datatrove_list=False)
+    assert stats["stage"] == "urls" and stats["documents_in"] == 105
+    assert json.loads((tmp_path / "out" / ".nordpipe" / "complete.json").read_text())["documents_out"] == \
+        stats["documents_out"]

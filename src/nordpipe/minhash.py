@@ -1200,11 +1200,11 @@ def _add_minhash_stats(
     jaccard_check: bool,
     index_parts: Sequence[str],
 ) -> dict[str, Any]:
-    from nordpipe.runner import _datatrove_step_stats
+    from nordpipe.runner.stage_run import datatrove_step_stats
 
     phases = {}
     for name in ("signatures", "buckets", "candidates", "shingles", "verify", "clusters"):
-        merged = _datatrove_step_stats(os.path.join(mh_state, name))
+        merged = datatrove_step_stats(os.path.join(mh_state, name))
         if merged:
             phases[name] = next(iter(merged.values()))
     stats["minhash"] = {"config": config.to_json(), "phases": phases, "index_parts": list(index_parts)}

@@ -13,7 +13,9 @@ INPUT, lock, run record, phases, stats, completion record last, signals handled.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
+from typing import Any
 
 from nordpipe.layout import DOCUMENTS, QUARANTINE, REMOVED
 
@@ -26,6 +28,8 @@ class Stage:
     command: tuple[str, ...]
     """The ``nordpipe`` subcommand that runs it (``("filter", "quality")``)."""
     summary: str
+    run: str
+    """Where the stage's run function lives (``module:function``), to use it without the CLI."""
     reads: str = "documents"
     """``documents`` (a stage output, dataset or root of datasets) or ``raw`` (ingest)."""
     writes: tuple[str, ...] = (DOCUMENTS, REMOVED, QUARANTINE)
@@ -39,23 +43,37 @@ class Stage:
     def cli(self) -> str:
         return "nordpipe " + " ".join(self.command)
 
+    def run_function(self) -> Any:
+        """The run function itself (imported on demand: stage modules are heavy)."""
+        module, _, name = self.run.partition(":")
+        target: Any = importlib.import_module(module)
+        for part in name.split("."):
+            target = getattr(target, part)
+        return target
+
 
 STAGES: dict[str, Stage] = {
     stage.name: stage
     for stage in (
-        Stage("ingest", ("ingest",), "raw dumps -> standardized documents and a datasheet", reads="raw",
-              removes_documents=False, in_pipelines=False),
-        Stage("urls", ("filter", "urls"), "blocklisted URLs and sites that refuse AI training"),
-        Stage("quality", ("filter", "quality"), "language identification, Gopher and C4 quality rules"),
-        Stage("lines", ("dedup", "lines"), "lines seen before (Bloom filter, state across runs)"),
-        Stage("minhash", ("dedup", "docs"), "near-duplicate documents (MinHash), one survivor per cluster"),
-        Stage("pii", ("pii",), "personal data replaced by stand-ins of the same type", removes_documents=False),
+        Stage("ingest", ("ingest",), "raw dumps -> standardized documents and a datasheet", "nordpipe.ingest:ingest",
+              reads="raw", removes_documents=False, in_pipelines=False),
+        Stage("urls", ("filter", "urls"), "blocklisted URLs and sites that refuse AI training", "nordpipe.urls:run_urls"),
+        Stage("quality", ("filter", "quality"), "language identification, Gopher and C4 quality rules",
+              "nordpipe.quality:run_quality"),
+        Stage("lines", ("dedup", "lines"), "lines seen before (Bloom filter, state across runs)",
+              "nordpipe.lines:run_line_dedup"),
+        Stage("minhash", ("dedup", "docs"), "near-duplicate documents (MinHash), one survivor per cluster",
+              "nordpipe.minhash:run_minhash"),
+        Stage("pii", ("pii",), "personal data replaced by stand-ins of the same type", "nordpipe.pii.step:run_pii",
+              removes_documents=False),
         Stage("tokenize", ("tokenize",), "token shards (Megatron, datatrove, MDS) and a manifest",
-              writes=("shards", "manifest.json", QUARANTINE), removes_documents=False),
+              "nordpipe.tokenize:run_tokenize", writes=("shards", "manifest.json", QUARANTINE), removes_documents=False),
         Stage("export sentences", ("export", "sentences"), "deduplicated sentences as a Hugging Face dataset",
-              writes=("data", "jsonl", QUARANTINE), removes_documents=False, in_pipelines=False),
+              "nordpipe.export:SentenceExport.run", writes=("data", "jsonl", QUARANTINE), removes_documents=False,
+              in_pipelines=False),
         Stage("export pairs", ("export", "pairs"), "(anchor, positive) pairs and an IR split",
-              writes=("data", "jsonl", "ir", QUARANTINE), removes_documents=False, in_pipelines=False),
+              "nordpipe.export:PairExport.run", writes=("data", "jsonl", "ir", QUARANTINE), removes_documents=False,
+              in_pipelines=False),
     )
 }
 """Every stage, in chain order."""

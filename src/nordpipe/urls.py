@@ -709,3 +709,68 @@ class ConsentFilter(DocumentFilter):
             self.stat_update("no_snapshot")
             return "no_snapshot" if self.missing == "remove" else None
         return decision
+
+
+# --------------------------------------------------------------------------------------------
+# The stage
+
+
+def run_urls(
+    input_path: str,
+    output_path: str,
+    options: Any = None,
+    *,
+    blocklists: Sequence[str] = (),
+    allowlists: Sequence[str] = (),
+    categories: Sequence[str] | None = None,
+    store: str | None = None,
+    project_lists: bool = True,
+    datatrove_list: bool = True,
+    banned_words: bool = True,
+    nordic_exceptions: bool = True,
+    datatrove_compatible: bool = False,
+    soft_word_threshold: int = 2,
+    require_url: bool = False,
+    consent_cache: str | None = None,
+    user_agents: Sequence[str] | None = None,
+    consent_scope: str = "domain",
+    ai_txt: bool = True,
+    tdmrep: bool = True,
+    missing_consent: str = "keep",
+) -> dict[str, Any]:
+    """The ``filter urls`` stage from INPUT to OUTPUT (``runner.StageRun``): blocklists and
+    banned words (``UrlBlocklistFilter``), then, with ``consent_cache``, the sites' AI-training
+    consent (``ConsentFilter``). Returns the stats."""
+    from nordpipe.runner import RunOptions, StageRun
+    from nordpipe.steps import DocumentReader
+
+    for path in [*blocklists, *allowlists, *([consent_cache] if consent_cache else [])]:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{path} does not exist")
+    url_step = UrlBlocklistFilter(
+        datatrove_list=datatrove_list, project_lists=project_lists, categories=list(categories) if categories else None,
+        store=store, blocklists=list(blocklists), allowlists=list(allowlists), banned_words=banned_words,
+        soft_word_threshold=soft_word_threshold, nordic_exceptions=nordic_exceptions,
+        datatrove_compatible=datatrove_compatible, require_url=require_url,
+    )
+    steps: list[Any] = [url_step]
+    parameters: dict[str, object] = {
+        name: getattr(url_step, name)
+        for name in ("datatrove_list", "project_lists", "categories", "blocklists_dir", "store", "blocklists",
+                     "allowlists", "banned_words", "soft_word_threshold", "nordic_exceptions",
+                     "datatrove_compatible", "require_url")
+    }
+    if consent_cache:
+        steps.append(ConsentFilter(consent_cache, user_agents=list(user_agents) if user_agents else None,
+                                   scope=consent_scope, use_ai_txt=ai_txt, use_tdmrep=tdmrep, missing=missing_consent))
+        parameters["consent"] = {"cache": str(Path(consent_cache).resolve()), "user_agents": user_agents,
+                                 "scope": consent_scope, "ai_txt": ai_txt, "tdmrep": tdmrep, "missing": missing_consent}
+    with StageRun("urls", input_path, output_path, options or RunOptions(), parameters) as run:
+        run.execute([DocumentReader(input_path), *steps, run.writer()])
+        if run.submitted_only:
+            return {}
+        stats = run.merge_stats()
+        if consent_cache:
+            no_snapshot = stats.get("steps", {}).get("consent", {}).get("no_snapshot", 0)
+            stats["extra"] = {"consent hosts without snapshot (docs)": no_snapshot}
+        return run.complete(stats)

@@ -69,40 +69,20 @@ def filter_urls_command(
 
     Example: nordpipe filter urls data/cc data/cc-urls --consent-cache consent.sqlite --keep-removed
     """
-    from nordpipe.runner import run_stage
-    from nordpipe.urls import ConsentFilter, UrlBlocklistFilter
+    from nordpipe.urls import run_urls
 
     if consent_scope not in ("domain", "path"):
         raise typer.BadParameter("use domain or path", param_hint="--consent-scope")
     if missing_consent not in ("keep", "remove"):
         raise typer.BadParameter("use keep or remove", param_hint="--missing-consent")
-    for path in [*(blocklist or []), *(allowlist or []), *([consent_cache] if consent_cache else [])]:
-        if not Path(path).exists():
-            raise FileNotFoundError(f"{path} does not exist")
-    url_step = UrlBlocklistFilter(
-        datatrove_list=not no_datatrove_list, project_lists=not no_project_lists, categories=category,
-        store=store, blocklists=blocklist or [], allowlists=allowlist or [], banned_words=not no_banned_words,
-        soft_word_threshold=soft_word_threshold, nordic_exceptions=not no_nordic_exceptions,
-        datatrove_compatible=datatrove_compatible, require_url=require_url,
+    stats = run_urls(
+        input_path, output_path, options, blocklists=blocklist or [], allowlists=allowlist or [], categories=category,
+        store=store, project_lists=not no_project_lists, datatrove_list=not no_datatrove_list,
+        banned_words=not no_banned_words, nordic_exceptions=not no_nordic_exceptions,
+        datatrove_compatible=datatrove_compatible, soft_word_threshold=soft_word_threshold, require_url=require_url,
+        consent_cache=consent_cache, user_agents=user_agent, consent_scope=consent_scope, ai_txt=not no_ai_txt,
+        tdmrep=not no_tdmrep, missing_consent=missing_consent,
     )
-    steps = [url_step]
-    parameters: dict[str, object] = {
-        name: getattr(url_step, name)
-        for name in ("datatrove_list", "project_lists", "categories", "blocklists_dir", "store", "blocklists",
-                     "allowlists", "banned_words", "soft_word_threshold", "nordic_exceptions",
-                     "datatrove_compatible", "require_url")
-    }
-    if consent_cache:
-        steps.append(ConsentFilter(consent_cache, user_agents=user_agent, scope=consent_scope, use_ai_txt=not no_ai_txt,
-                                   use_tdmrep=not no_tdmrep, missing=missing_consent))
-        parameters["consent"] = {"cache": str(Path(consent_cache).resolve()), "user_agents": user_agent,
-                                 "scope": consent_scope, "ai_txt": not no_ai_txt, "tdmrep": not no_tdmrep,
-                                 "missing": missing_consent}
-    stats = run_stage("urls", steps, input_path, output_path, options, parameters=parameters)
-    if stats:
-        step_stats = stats.get("steps", {})
-        stats["extra"] = {"consent hosts without snapshot (docs)": step_stats.get("consent", {}).get("no_snapshot", 0)} \
-            if consent_cache else {}
     finish(stats, options.strict, as_json)
 
 

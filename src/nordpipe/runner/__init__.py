@@ -1,0 +1,72 @@
+"""The stage runner: one way to run any stage locally or on Slurm, resumably, with a report.
+
+A stage run reads ``INPUT``, runs ``[DocumentReader, *steps, DocumentWriter]`` as ``tasks``
+datatrove tasks and writes to ``OUTPUT``:
+
+    OUTPUT/documents/      kept documents (jsonl.gz), one stream per input file
+    OUTPUT/removed/        removed documents with their reason (``--keep-removed``)
+    OUTPUT/quarantine/     unreadable input records with file, line and reason
+    OUTPUT/.nordpipe/      state: lock, run.json, datatrove logs and completions, tasks/, stats.json
+
+Rerunning the same command skips tasks that completed; a task that was interrupted is run
+again from scratch, and because its files only move into place when it finishes, the output of
+an interrupted-then-rerun stage equals that of an uninterrupted one.
+
+The package, along its seams: ``options`` (RunOptions, RunError), ``processes`` (signals,
+workers that die with their parent), ``lock`` (the run lock), ``executors`` (supervised local
+workers, Slurm job arrays), ``stage_run`` (``StageRun``, the protocol every stage follows, and
+the stats it merges). Everything is importable from ``nordpipe.runner``.
+"""
+
+from nordpipe.layout import STATE_DIR, InputError, UsageError
+from nordpipe.runner.executors import (
+    default_env_command,
+    execute,
+    supervised_local_executor,
+    wait_for_slurm_job,
+)
+from nordpipe.runner.lock import ExclusiveLock, OutputLock
+from nordpipe.runner.options import MAX_DEFAULT_TASKS, RunError, RunOptions, SlurmOptions, options_as_dict
+from nordpipe.runner.processes import (
+    PAUSE_ENV,
+    Interrupted,
+    InterruptOnSignals,
+    descendants,
+    describe_exit,
+    die_with_parent,
+    pause_for_tests,
+    process_start_time,
+    terminate_descendants,
+)
+from nordpipe.runner.stage_run import StageRun, default_tasks, finalize, merge_task_stats, run_stage
+
+__all__ = [
+    "MAX_DEFAULT_TASKS",
+    "PAUSE_ENV",
+    "STATE_DIR",
+    "ExclusiveLock",
+    "InputError",
+    "InterruptOnSignals",
+    "Interrupted",
+    "OutputLock",
+    "RunError",
+    "RunOptions",
+    "SlurmOptions",
+    "StageRun",
+    "UsageError",
+    "default_env_command",
+    "default_tasks",
+    "descendants",
+    "describe_exit",
+    "die_with_parent",
+    "execute",
+    "finalize",
+    "merge_task_stats",
+    "options_as_dict",
+    "pause_for_tests",
+    "process_start_time",
+    "run_stage",
+    "supervised_local_executor",
+    "terminate_descendants",
+    "wait_for_slurm_job",
+]

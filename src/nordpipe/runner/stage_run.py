@@ -1,0 +1,351 @@
+"""``StageRun``: the protocol every stage follows, and the stats it merges."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from datatrove.pipeline.base import PipelineStep
+
+from nordpipe.layout import (
+    DOCUMENTS,
+    QUARANTINE,
+    REMOVED,
+    STATE_DIR,
+    OutputLayout,
+    UsageError,
+    absolute,
+    atomic_write_json,
+    check_disjoint,
+    check_input,
+    input_identity,
+)
+from nordpipe.runner.executors import execute
+from nordpipe.runner.lock import ExclusiveLock, OutputLock
+from nordpipe.runner.options import MAX_DEFAULT_TASKS, RunError, RunOptions
+from nordpipe.runner.processes import InterruptOnSignals
+from nordpipe.stages import STAGES
+from nordpipe.steps import DocumentReader, DocumentWriter, list_document_files
+
+# --------------------------------------------------------------------------------------------
+# Stage runs
+
+
+def default_tasks(input_path: str) -> int:
+    return max(1, min(len(list_document_files(input_path)), MAX_DEFAULT_TASKS))
+
+
+class StageRun:
+    """One run of a stage from INPUT to OUTPUT: the protocol every stage follows.
+
+    Before anything is written: INPUT is resolved and checked (``layout.check_input``: missing,
+    raw data, unfinished upstream -> ``InputError``, exit 1), OUTPUT must not overlap INPUT
+    (``UsageError``, exit 2), OUTPUT must be new, empty or an earlier run of this same stage.
+    Then, in ``with StageRun(...) as run:``, SIGTERM/SIGINT raise ``Interrupted`` (workers are
+    stopped, the lock is released on the way out), the lock is taken, the run record is checked
+    (other parameters: refuse, or with ``--force`` delete what this stage wrote and start over),
+    and the stage calls ``run.execute(...)`` for each phase and ``run.finish()`` once, which
+    merges the tasks' stats into ``stats.json`` and writes the completion record last.
+
+    ``owned`` names what the stage writes in OUTPUT besides ``.nordpipe`` (default: the stage
+    registry's ``writes``); ``raw_inputs`` replaces the checked INPUT for stages that read raw files
+    (ingest); ``extra_locks`` are further folders locked for the run (persistent dedup state);
+    ``parameters`` may be a function, called under the locks (line dedup reads its state there).
+    """
+
+    def __init__(
+        self,
+        stage: str,
+        input_path: str,
+        output_path: str,
+        options: RunOptions | None = None,
+        parameters: dict[str, Any] | Callable[[], dict[str, Any]] | None = None,
+        *,
+        tasks: int | None = None,
+        owned: tuple[str, ...] | None = None,
+        raw_inputs: list[str] | None = None,
+        extra_locks: tuple[str, ...] = (),
+        record_extra: dict[str, Any] | None = None,
+    ):
+        self.stage = stage
+        self.options = options or RunOptions()
+        self.layout = OutputLayout.of(output_path)
+        self.output_path = self.layout.root
+        # what --force may delete: the registry's word for this stage
+        self.owned = owned if owned is not None else (STAGES[stage].writes if stage in STAGES else (DOCUMENTS, REMOVED, QUARANTINE))
+        self.started = time.time()
+        if raw_inputs is None:
+            self.input = check_input(input_path)
+            self.input_path = input_path
+            check_disjoint([input_path], output_path)
+            self.files = self.input.files
+            self.tasks = tasks or self.options.tasks or max(1, min(len(self.files), MAX_DEFAULT_TASKS))
+        else:
+            self.input = None
+            self.input_path = input_path
+            check_disjoint(raw_inputs, output_path)
+            self.files = raw_inputs
+            self.tasks = tasks or self.options.tasks or 1
+        self._parameters = parameters
+        self._record_extra = record_extra or {}
+        self.record: dict[str, Any] = {}
+        self._locks = [OutputLock(self.output_path), *(OutputLock(path) for path in extra_locks)]
+        self._signals = InterruptOnSignals()
+
+    @property
+    def empty(self) -> bool:
+        """The input is valid and holds no documents: the output is empty and valid too."""
+        return not self.files
+
+    @property
+    def state(self) -> str:
+        return self.layout.state
+
+    def __enter__(self) -> StageRun:
+        self._refuse_foreign_output()
+        self._signals.__enter__()
+        entered: list[ExclusiveLock] = []
+        try:
+            for lock in self._locks:
+                lock.__enter__()
+                entered.append(lock)
+            self._check_run_record()
+        except BaseException:
+            for lock in reversed(entered):
+                lock.__exit__(None, None, None)
+            self._signals.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            for lock in reversed(self._locks):
+                if lock.handle is not None and not lock.handle.closed:
+                    lock.__exit__(None, None, None)
+        finally:
+            self._signals.__exit__(None, None, None)
+
+    def _refuse_foreign_output(self) -> None:
+        """OUTPUT must be new, empty, or a run of this stage (``--force`` never deletes others' files)."""
+        root = self.output_path
+        if not os.path.isdir(root):
+            if os.path.exists(root):
+                raise UsageError(f"OUTPUT {root} is a file, not a folder")
+            return
+        previous = self.layout.run()
+        if previous is not None:
+            if previous.get("stage") != self.stage:
+                raise UsageError(f"OUTPUT {root} holds the output of stage {previous.get('stage')!r}, not {self.stage!r}: "
+                                 "write to another folder (--force never deletes another stage's output)")
+            return
+        foreign = [name for name in os.listdir(root) if name != STATE_DIR]
+        if foreign:
+            raise UsageError(f"OUTPUT {root} is not empty ({', '.join(sorted(foreign)[:5])}) and holds no nordpipe "
+                             "run: write to a new or empty folder")
+
+    def _check_run_record(self) -> None:
+        parameters = self._parameters() if callable(self._parameters) else self._parameters
+        self.record = json.loads(json.dumps({
+            "stage": self.stage,
+            "input": absolute(self.input_path) if self.input is not None else [absolute(p) for p in self.files],
+            "tasks": self.tasks,
+            "parameters": parameters or {},
+            "keep_removed": self.options.keep_removed,
+            "max_shard_bytes": self.options.max_shard_bytes,
+            **self._record_extra,
+        }, default=str))
+        previous = self.layout.run()
+        if previous is not None and previous != self.record:
+            if not self.options.force:
+                changed = sorted(k for k in set(previous) | set(self.record) if previous.get(k) != self.record.get(k))
+                raise RunError(
+                    f"{self.output_path} holds a run with other parameters ({', '.join(changed)} differ); "
+                    "rerun with --force to start over or choose another OUTPUT"
+                )
+            self._discard_previous_run()
+        os.makedirs(self.state, exist_ok=True)
+        atomic_write_json(self.layout.run_record, self.record)
+
+    def _discard_previous_run(self) -> None:
+        """Delete what the earlier run of this stage wrote: its owned outputs and its state."""
+        for name in self.owned:
+            target = self.layout.path(name)
+            if os.path.isdir(target):
+                shutil.rmtree(target)
+            elif os.path.exists(target):
+                os.remove(target)
+        for entry in os.listdir(self.state):
+            if entry != "lock":
+                target = os.path.join(self.state, entry)
+                shutil.rmtree(target) if os.path.isdir(target) else os.remove(target)
+
+    def execute(
+        self,
+        pipeline: Sequence[PipelineStep | Callable[..., Any]],
+        logging_dir: str | None = None,
+        tasks: int | None = None,
+        job_name: str | None = None,
+        depends_job_id: str | None = None,
+        options: RunOptions | None = None,
+    ) -> str | None:
+        """Run one phase as datatrove tasks (default: the stage's tasks, logs in ``.nordpipe/datatrove``)."""
+        return execute(
+            pipeline,
+            logging_dir or self.layout.datatrove,
+            tasks or self.tasks,
+            options or self.options,
+            job_name=job_name or f"nordpipe-{self.stage}",
+            depends_job_id=depends_job_id,
+        )
+
+    def writer(self, **overrides: Any) -> DocumentWriter:
+        """The stage's ``DocumentWriter`` with the run's options."""
+        kwargs = {
+            "keep_removed": self.options.keep_removed,
+            "max_shard_bytes": self.options.max_shard_bytes,
+            "compression_level": self.options.compression_level,
+            **overrides,
+        }
+        return DocumentWriter(self.output_path, **kwargs)
+
+    @property
+    def submitted_only(self) -> bool:
+        """Submitted to Slurm with ``--no-wait``: nothing to finish here."""
+        return self.options.executor == "slurm" and not self.options.slurm.wait
+
+    def finish(self) -> dict[str, Any]:
+        """``merge_stats`` then ``complete``: for stages with nothing to do between the two."""
+        return self.complete(self.merge_stats())
+
+    def merge_stats(self) -> dict[str, Any]:
+        """Merge the tasks' stats into ``stats.json`` and return them (the run is not complete yet)."""
+        if DOCUMENTS in self.owned:
+            os.makedirs(self.layout.documents, exist_ok=True)  # an empty output is still a dataset folder
+        return finalize(self.output_path, stage=self.stage, tasks=self.tasks, seconds=time.time() - self.started)
+
+    def complete(self, stats: dict[str, Any]) -> dict[str, Any]:
+        """Write the final ``stats`` and then, last and atomically, the completion record that lets
+        later stages and pipelines read this output. Call it after every other write of the run."""
+        atomic_write_json(self.layout.stats, stats)
+        previous = self.layout.completed() or {}
+        atomic_write_json(self.layout.completion, {
+            "id": previous.get("id") or uuid.uuid4().hex,
+            "stage": self.stage,
+            "input": self.record["input"],
+            "input_identity": input_identity(self.input_path) if self.input is not None else None,
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "documents_out": stats.get("documents_out", 0),
+            "quarantined": stats.get("quarantined_total", 0),
+        })
+        return stats
+
+
+def run_stage(
+    stage: str,
+    steps: Sequence[PipelineStep],
+    input_path: str,
+    output_path: str,
+    options: RunOptions | None = None,
+    parameters: dict[str, Any] | None = None,
+    reader: PipelineStep | None = None,
+    tasks: int | None = None,
+    raw_inputs: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run a one-phase stage (``[reader, *steps, writer]``) from INPUT to OUTPUT; return its stats.
+
+    ``reader`` replaces the default ``DocumentReader`` (ingest reads raw formats, given as
+    ``raw_inputs``). See ``StageRun`` for the protocol.
+    """
+    with StageRun(stage, input_path, output_path, options, parameters, tasks=tasks, raw_inputs=raw_inputs) as run:
+        reader = reader or DocumentReader(input_path)
+        run.execute([reader, *steps, run.writer()])
+        if run.submitted_only:
+            return {}
+        return run.finish()
+
+
+def merge_task_stats(task_stats: list[dict[str, Any]]) -> dict[str, Any]:
+    """Sum per-task stats (``steps.TaskStats.to_json``) into one dict."""
+    total: dict[str, Any] = {}
+    for item in task_stats:
+        for key, value in item.items():
+            if key in ("created_min", "created_max"):
+                if value is not None:
+                    pick = min if key == "created_min" else max
+                    total[key] = value if total.get(key) is None else pick(total[key], value)
+            elif isinstance(value, dict):
+                bucket = total.setdefault(key, {})
+                for k, v in value.items():
+                    if isinstance(v, dict):
+                        inner = bucket.setdefault(k, Counter())
+                        inner.update(v)
+                    else:
+                        bucket[k] = bucket.get(k, 0) + v
+            else:
+                total[key] = total.get(key, 0) + value
+    return json.loads(json.dumps(total))
+
+
+def datatrove_step_stats(logging_dir: str) -> dict[str, dict[str, Any]]:
+    """Counters that steps recorded with ``stat_update``, summed over tasks, by step."""
+    merged: dict[str, dict[str, Any]] = {}
+    stats_dir = os.path.join(logging_dir, "stats")
+    if not os.path.isdir(stats_dir):
+        return merged
+    for name in sorted(os.listdir(stats_dir)):
+        with open(os.path.join(stats_dir, name)) as handle:
+            for step in json.load(handle):
+                # datatrove names steps "<emoji> - <TYPE>: <name>"; keep "<name>".
+                target = merged.setdefault(step["name"].split(": ", 1)[-1], {})
+                for key, value in step.get("stats", {}).items():
+                    total = value.get("total") if isinstance(value, dict) else value
+                    if isinstance(total, int | float):
+                        target[key] = target.get(key, 0) + total
+    return merged
+
+
+def finalize(output_path: str, stage: str, tasks: int, seconds: float | None = None) -> dict[str, Any]:
+    """Merge the tasks' stats into ``OUTPUT/.nordpipe/stats.json`` (atomically) and return them."""
+    layout = OutputLayout.of(output_path)
+    tasks_dir = layout.tasks
+    task_files = sorted(os.listdir(tasks_dir)) if os.path.isdir(tasks_dir) else []
+    items = []
+    for name in task_files:
+        with open(os.path.join(tasks_dir, name)) as handle:
+            items.append(json.load(handle))
+    stats = merge_task_stats(items)
+    stats = {
+        "stage": stage,
+        "output": output_path,
+        "tasks": tasks,
+        **{k: stats.get(k, 0 if k.startswith(("documents", "characters")) else {}) for k in _STAT_KEYS},
+        "created_min": stats.get("created_min"),
+        "created_max": stats.get("created_max"),
+        "quarantined_total": sum(stats.get("quarantined", {}).values()),
+        "removed_total": sum(stats.get("removed", {}).values()),
+        "steps": datatrove_step_stats(layout.datatrove),
+    }
+    if seconds is not None:
+        stats["seconds"] = round(seconds, 3)
+    atomic_write_json(layout.stats, stats)
+    return stats
+
+
+_STAT_KEYS = (
+    "documents_in",
+    "documents_out",
+    "characters_in",
+    "characters_out",
+    "removed",
+    "removed_characters",
+    "removed_by_language",
+    "quarantined",
+    "languages_out",
+    "sources_out",
+)
