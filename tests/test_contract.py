@@ -519,3 +519,80 @@ def test_a_stage_runs_without_the_cli(tmp_path: Path, corpus: Path) -> None:
     assert stats["stage"] == "urls" and stats["documents_in"] == 105
     assert json.loads((tmp_path / "out" / ".nordpipe" / "complete.json").read_text())["documents_out"] == \
         stats["documents_out"]
+
+
+# --------------------------------------------------------------------------------------------
+# Ingest: the same contract, with raw files as input
+
+
+@pytest.fixture
+def raw_dump(tmp_path: Path) -> Path:
+    """Two raw jsonl files of forum posts, with their own field names."""
+    folder = tmp_path / "raw"
+    folder.mkdir()
+    rng = random.Random(3)
+    for part in range(2):
+        with open(folder / f"posts-{part}.jsonl", "w", encoding="utf-8") as handle:
+            for i in range(40):
+                post = {"post_id": f"{part}-{i}", "body": danish_text(rng, 5), "date": f"2023-0{part + 1}-1{i % 9}"}
+                handle.write(json.dumps(post, ensure_ascii=False) + "\n")
+    return folder
+
+
+def ingest_args(raw: str | Path, output: str | Path, *extra: str) -> list[str]:
+    return ["ingest", str(raw), "--dataset", "forum", "--output", str(output), "--text-field", "body",
+            "--id-field", "post_id", "--created-field", "date", "--added", "2024-06-01", *extra]
+
+
+def test_ingest_missing_raw_input_exits_1(tmp_path: Path) -> None:
+    result = run(ingest_args(tmp_path / "no-such-dump.jsonl", tmp_path / "data"))
+    assert result.returncode == 1, result.stderr
+    assert "no-such-dump.jsonl" in result.stderr
+    assert not (tmp_path / "data" / "forum" / "documents").exists()
+
+
+@pytest.mark.parametrize("where", ["inside input", "input itself", "containing input"])
+def test_ingest_output_overlapping_raw_input_exits_2(tmp_path: Path, raw_dump: Path, where: str) -> None:
+    """The dataset folder OUTPUT/NAME is what must not overlap the raw files."""
+    if where == "containing input":
+        nested = tmp_path / "forum" / "dumps"
+        nested.parent.mkdir()
+        raw_dump.rename(nested)
+        raw_dump = nested
+    before = tree_digest(tmp_path)
+    if where == "inside input":
+        args = ingest_args(raw_dump, raw_dump / "out")
+    else:  # OUTPUT/forum is the raw folder itself, or the folder holding it
+        target = raw_dump if where == "input itself" else raw_dump.parent
+        args = ["ingest", str(raw_dump), "--dataset", target.name, "--output", str(target.parent),
+                "--text-field", "body", "--created", "2024"]
+    result = run(args)
+    assert result.returncode == 2, result.stderr
+    assert "usage error" in result.stderr
+    assert tree_digest(tmp_path) == before
+
+
+def test_ingest_relative_and_absolute_paths_give_identical_outputs(tmp_path: Path, raw_dump: Path) -> None:
+    assert run(ingest_args("raw", "data-rel"), cwd=tmp_path).returncode == 0
+    assert run(ingest_args(raw_dump, tmp_path / "data-abs")).returncode == 0
+    rel = tree_digest(tmp_path / "data-rel" / "forum" / "documents")
+    assert rel and rel == tree_digest(tmp_path / "data-abs" / "forum" / "documents")
+
+
+def test_ingest_sigterm_and_killed_worker_then_rerun_identically(tmp_path: Path, raw_dump: Path) -> None:
+    args = ingest_args(raw_dump, tmp_path / "data", "--workers", "2")
+    process, paused = start_paused(args, tmp_path / "pause")
+    family = descendants(process.pid)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 143, stderr
+    assert wait_for(lambda: not alive(family), 20, "no process of the run left")
+    process, paused = start_paused(args, tmp_path / "pause2")
+    os.kill(int(paused[0].name.rsplit("-", 1)[1]), signal.SIGKILL)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1 and "was killed by SIGKILL" in stderr, stderr
+    rerun = run(args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert run(ingest_args(raw_dump, tmp_path / "reference")).returncode == 0
+    assert tree_digest(tmp_path / "data" / "forum" / "documents") == \
+        tree_digest(tmp_path / "reference" / "forum" / "documents")

@@ -438,7 +438,7 @@ def test_export_cli_usage_errors(tmp_path: Path, nordpipe_cli: Any) -> None:
     # The real console script: a usage error exits 2, a missing input 1 with a one-line reason.
     assert nordpipe_cli("export", "pairs", inp, out, "--anchor", "title").returncode == 2
     missing = nordpipe_cli("export", "sentences", tmp_path / "nowhere", out)
-    assert missing.returncode == 1 and "no document files" in missing.stderr
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not (tmp_path / "o" / "data").exists()
 
 

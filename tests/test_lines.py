@@ -391,7 +391,7 @@ def test_cli_help_usage_and_summary(tmp_path: Path, nordpipe_cli) -> None:
     assert nordpipe_cli("dedup", "lines", "in", "out").returncode == 2  # --state missing
     assert nordpipe_cli("dedup", "lines", "in", "out", "--state", "s", "--fpr", "0").returncode == 2
     missing = nordpipe_cli("dedup", "lines", tmp_path / "nothing", tmp_path / "o", "--state", tmp_path / "s")
-    assert missing.returncode == 1 and "no document files" in missing.stderr
+    assert missing.returncode == 1 and "does not exist" in missing.stderr
     assert not (tmp_path / "s" / "CURRENT").exists()
     make_corpus(tmp_path / "in", files=2, docs=30, seed=11)
     result = nordpipe_cli("dedup", "lines", tmp_path / "in", tmp_path / "out", "--state", tmp_path / "st",

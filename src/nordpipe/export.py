@@ -701,8 +701,9 @@ class SentenceExport:
 
         started = time.time()
         # Exports rebuild OUTPUT on every run, so other parameters need no --force: the earlier
-        # export's folders are replaced (and only those: StageRun refuses any other OUTPUT).
-        with StageRun(self.name, input_path, output_path, RunOptions(force=True), self.parameters()) as run, \
+        # export's folders are replaced when this one is done (and only those: StageRun refuses
+        # any other OUTPUT).
+        with StageRun(self.name, input_path, output_path, RunOptions(), self.parameters(), rebuilds=True) as run, \
                 _work_dir(run.output_path) as tmp:
             files = run.files
             pause_for_tests("export")
@@ -967,8 +968,9 @@ class PairExport:
 
         started = time.time()
         # Exports rebuild OUTPUT on every run, so other parameters need no --force: the earlier
-        # export's folders are replaced (and only those: StageRun refuses any other OUTPUT).
-        with StageRun(self.name, input_path, output_path, RunOptions(force=True), self.parameters()) as run, \
+        # export's folders are replaced when this one is done (and only those: StageRun refuses
+        # any other OUTPUT).
+        with StageRun(self.name, input_path, output_path, RunOptions(), self.parameters(), rebuilds=True) as run, \
                 _work_dir(run.output_path) as tmp:
             files = run.files
             pause_for_tests("export")

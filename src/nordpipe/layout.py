@@ -358,7 +358,7 @@ def check_input(input_path: str) -> CheckedInput:
     if isinstance(first, dict):
         missing = [f for f in STANDARD_FIELDS if f not in first]
         if missing:
-            raise InputError(_raw_hint(files[0]) + f" (its first record has no {', '.join(missing)})")
+            raise InputError(_raw_hint(input_path) + f" ({files[0]}: its first record has no {', '.join(missing)})")
     return CheckedInput(input_path, files, output_stems(files, input_path))
 
 

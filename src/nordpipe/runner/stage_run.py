@@ -57,6 +57,9 @@ class StageRun:
     registry's ``writes``); ``raw_inputs`` replaces the checked INPUT for stages that read raw files
     (ingest); ``extra_locks`` are further folders locked for the run (persistent dedup state);
     ``parameters`` may be a function, called under the locks (line dedup reads its state there).
+    ``rebuilds``: the stage builds its whole output anew on every run and swaps it in when it
+    finishes (the exports), so other parameters need no ``--force`` and a failed run leaves the
+    previous output in place.
     """
 
     def __init__(
@@ -72,6 +75,7 @@ class StageRun:
         raw_inputs: list[str] | None = None,
         extra_locks: tuple[str, ...] = (),
         record_extra: dict[str, Any] | None = None,
+        rebuilds: bool = False,
     ):
         self.stage = stage
         self.options = options or RunOptions()
@@ -92,6 +96,7 @@ class StageRun:
             check_disjoint(raw_inputs, output_path)
             self.files = raw_inputs
             self.tasks = tasks or self.options.tasks or 1
+        self.rebuilds = rebuilds
         self._parameters = parameters
         self._record_extra = record_extra or {}
         self.record: dict[str, Any] = {}
@@ -161,7 +166,12 @@ class StageRun:
             **self._record_extra,
         }, default=str))
         previous = self.layout.run()
-        if previous is not None and previous != self.record:
+        if self.rebuilds:
+            # the stage replaces its folders wholesale when it finishes (the exports): the
+            # earlier output stays readable until then, but is no longer this run's result
+            if os.path.exists(self.layout.completion):
+                os.remove(self.layout.completion)
+        elif previous is not None and previous != self.record:
             if not self.options.force:
                 changed = sorted(k for k in set(previous) | set(self.record) if previous.get(k) != self.record.get(k))
                 raise RunError(
