@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
@@ -147,7 +148,8 @@ def _local_executor_class() -> type:
                     parent_end, child_end = context.Pipe()
                     process = context.Process(target=_worker_main, args=(self, child_end, local_rank, self.verbose),
                                               name=f"nordpipe-worker-{local_rank}")
-                    process.start()
+                    with _main_module_not_rerun():
+                        process.start()
                     child_end.close()
                     rank = pending.pop(0)
                     parent_end.send(rank)
@@ -187,6 +189,31 @@ def _local_executor_class() -> type:
             return stats
 
     return SupervisedLocal
+
+
+@contextlib.contextmanager
+def _main_module_not_rerun() -> Iterator[None]:
+    """Start spawned workers without re-running this process's ``__main__`` in them.
+
+    ``spawn`` imports the parent's main module in every child so that functions defined there
+    unpickle. For the ``nordpipe`` console script that is the whole CLI (every command module,
+    typer, rich: ~1.3 s a worker, measured), and nothing a worker runs lives in it: the worker
+    function, the executor and the pipeline steps are in nordpipe's modules. The main module's
+    name and path are hidden while a worker starts (then put back), so the worker imports only
+    what unpickling its task needs."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {key: main.__dict__[key] for key in ("__file__", "__spec__") if key in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__dict__["__spec__"] = None
+    try:
+        yield
+    finally:
+        main.__dict__.update(saved)
+        if "__spec__" not in saved:
+            main.__dict__.pop("__spec__", None)
 
 
 def supervised_local_executor(*args: Any, **kwargs: Any) -> Any:
