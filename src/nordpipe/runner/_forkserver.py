@@ -1,0 +1,13 @@
+"""Imported by the local executor's forkserver alone (``set_forkserver_preload``), never elsewhere.
+
+Local workers are forked from a forkserver, which is started once per stage process and has
+the stage's modules imported, so a worker starts in milliseconds instead of re-importing them
+(~1 s a worker and phase when spawned; measured, ``benchmarks/results/contract.md``). The
+forkserver is a child of the stage; importing this module there makes it die with the stage
+(``PR_SET_PDEATHSIG``), and each worker dies with the forkserver (``_worker_main``), so a stage
+killed with -9 leaves no process behind that could go on writing into its OUTPUT.
+"""
+
+from nordpipe.runner.processes import die_with_parent
+
+die_with_parent()
