@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,3 +86,14 @@ def slurm_cluster() -> None:
     result = subprocess.run([str(REPO / "scripts" / "slurm-local.sh"), "start"], capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout + result.stderr
     assert _cluster_up()
+
+
+def wait_for(condition: Callable[[], Any], timeout: float = 120, what: str = "condition") -> Any:
+    """Poll ``condition`` every 0.1 s until it returns something true (returned), or fail."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -21,12 +21,11 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import nordpipe_executable, record
+from conftest import nordpipe_executable, record, wait_for
 
 from nordpipe.runner import PAUSE_ENV, descendants
 from nordpipe.stages import STAGES, Stage
@@ -175,16 +174,6 @@ def alive(pids: list[int]) -> list[int]:
         if state != "Z":
             found.append(pid)
     return found
-
-
-def wait_for(condition: Callable[[], Any], timeout: float = 120, what: str = "condition") -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def start_paused(args: list[str], pause_dir: Path, cwd: Path | None = None) -> tuple[subprocess.Popen[str], list[Path]]:

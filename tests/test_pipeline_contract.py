@@ -16,13 +16,11 @@ import json
 import os
 import signal
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import nordpipe_executable
+from conftest import nordpipe_executable, wait_for
 
 from nordpipe.pipeline import ParamSpec, PipelineConfigError, PipelineRun, load_pipeline
 from nordpipe.runner import PAUSE_ENV
@@ -320,16 +318,6 @@ def processes_under(root: Path) -> list[int]:
     return found
 
 
-def wait_for(condition: Callable[[], Any], timeout: float = 300, what: str = "condition") -> Any:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 SIGNAL_STAGES = ("  - type: quality\n    params: {languages: 'da,nb,sv'}\n"
                  "  - type: lines\n    params: {state: '{root}/state/lines'}\n"
                  "  - type: pii\n")
@@ -349,7 +337,7 @@ def test_signal_stops_the_running_stage_and_a_rerun_gives_the_same_output(tmp_pa
             raise AssertionError(f"the run ended before a task paused: {process.communicate()}")
         return sorted(pause.glob("*-*")) if pause.is_dir() else []
 
-    wait_for(paused, what="a lines task to start")
+    wait_for(paused, timeout=300, what="a lines task to start")
     assert (root / "batches" / "0001" / "02-lines" / ".nordpipe" / "run.json").exists()
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
