@@ -28,12 +28,14 @@ from nordpipe.runner.executors import (
 from nordpipe.runner.lock import ExclusiveLock, OutputLock
 from nordpipe.runner.options import MAX_DEFAULT_TASKS, RunError, RunOptions, SlurmOptions, options_as_dict
 from nordpipe.runner.processes import (
+    KILL_ENV,
     PAUSE_ENV,
     Interrupted,
     InterruptOnSignals,
     descendants,
     describe_exit,
     die_with_parent,
+    kill_point,
     pause_for_tests,
     process_start_time,
     terminate_descendants,
@@ -41,6 +43,7 @@ from nordpipe.runner.processes import (
 from nordpipe.runner.stage_run import StageRun, default_tasks, finalize, merge_task_stats, run_stage
 
 __all__ = [
+    "KILL_ENV",
     "MAX_DEFAULT_TASKS",
     "PAUSE_ENV",
     "STATE_DIR",
@@ -61,6 +64,7 @@ __all__ = [
     "die_with_parent",
     "execute",
     "finalize",
+    "kill_point",
     "merge_task_stats",
     "options_as_dict",
     "pause_for_tests",

@@ -144,3 +144,28 @@ def pause_for_tests(where: str) -> None:
     with open(os.path.join(folder, f"{where}-{os.getpid()}"), "w") as handle:
         handle.write(f"{os.getpid()}\n")
     time.sleep(3600)
+
+
+KILL_ENV = "NORDPIPE_TEST_KILL_AT"
+"""Fault-injection hook for tests: a comma-separated list of kill-point names. A process that
+reaches ``kill_point(name)`` for a listed name kills itself with SIGKILL at once, as a power
+cut or the OOM killer would between two steps of a multi-step state update. Tests use it to
+check that every kill point reruns to the uninterrupted result (no timing guesses)."""
+
+
+def kill_point(name: str) -> None:
+    """Die here with SIGKILL when ``NORDPIPE_TEST_KILL_AT`` names ``name`` (tests only).
+
+    A marker file ``<name>.killed`` is written first into ``NORDPIPE_TEST_KILL_DIR`` when that
+    is set, so that a test can tell that the point was reached, not merely that the process died."""
+    wanted = os.environ.get(KILL_ENV)
+    if not wanted or name not in wanted.split(","):
+        return
+    folder = os.environ.get(KILL_ENV.replace("KILL_AT", "KILL_DIR"))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, f"{name}.killed"), "w") as handle:
+            handle.write(f"{os.getpid()}\n")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
