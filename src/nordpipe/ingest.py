@@ -27,6 +27,37 @@ work with ``MissingDateError`` (exit 2) instead of quarantining everything.
 Each raw file (or text folder) is one unit of work, so tasks never split a file and output names
 (``<file stem>.jsonl.gz``, ``<stem>-0001.jsonl.gz`` for further shards) do not depend on the
 number of tasks.
+
+Raw-file bookkeeping (what incremental pipelines build on, ``nordpipe.pipeline``): every raw file
+is signed by what was read of it, when it was read, never by a later look at the file.
+
+- *Append-only files* are uncompressed ``.jsonl``/``.ndjson`` (``is_append_only``): read line by
+  line from a start position (``RawUnit.start``, ``start_line``; ``nordpipe ingest --files-from``
+  lines ``PATH<TAB>OFFSET<TAB>LINE[<TAB>XXH3]``). Only complete lines are consumed. A last line
+  without its newline is consumed only when it is a whole JSON value (a file written without a
+  final newline; ``open_line`` in the record, and the next read expects the newline first);
+  otherwise it is a writer mid-append and is *held back*: not read, not quarantined, counted in
+  the stats (``incomplete last line``) and read when it is complete. Line numbers (quarantine
+  records, default ids ``{dataset}-{file}-{line}``) continue from ``start_line``, so a file read
+  in parts gives the ids and line numbers of one whole read, and whether a file is already in
+  the standardized format is decided from the file's first record, not the first one read.
+  Reading from ``start``, the reader hashes the first ``start`` bytes again; when they differ
+  from the expected hash (``RawUnit.expect``), the file is shorter than ``start``, or ``start``
+  is not where a line begins, the file changed in the middle and is read again in full
+  (``restarted`` in the record; counted as ``read again in full``).
+- *Whole files* (everything else: compressed files, json, csv/tsv, parquet, WARC/WET, text
+  files) are hashed in one pass before they are read (a text file: the bytes read), so a change
+  during the read makes the recorded hash differ from the file, never the reverse.
+
+Each record (``RawFileRead``) holds the format, ``append_only``, ``offset`` (bytes consumed from
+the start of the file), ``lines`` (append-only: complete lines consumed), ``xxh3`` (xxh3_128 of
+the first ``offset`` bytes), ``size`` (bytes seen: ``offset`` plus a held-back tail, hashed as
+``tail_xxh3``) and ``mtime_ns`` (taken before the read, and only when the file had not been
+modified for ``SETTLED_NS``, so that a size-and-time check can never vouch for bytes written
+during the read). Tasks write one record per unit, atomically, to
+``OUTPUT/.nordpipe/raw-files/<stem>.json``; when every task has finished, the stage merges the
+records of its units into ``OUTPUT/.nordpipe/raw-files.json`` (``{absolute path: record}``)
+before it completes. URLs are not hashed (``xxh3`` null): hashing would download them twice.
 """
 
 from __future__ import annotations
@@ -37,6 +68,7 @@ import io
 import os
 import re
 import sys
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -70,8 +102,8 @@ from nordpipe.documents import (
     record_to_document,
     validate_record,
 )
-from nordpipe.layout import OutputLayout, UsageError
-from nordpipe.runner import RunOptions, StageRun
+from nordpipe.layout import OutputLayout, UsageError, atomic_write_json
+from nordpipe.runner import RunOptions, StageRun, kill_point
 from nordpipe.steps import is_active, quarantine_document
 
 RAW_FORMATS = ("jsonl", "json", "csv", "tsv", "parquet", "text", "warc", "wet")
@@ -188,6 +220,55 @@ class RawUnit:
     format: str
     stem: str
     files: list[str] = field(default_factory=list)  # text units: the files, sorted
+    start: int = 0
+    """Append-only files: the byte offset to read from (where a line begins; 0: the whole file)."""
+    start_line: int = 0
+    """The number of lines before ``start``: the first line read is ``start_line + 1``."""
+    expect: str | None = None
+    """xxh3_128 (hex) of the first ``start`` bytes as an earlier read saw them; the file is read
+    in full when they differ (it changed in the middle)."""
+
+    def to_json(self) -> dict[str, Any]:
+        """For the run record: the start fields only when set, so that whole reads are recorded
+        as before they existed (an earlier run's output resumes)."""
+        data = asdict(self)
+        for name in ("start", "start_line", "expect"):
+            if not data[name]:
+                del data[name]
+        return data
+
+
+@dataclass(frozen=True)
+class RawStart:
+    """Where to start reading one append-only raw file (``nordpipe ingest --files-from`` lines
+    ``PATH<TAB>OFFSET<TAB>LINE[<TAB>XXH3]``)."""
+
+    offset: int
+    line: int
+    expect: str | None = None
+
+    def list_line(self, path: str) -> str:
+        """The ``--files-from`` line for ``path``."""
+        return "\t".join([path, str(self.offset), str(self.line), *([self.expect] if self.expect else [])])
+
+
+def parse_files_from_line(text: str) -> tuple[str, RawStart | None]:
+    """A ``--files-from`` line: ``PATH`` or ``PATH<TAB>OFFSET<TAB>LINE[<TAB>XXH3]``. Raises
+    ``ValueError`` for a line with tabs that is not of that form."""
+    text = text.rstrip("\r\n")
+    if "\t" not in text:
+        return text, None
+    parts = text.split("\t")
+    if len(parts) not in (3, 4) or not parts[0] or not parts[1].isdigit() or not parts[2].isdigit() \
+            or (len(parts) == 4 and not re.fullmatch(r"[0-9a-f]{32}", parts[3])):
+        raise ValueError(f"expected PATH, or PATH<TAB>OFFSET<TAB>LINE[<TAB>XXH3] (XXH3: 32 hex digits), got {text!r}")
+    return parts[0], RawStart(int(parts[1]), int(parts[2]), parts[3] if len(parts) == 4 else None)
+
+
+def is_append_only(path: str, fmt: str) -> bool:
+    """Records are only ever appended, as whole lines: uncompressed jsonl/ndjson. Such a file can
+    be read again from where an earlier read stopped; every other raw file is read whole."""
+    return fmt == "jsonl" and not path.lower().endswith((".gz", ".zst"))
 
 
 def detect_format(path: str) -> str | None:
@@ -203,8 +284,20 @@ def detect_format(path: str) -> str | None:
     return None
 
 
-def discover_units(raw_paths: list[str], forced_format: str | None = None) -> list[RawUnit]:
-    """Raw inputs -> units, in a stable order with unique output stems."""
+def discover_units(raw_paths: list[str], forced_format: str | None = None,
+                   starts: dict[str, RawStart] | None = None) -> list[RawUnit]:
+    """Raw inputs -> units, in a stable order with unique output stems.
+
+    ``starts``: where to start reading append-only files, by raw path as given (``ConfigError``
+    for a path that is not an append-only file among ``raw_paths``)."""
+    starts = dict(starts or {})
+    for raw, start in starts.items():
+        fmt = forced_format or detect_format(raw)
+        if raw not in raw_paths:
+            raise ConfigError(f"{raw}: a start position is given for a path that is not among the raw inputs")
+        if fmt is None or not is_append_only(raw, fmt):
+            raise ConfigError(f"{raw}: a start position (offset {start.offset}) needs an append-only file: "
+                              "uncompressed .jsonl or .ndjson (other files are read whole)")
     units: list[RawUnit] = []
     # Text files named one by one (as a pipeline passes a batch's new files) are grouped per
     # folder, as if the folder had been given: one unit, one output file, stable ids.
@@ -220,6 +313,9 @@ def discover_units(raw_paths: list[str], forced_format: str | None = None) -> li
                 raise ConfigError(f"{raw}: unknown raw format; use --format ({', '.join(RAW_FORMATS)})")
             if fmt == "text":
                 loose_text.setdefault(raw.rsplit("/", 1)[0] if "/" in raw else ".", []).append(raw)
+            elif raw in starts:
+                start = starts[raw]
+                units.append(RawUnit(raw, fmt, _stem(root), start=start.offset, start_line=start.line, expect=start.expect))
             else:
                 units.append(RawUnit(raw, fmt, _stem(root)))
             continue
@@ -286,18 +382,268 @@ class RawItem(NamedTuple):
     span: tuple[int, int] | None = None
 
 
-def iter_raw(unit: RawUnit, max_line_bytes: int | None = None) -> Iterator[RawItem]:
+SETTLED_NS = 2_000_000_000
+"""A file's modification time is recorded (for the pipeline's size-and-time fast path) only when
+it lies this far before the moment it was taken: on file systems with coarse timestamps, a write
+in the same tick as the check would otherwise leave size and time unchanged."""
+
+
+@dataclass
+class RawFileRead:
+    """What one read of one raw file consumed (see the module docstring)."""
+
+    format: str
+    append_only: bool
+    offset: int
+    """Bytes consumed from the start of the file."""
+    size: int
+    """Bytes seen: ``offset`` plus a held-back incomplete last line."""
+    xxh3: str | None
+    """xxh3_128 (hex) of the first ``offset`` bytes (None for a URL)."""
+    lines: int | None = None
+    """Append-only files: the complete lines in the first ``offset`` bytes."""
+    start: int = 0
+    """Where this read began (0 when it read the file in full)."""
+    start_line: int = 0
+    tail_xxh3: str | None = None
+    """xxh3_128 of the held-back bytes ``offset..size``, if any."""
+    open_line: bool = False
+    """The last consumed line had no newline (it was a whole JSON value): the next read expects it."""
+    mtime_ns: int | None = None
+    restarted: str | None = None
+    """Why a read asked to start at an offset read the file in full (it changed in the middle)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _key(path: str) -> str:
+    """A raw file's key in records: its absolute path (URLs as they are)."""
+    return path if "://" in path else os.path.abspath(path)
+
+
+def settled_mtime(path: str) -> int | None:
+    """``st_mtime_ns`` of a local file if it was modified at least ``SETTLED_NS`` ago, else None."""
+    if "://" in path:
+        return None
+    try:
+        mtime = os.stat(path).st_mtime_ns
+    except OSError:
+        return None
+    return mtime if time.time_ns() - mtime >= SETTLED_NS else None
+
+
+def _whole_file_read(path: str, fmt: str) -> RawFileRead | None:
+    """Sign a file that is read whole: its size and the hash of its bytes, taken in one pass
+    *before* the format's reader reads it (a change after the pass makes the file differ from
+    the record). URLs are not hashed. None when the file cannot be read (the format's reader
+    quarantines that; without a record, the pipeline reads the file again next time)."""
+    try:
+        if "://" in path:
+            fs, root = fsspec.core.url_to_fs(path)
+            size = int(fs.size(root) or 0)
+            return RawFileRead(fmt, False, size, size, None)
+        mtime = settled_mtime(path)
+        hasher = xxhash.xxh3_128()
+        size = 0
+        with open(path, "rb") as handle:
+            while chunk := handle.read(READ_CHUNK):
+                hasher.update(chunk)
+                size += len(chunk)
+    except Exception:  # OSError from the file system, anything from a remote backend
+        return None
+    return RawFileRead(fmt, False, size, size, hasher.hexdigest(), mtime_ns=mtime)
+
+
+def iter_raw(unit: RawUnit, max_line_bytes: int | None = None,
+             reads: dict[str, RawFileRead] | None = None) -> Iterator[RawItem]:
+    """The items of one unit. ``reads``: filled with what was read of each raw file (by
+    ``_key``), for the raw-file bookkeeping; complete once the unit has been read to its end."""
+    if unit.format == "jsonl" and is_append_only(unit.path, unit.format):
+        yield from _iter_jsonl_append_only(unit, max_line_bytes, reads)
+        return
+    if unit.format == "text":
+        yield from _iter_text(unit, max_line_bytes, reads)
+        return
     reader = {
         "jsonl": _iter_jsonl,
         "json": _iter_json,
         "csv": _iter_csv,
         "tsv": _iter_csv,
         "parquet": _iter_parquet,
-        "text": _iter_text,
         "warc": _iter_warc,
         "wet": _iter_warc,
     }[unit.format]
+    signed = _whole_file_read(unit.path, unit.format) if reads is not None else None
     yield from reader(unit, max_line_bytes)
+    if reads is not None and signed is not None:
+        reads[_key(unit.path)] = signed
+
+
+def _jsonl_item(line: int, data: bytes) -> RawItem | None:
+    """One complete line of a jsonl file as ``documents.iter_jsonl_lines`` reads it (None: blank)."""
+    if not data.strip():
+        return None
+    try:
+        return RawItem(line, orjson.loads(data), None, data.rstrip(b"\r"))
+    except orjson.JSONDecodeError as err:
+        message = str(err)
+        if "utf-8" in message.lower():
+            reason = f"invalid UTF-8: {message}"
+        elif "depth limit" in message or "recursion" in message.lower():
+            reason = f"too deep: JSON nested deeper than 1024 levels ({message})"
+        else:
+            reason = f"invalid JSON: {message}"
+        return RawItem(line, None, reason, data.rstrip(b"\r"))
+
+
+def _too_long_item(line: int, size: int, limit: int) -> RawItem:
+    return RawItem(line, None, f"too long: line of {size:,} bytes, the limit is {limit:,} bytes (6 bytes per character "
+                               "of --max-chars, plus 1 MiB)", None)
+
+
+def _resume(handle: Any, unit: RawUnit, hasher: Any) -> tuple[int, str | None]:
+    """Position ``handle`` to read ``unit`` from ``unit.start``; return the position and, when the
+    file changed in the middle, why (the caller then reads it in full).
+
+    With a ``hasher`` (a read that is recorded), the first ``start`` bytes are hashed into it and
+    compared with ``unit.expect``; without (a peek, ``check_date_source``), the reader seeks.
+    ``start`` must be where a line begins: after a newline, or after a last line that was read
+    without its newline (``open_line``), whose newline must then come first; it is consumed here
+    and belongs to the line already counted.
+    """
+    start = unit.start
+    if hasher is None:
+        handle.seek(start - 1)
+        last = handle.read(1)
+        if not last:
+            return 0, f"it is shorter than the start offset {start:,}"
+    else:
+        remaining = start
+        last = b""
+        while remaining:
+            chunk = handle.read(min(READ_CHUNK, remaining))
+            if not chunk:
+                return 0, f"it shrank to {start - remaining:,} bytes, below the start offset {start:,}"
+            hasher.update(chunk)
+            remaining -= len(chunk)
+            last = chunk[-1:]
+        if unit.expect is not None and hasher.hexdigest() != unit.expect:
+            return 0, f"its first {start:,} bytes changed since they were read"
+    if last == b"\n":
+        return start, None
+    following = handle.read(1)
+    if following == b"\n":
+        if hasher is not None:
+            hasher.update(following)
+        return start + 1, None
+    if not following:
+        return start, None
+    return 0, f"byte {start:,} is not the start of a line (its last line, read without a newline, was continued?)"
+
+
+def _iter_jsonl_append_only(unit: RawUnit, max_line_bytes: int | None,
+                            reads: dict[str, RawFileRead] | None = None) -> Iterator[RawItem]:
+    """An uncompressed jsonl file, from ``unit.start``, consuming complete lines only.
+
+    Lines are numbered from ``unit.start_line + 1``; the hash covers exactly the bytes consumed
+    (the first ``offset`` bytes of the file), kept at the last newline while a line is open, so
+    that an incomplete last line can be held back. Memory per file is about one ``READ_CHUNK``
+    plus ``max_line_bytes`` (a longer line is counted to its end, not kept), as in
+    ``documents.iter_byte_lines``, whose items this reader gives for the same bytes."""
+    record = reads is not None
+    mtime = settled_mtime(unit.path) if record else None
+    hasher = xxhash.xxh3_128()
+    limit = max_line_bytes
+    restarted: str | None = None
+    start, line = unit.start, unit.start_line
+    pos = boundary = 0
+    boundary_hash: Any = None  # the hash at ``boundary`` while a line is open past it
+    tail_hasher: Any = None  # the hash of the open line's bytes
+    parts: list[bytes] = []  # the open line's bytes (unless it is over the cap)
+    size = 0  # the open line's length
+    skipping = False  # the open line is over the cap: count it, do not keep it
+    open_line = False
+    reading = False  # past ``_resume``: the hashes match ``pos`` and ``boundary`` between chunks
+    try:
+        with fsspec.open(unit.path, "rb") as handle:
+            if start:
+                pos, restarted = _resume(handle, unit, hasher if record else None)
+                if restarted is not None:
+                    handle.seek(0)
+                    hasher.reset()
+                    start, line, pos = 0, 0, 0
+                elif not record:
+                    handle.seek(pos)
+            boundary, reading = pos, True
+            while chunk := handle.read(READ_CHUNK):
+                newline = chunk.rfind(b"\n")
+                if newline < 0:  # the open line goes on
+                    if boundary_hash is None:
+                        boundary_hash, tail_hasher = hasher.copy(), xxhash.xxh3_128()
+                    hasher.update(chunk)
+                    tail_hasher.update(chunk)
+                    pos += len(chunk)
+                    size += len(chunk)
+                    if not skipping:
+                        parts.append(chunk)
+                        if limit is not None and size > limit:
+                            parts, skipping = [], True
+                    continue
+                hasher.update(memoryview(chunk)[: newline + 1])
+                for index, piece in enumerate(chunk[:newline].split(b"\n")):
+                    line += 1
+                    if index == 0 and (parts or skipping):
+                        total = size + len(piece)
+                        if skipping or (limit is not None and total > limit):
+                            yield _too_long_item(line, total, limit or 0)
+                        elif (item := _jsonl_item(line, b"".join([*parts, piece]))) is not None:
+                            yield item
+                        parts, size, skipping = [], 0, False
+                    elif limit is not None and len(piece) > limit:
+                        yield _too_long_item(line, len(piece), limit)
+                    elif (item := _jsonl_item(line, piece)) is not None:
+                        yield item
+                pos += newline + 1
+                boundary, boundary_hash, tail_hasher = pos, None, None
+                rest = chunk[newline + 1 :]
+                if rest:
+                    boundary_hash, tail_hasher = hasher.copy(), xxhash.xxh3_128(rest)
+                    hasher.update(rest)
+                    pos += len(rest)
+                    size = len(rest)
+                    if limit is not None and size > limit:
+                        skipping = True
+                    else:
+                        parts = [rest]
+    except Exception as err:  # OSError from the file system, anything from a remote backend
+        yield RawItem(line + 1, None, f"unreadable input: after line {line} ({type(err).__name__}: {err})", None)
+        if record and reading:  # what was consumed stays consumed; the rest is read next time
+            reads[_key(unit.path)] = RawFileRead(
+                "jsonl", True, boundary, boundary, (hasher if boundary_hash is None else boundary_hash).hexdigest(), line,
+                start, unit.start_line if start else 0, restarted=restarted)
+        return
+    tail: bytes | None = None
+    if boundary_hash is not None and not skipping:
+        tail = b"".join(parts)
+    if tail is not None and tail.strip():
+        try:
+            orjson.loads(tail)
+        except orjson.JSONDecodeError:
+            tail = None
+        else:  # a whole JSON value without its newline: a complete last line
+            line += 1
+            item = _jsonl_item(line, tail)
+            if item is not None:
+                yield item
+            boundary, boundary_hash, tail_hasher, open_line = pos, None, None, True
+    if not record:
+        return
+    assert reads is not None
+    held = boundary_hash is not None
+    reads[_key(unit.path)] = RawFileRead(
+        "jsonl", True, boundary, pos, (boundary_hash if held else hasher).hexdigest(), line, start,
+        unit.start_line if start else 0, tail_hasher.hexdigest() if held else None, open_line, mtime, restarted)
 
 
 def _iter_jsonl(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
@@ -472,38 +818,52 @@ def _iter_parquet(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem
             row += group.num_rows
 
 
-def _read_bounded(handle: Any, limit: int | None) -> tuple[bytes | None, int]:
+def _read_bounded(handle: Any, limit: int | None, hasher: Any = None) -> tuple[bytes | None, int]:
     """Read a stream whole if it holds at most ``limit`` bytes; else ``(None, its size)``.
+    ``hasher``: updated with every byte read (the raw-file bookkeeping of text files).
 
     Reads in ``READ_CHUNK`` pieces, never ``read(limit + 1)``: that allocates the whole limit
     (61 MB at the default ``--max-chars``) for every record, which made ingest of small text
     files and WARC records ~10% slower (measured, benchmarks/results/contract.md)."""
     if limit is None:
         data = handle.read()
+        if hasher is not None:
+            hasher.update(data)
         return data, len(data)
     chunks: list[bytes] = []
     size = 0
     while chunk := handle.read(READ_CHUNK):
         size += len(chunk)
+        if hasher is not None:
+            hasher.update(chunk)
         if size > limit:
             chunks.clear()
             while chunk := handle.read(READ_CHUNK):
                 size += len(chunk)
+                if hasher is not None:
+                    hasher.update(chunk)
             return None, size
         chunks.append(chunk)
     return b"".join(chunks), size
 
 
-def _iter_text(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+def _iter_text(unit: RawUnit, max_line_bytes: int | None,
+               reads: dict[str, RawFileRead] | None = None) -> Iterator[RawItem]:
+    """One document per file; with ``reads``, each file is signed by the bytes read of it (an
+    unreadable file gets no record: the pipeline then takes it as new next time)."""
     base = unit.path.rstrip("/")
     for i, path in enumerate(unit.files, start=1):
         rel = path[len(base) + 1 :] if path.startswith(base + "/") else os.path.basename(path)
+        hasher = xxhash.xxh3_128() if reads is not None else None
+        mtime = settled_mtime(path) if reads is not None else None
         try:
             with fsspec.open(path, "rb") as handle:
-                content, size = _read_bounded(handle, max_line_bytes)
+                content, size = _read_bounded(handle, max_line_bytes, hasher)
         except OSError as err:
             yield RawItem(i, None, f"unreadable input: {rel} ({err})", None)
             continue
+        if reads is not None and hasher is not None:
+            reads[_key(path)] = RawFileRead("text", False, size, size, hasher.hexdigest(), mtime_ns=mtime)
         if content is None:
             yield RawItem(i, None, f"too long: {rel} holds {size:,} bytes, the limit is {max_line_bytes or 0:,} bytes", None)
             continue
@@ -788,24 +1148,33 @@ class IngestReader(PipelineStep):
         units: from ``discover_units``.
         config: the field mapping.
         added: the ``added`` date for records without an ``added_field``.
+        output_path: the stage's output folder: when given, what was read of each raw file is
+            recorded in ``.nordpipe/raw-files/<unit stem>.json`` once the unit is read (see
+            ``record_raw_reads``).
     """
 
     type = "📖 - READER"
     name = "ingest"
 
-    def __init__(self, units: list[RawUnit], config: IngestConfig, added: str):
+    def __init__(self, units: list[RawUnit], config: IngestConfig, added: str, output_path: str | None = None):
         super().__init__()
         self.units = units
         self.config = config
         self.added = added
+        self.output_path = output_path
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
         limit = max_line_bytes_for(self.config.max_chars)
         for unit in self.units[rank::world_size]:
             seen_ids: set[str] = set()
-            # Decided from the file's first record (see ``is_standardized``); None: not yet.
+            # Decided from the file's first record (see ``is_standardized``), also when the read
+            # starts later in the file; None: not yet.
             standardized: bool | None = None if unit.format in ("jsonl", "json", "parquet") else False
-            for line, fields_, error, raw, span in iter_raw(unit, limit):
+            if standardized is None and unit.start:
+                first = _first_fields(unit, limit)
+                standardized = None if first is None else is_standardized(first, self.config)
+            reads: dict[str, RawFileRead] | None = {} if self.output_path is not None else None
+            for line, fields_, error, raw, span in iter_raw(unit, limit, reads):
                 if error is None:
                     if standardized is None and isinstance(fields_, dict):
                         standardized = is_standardized(fields_, self.config)
@@ -830,6 +1199,54 @@ class IngestReader(PipelineStep):
                 doc.metadata[LINE_KEY] = line
                 self.stat_update("documents")
                 yield doc
+            if reads is not None and self.output_path is not None:
+                self._record_reads(unit, reads)
+
+    def _record_reads(self, unit: RawUnit, reads: dict[str, RawFileRead]) -> None:
+        for read in reads.values():
+            if read.size > read.offset:
+                self.stat_update("incomplete last line")
+            if read.restarted is not None:
+                self.stat_update("read again in full")
+        assert self.output_path is not None
+        path = OutputLayout.of(self.output_path).state_path(RAW_READS_DIR, f"{unit.stem}.json")
+        atomic_write_json(path, {key: read.to_json() for key, read in sorted(reads.items())})
+
+
+RAW_READS_DIR = "raw-files"
+"""``OUTPUT/.nordpipe/raw-files/<unit stem>.json``: what a task read of each raw file of a unit."""
+RAW_READS_FILE = "raw-files.json"
+"""``OUTPUT/.nordpipe/raw-files.json``: the merged records of the run's units."""
+
+
+def _first_fields(unit: RawUnit, max_line_bytes: int | None) -> Any:
+    """The first record of an append-only file that is an object (None: none), read from its start."""
+    items = _iter_jsonl_append_only(RawUnit(unit.path, unit.format, unit.stem), max_line_bytes)
+    try:
+        for item in items:
+            if item.error is None and isinstance(item.fields, dict):
+                return item.fields
+    finally:
+        items.close()
+    return None
+
+
+def record_raw_reads(output_path: str, units: list[RawUnit]) -> dict[str, dict[str, Any]]:
+    """Merge what the tasks read of each raw file of ``units`` into ``.nordpipe/raw-files.json``
+    (``{absolute path: RawFileRead}``, atomically) and return it. Runs when every task has
+    finished, before the stage completes; a rerun merges again from the tasks' records (a killed
+    run leaves them as its finished tasks wrote them). A unit whose record is missing (a task of
+    an older nordpipe) is left out: the pipeline then takes its files as new."""
+    kill_point("ingest.raw-files.before-merge")
+    layout = OutputLayout.of(output_path)
+    merged: dict[str, dict[str, Any]] = {}
+    for unit in units:
+        path = layout.state_path(RAW_READS_DIR, f"{unit.stem}.json")
+        if os.path.exists(path):
+            with open(path, "rb") as handle:
+                merged.update(orjson.loads(handle.read()))
+    atomic_write_json(layout.state_path(RAW_READS_FILE), dict(sorted(merged.items())))
+    return merged
 
 
 def _raw_repr(fields_: Any) -> bytes | None:
@@ -956,24 +1373,29 @@ def ingest(
     config: IngestConfig,
     output_root: str,
     options: RunOptions | None = None,
+    starts: dict[str, RawStart] | None = None,
 ) -> dict[str, Any]:
-    """Ingest raw dumps into ``output_root/<dataset>/`` and write its datasheet. Returns stats."""
+    """Ingest raw dumps into ``output_root/<dataset>/`` and write its datasheet. Returns stats.
+
+    ``starts``: where to start reading append-only raw files (by raw path as given); what was
+    read of every raw file is recorded in ``.nordpipe/raw-files.json`` (``record_raw_reads``)."""
     from nordpipe.datasheet import write_datasheet
 
     options = options or RunOptions()
     # The ingested datasets are what teams store and share: spend CPU on a smaller file.
     options.compression_level = 6
     dataset_dir = os.path.join(output_root.rstrip("/"), config.dataset)
-    units = discover_units(raw_paths, config.format)
+    units = discover_units(raw_paths, config.format, starts)
     check_date_source(units, config)
     added = config.added or _previous_added(dataset_dir) or dt.date.today().isoformat()
     tasks = options.tasks or max(1, min(len(units), 1024))
-    parameters = {"config": config.to_json(), "added": added, "inputs": [asdict(u) for u in units]}
+    parameters = {"config": config.to_json(), "added": added, "inputs": [u.to_json() for u in units]}
     with StageRun("ingest", ",".join(raw_paths), dataset_dir, options, parameters, tasks=tasks,
                   raw_inputs=list(raw_paths)) as run:
-        run.execute([IngestReader(units, config, added), RecordIds(dataset_dir), run.writer()])
+        run.execute([IngestReader(units, config, added, dataset_dir), RecordIds(dataset_dir), run.writer()])
         if run.submitted_only:
             return {}
+        record_raw_reads(dataset_dir, units)
         resolve_duplicate_ids(dataset_dir)  # before the stats: it moves records to quarantine
         stats = run.merge_stats()
         write_datasheet(dataset_dir, config, stats)
@@ -1048,9 +1470,14 @@ __all__ = [
     "ConfigError",
     "IngestConfig",
     "IngestReader",
+    "RawFileRead",
+    "RawStart",
     "RawUnit",
     "discover_units",
     "document_to_record",
     "ingest",
+    "is_append_only",
     "map_record",
+    "parse_files_from_line",
+    "record_raw_reads",
 ]

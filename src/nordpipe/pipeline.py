@@ -26,8 +26,8 @@ ingest's ``license: other`` without ``license_name``); and a ``raw`` path or glo
 nothing is an error (paths below ``{root}/sample/`` of a pipeline with ``sample:`` are checked
 once the sample has been generated, at the start of the run).
 
-Runs are incremental, in batches: a run ingests only raw files it has not ingested before
-(``ROOT/state/ingested.json``), runs the stages on that batch (``ROOT/batches/NNNN/``), and
+Runs are incremental, in batches: a run ingests only raw files, and parts of raw files, it has
+not ingested before (``ROOT/state/ingested.json``, below), runs the stages on that batch (``ROOT/batches/NNNN/``), and
 stages with persistent state (line dedup ``--state``, MinHash ``--index``) dedup the batch against
 everything before it. A batch interrupted by a crash is finished by the next run before new
 files are taken. A batch whose documents are all quarantined or removed is a valid, finished
@@ -39,6 +39,50 @@ the first, while the earlier batch has already released both (released documents
 withdrawn; the later document is removed either way). A lock file stops overlapping runs (cron). Every stage is the same command a
 user would type (``nordpipe filter quality IN OUT ...``), so a pipeline run is exactly a chain
 of stage runs, each resumable on its own.
+
+Raw-file bookkeeping is by content, not time. ``ROOT/state/ingested.json`` holds, per dataset and
+absolute raw path, what ingest *read* of the file (``ingest.RawFileRead``: ``format``,
+``append_only``, ``offset`` = bytes consumed, ``lines`` = complete lines consumed, ``xxh3`` =
+xxh3_128 of the first ``offset`` bytes, ``size`` = bytes seen including a held-back incomplete
+last line and its ``tail_xxh3``, ``open_line``, ``mtime_ns``) and the ``batch`` that read it.
+Ingest measures it while it reads and leaves it in its output's ``.nordpipe/raw-files.json``;
+``finish_batch`` copies it from there and never looks at the files again, so records appended
+while a batch runs are read by the next one. ``open_batch`` compares each raw file with its
+record (``classify_raw_file``):
+
+- no record: *new*, read in full;
+- size and modification time equal to the record's (taken before the read, and only for a file
+  quiet for ``ingest.SETTLED_NS``): *unchanged*, without reading it (the fast path; a rewrite that
+  keeps both size and time is not seen, as with make or rsync);
+- otherwise the first ``offset`` bytes are hashed: equal and no longer, *unchanged* (the record's
+  time is refreshed so the fast path applies again); equal, with the held-back incomplete line
+  still as it was, *pending* (logged ``pending``, not read); equal and grown, for an append-only
+  file (uncompressed jsonl/ndjson), *append*: ingest reads from ``offset``, numbering lines from
+  ``lines + 1`` (``ingest --files-from`` lines ``PATH<TAB>OFFSET<TAB>LINE<TAB>XXH3``), so ids
+  and line numbers equal those of one read of the whole file;
+- anything else (shrunk, the first bytes differ, a file read whole has grown, a last line read
+  without its newline was continued): *changed in the middle*, logged
+  ``changed<TAB>DATASET<TAB>PATH<TAB>why: ingested again in full; its earlier records stay in
+  batch NNNN`` and read in full in the new batch; the dedup stages remove the repeats. Ingest
+  checks the hash of the first ``offset`` bytes again when it reads and reads in full when they
+  changed in between (logged at the end of the batch, ``(found by ingest)``).
+
+A record from before this bookkeeping (a ``"size:mtime"`` string, taken when its batch ended)
+cannot tell what was read, so such a file is *changed*: read again in full once. That is the rule
+that loses nothing (records appended during that old batch are read), at the cost of one full
+read of those files. Nothing is ever skipped silently: every raw file is read, logged as pending
+(an incomplete line) or unchanged by size and time or by hash.
+
+On disk, per batch: ``ROOT/batches/NNNN/batch.json`` (``files``: the raw files by dataset;
+``reads``: how each is read, ``why`` = new/append/changed with ``start``, ``line``, ``xxh3`` or
+``reason``; ``done``), ``inputs/DATASET.txt`` (the ``--files-from`` list, when a file is read from
+an offset or the files are many), ``ingest/DATASET/`` (with ``.nordpipe/raw-files.json``) and
+one folder per stage. Multi-step updates are ordered so that a kill at any point reruns to the
+uninterrupted result: ``open_batch`` writes refreshed records to ``ingested.json`` (kill point
+``pipeline.open-batch.after-refresh``), then the new ``batch.json``; ``finish_batch`` writes
+``ingested.json``, the datasheets, then ``done`` into ``batch.json`` (kill points
+``pipeline.finish-batch.after-ingested``, ``after-datasheets``, ``after-done``), and each step
+only repeats on a rerun.
 
 A step is done when its output holds the stage's completion record and the pipeline's done
 marker (``layout.pipeline_done``) records the identity of the very input the step consumed
@@ -65,9 +109,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import xxhash
 import yaml
 
-from nordpipe.layout import OutputLayout, UsageError, atomic_write_json, input_identity
+from nordpipe.documents import READ_CHUNK
+from nordpipe.ingest import RAW_READS_FILE, RawStart, settled_mtime
+from nordpipe.layout import OutputLayout, UsageError, atomic_write_json, atomic_write_text, input_identity
 from nordpipe.runner import (
     ExclusiveLock,
     Interrupted,
@@ -75,6 +122,7 @@ from nordpipe.runner import (
     RunError,
     default_env_command,
     die_with_parent,
+    kill_point,
     wait_for_slurm_job,
 )
 from nordpipe.stages import PIPELINE_STAGES, STAGES
@@ -708,17 +756,102 @@ def _expand_raw(patterns: list[str]) -> list[str]:
     return sorted(set(files))
 
 
-def _signature(path: str) -> str:
-    stat = os.stat(path)
-    return f"{stat.st_size}:{int(stat.st_mtime)}"
-
-
-def _raw_identity(files: list[str]) -> str:
+def _raw_identity(files: list[str], starts: Mapping[str, RawStart] | None = None) -> str:
+    """The identity of an ingest step's input: its raw files and where each is read from, as
+    the batch fixed them; not the files' current state, which may grow while the batch runs."""
     digest = hashlib.sha256()
     for path in sorted(files):
-        signature = _signature(path) if os.path.exists(path) else "missing"
-        digest.update(f"{os.path.abspath(path)}\t{signature}\n".encode())
+        start = (starts or {}).get(path)
+        where = f"{start.offset}:{start.line}:{start.expect}" if start else "0"
+        digest.update(f"{os.path.abspath(path)}\t{where}\n".encode())
     return digest.hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------------------------
+# Raw-file bookkeeping: is a raw file new, grown, unchanged, or changed in the middle?
+
+
+@dataclass(frozen=True)
+class RawVerdict:
+    """A raw file compared with what earlier batches read of it (``classify_raw_file``)."""
+
+    kind: str
+    """``new`` (never read), ``unchanged`` (nothing to read), ``pending`` (unchanged, with an
+    incomplete last line held back), ``append`` (grown: read from ``start``) or ``changed``
+    (read again in full: ``reason``)."""
+    start: RawStart | None = None
+    reason: str = ""
+    refreshed: dict[str, Any] | None = None
+    """The record with the file's current modification time, when a hash check found the file
+    unchanged although its time had changed (so that the next check takes the fast path)."""
+
+    @property
+    def read(self) -> bool:
+        return self.kind in ("new", "append", "changed")
+
+
+def _hash_prefix(path: str, length: int, tail: int) -> tuple[str, bytes, str | None]:
+    """xxh3_128 of the first ``length`` bytes, the byte that follows them, and the hash of the
+    ``tail`` bytes after them (None when ``tail`` is 0)."""
+    hasher, tail_hasher = xxhash.xxh3_128(), xxhash.xxh3_128()
+    with open(path, "rb") as handle:
+        remaining = length
+        while remaining:
+            chunk = handle.read(min(READ_CHUNK, remaining))
+            if not chunk:
+                break
+            hasher.update(chunk)
+            remaining -= len(chunk)
+        following = b""
+        remaining = tail
+        while remaining:
+            chunk = handle.read(min(READ_CHUNK, remaining))
+            if not chunk:
+                break
+            following = following or chunk[:1]
+            tail_hasher.update(chunk)
+            remaining -= len(chunk)
+        if not tail:
+            following = handle.read(1)
+    return hasher.hexdigest(), following, tail_hasher.hexdigest() if tail else None
+
+
+def classify_raw_file(path: str, entry: Any) -> RawVerdict:
+    """Compare a raw file with its record in ``ingested.json`` (``ingest.RawFileRead``, written
+    from what ingest read; see the module docstring for the rules)."""
+    if entry is None:
+        return RawVerdict("new")
+    if not isinstance(entry, dict) or not isinstance(entry.get("offset"), int) or not entry.get("xxh3"):
+        return RawVerdict("changed", reason="its record holds only size and time, taken when its batch ended (by a "
+                                            "nordpipe before reads were recorded), so records appended during that "
+                                            "batch may never have been read")
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return RawVerdict("unchanged")  # gone since it was listed: nothing to read
+    offset, seen = int(entry["offset"]), int(entry.get("size", entry["offset"]))
+    held = seen > offset
+    if entry.get("mtime_ns") is not None and stat.st_size == seen and stat.st_mtime_ns == entry["mtime_ns"]:
+        return RawVerdict("pending" if held else "unchanged")  # the fast path: size and time as read
+    if stat.st_size < offset:
+        return RawVerdict("changed", reason=f"it shrank from {offset:,} to {stat.st_size:,} bytes")
+    mtime = settled_mtime(path)  # before hashing: a write during the hash changes the time again
+    tail = seen - offset if held and stat.st_size >= seen else 0
+    digest, following, tail_digest = _hash_prefix(path, offset, tail)
+    if digest != entry["xxh3"]:
+        return RawVerdict("changed", reason=f"its first {offset:,} bytes differ from what was read")
+    refreshed = {**entry, "mtime_ns": mtime} if mtime != entry.get("mtime_ns") else None
+    if stat.st_size == offset:  # (a held-back incomplete line may have been cut off)
+        current = {**entry, "mtime_ns": mtime, "size": offset, "tail_xxh3": None}
+        return RawVerdict("unchanged", refreshed=current if current != entry else None)
+    if not entry.get("append_only"):
+        return RawVerdict("changed", reason=f"it grew from {offset:,} to {stat.st_size:,} bytes, and "
+                                            f"{entry.get('format', 'its')} files are read whole")
+    if entry.get("open_line") and following != b"\n":
+        return RawVerdict("changed", reason="its last line, read without a newline, was continued")
+    if held and stat.st_size == seen and tail_digest == entry.get("tail_xxh3"):
+        return RawVerdict("pending", refreshed=refreshed)
+    return RawVerdict("append", RawStart(offset, int(entry.get("lines") or 0), str(entry["xxh3"])))
 
 
 def _stop_child(process: subprocess.Popen[bytes], timeout: float = STOP_TIMEOUT) -> None:
@@ -750,6 +883,8 @@ class PipelineRun:
         self.pipeline = pipeline
         self.root = pipeline.root
         self.nordpipe = nordpipe or [os.path.join(os.path.dirname(sys.executable), "nordpipe")]
+        self.starts: dict[str, dict[str, RawStart]] = {}
+        """Where the open batch reads its grown append-only files, by dataset and path."""
 
     # state ---------------------------------------------------------------------------------
     def _state_path(self, name: str) -> str:
@@ -765,47 +900,108 @@ class PipelineRun:
         folder = os.path.join(self.root, "batches")
         return sorted(d for d in os.listdir(folder) if d.isdigit()) if os.path.isdir(folder) else []
 
-    def open_batch(self) -> tuple[str, dict[str, list[str]]] | None:
-        """The unfinished batch, or a new one with the raw files not ingested yet; None if nothing is new."""
+    def _batch_record(self, batch: str) -> dict[str, Any]:
+        return self._read_json(os.path.join(self.root, "batches", batch, "batch.json"), {})
+
+    def _unfinished(self) -> tuple[str, dict[str, list[str]]] | None:
+        """The unfinished batch, if any, with where it reads each raw file (``self.starts``)."""
         for batch in self.batches():
-            record = self._read_json(os.path.join(self.root, "batches", batch, "batch.json"), {})
+            record = self._batch_record(batch)
             if not record.get("done"):
+                self.starts = {dataset: {path: RawStart(int(read["start"]), int(read["line"]), read.get("xxh3"))
+                                         for path, read in reads.items() if read.get("start")}
+                               for dataset, reads in (record.get("reads") or {}).items()}
                 return batch, record["files"]
-        ingested = self._read_json(self._state_path("ingested.json"), {})
-        new_files: dict[str, list[str]] = {}
+        return None
+
+    def _earlier_batch(self, dataset: str, path: str, entry: Any, current: str | None = None) -> str:
+        """The batch that last read ``path`` before ``current`` (from its record, or, for records
+        of an older nordpipe, the last finished batch that lists it)."""
+        if isinstance(entry, dict) and entry.get("batch") and entry["batch"] != current:
+            return str(entry["batch"])
+        for batch in reversed(self.batches()):
+            record = self._batch_record(batch)
+            if record.get("done") and any(os.path.abspath(f) == path for f in record.get("files", {}).get(dataset, [])):
+                return batch
+        return "?"
+
+    def _classify(self, ingested: dict[str, Any], log: Callable[[str], None] | None,
+                  preview: bool = False) -> tuple[dict[str, list[str]], dict[str, dict[str, dict[str, Any]]], bool]:
+        """Every raw file against its record: the new batch's files, how each is read (for
+        ``batch.json``), and whether ``ingested`` was refreshed (records whose file was found
+        unchanged by hash although its time had changed). Sets ``self.starts``."""
+        files: dict[str, list[str]] = {}
+        reads: dict[str, dict[str, dict[str, Any]]] = {}
+        refreshed = False
+        self.starts = {}
         for dataset in self.pipeline.datasets:
             seen = ingested.get(dataset.name, {})
-            fresh = [f for f in _expand_raw(dataset.raw) if seen.get(os.path.abspath(f)) != _signature(f)]
-            if fresh:
-                new_files[dataset.name] = fresh
+            raw = _expand_raw(dataset.raw)
+            if preview:
+                raw = raw or dataset.raw  # sample data may not exist yet
+            for path in raw:
+                key = os.path.abspath(path)
+                verdict = RawVerdict("new") if not os.path.exists(path) else classify_raw_file(path, seen.get(key))
+                if verdict.refreshed is not None:
+                    seen[key], refreshed = verdict.refreshed, True
+                if log is not None and verdict.kind == "changed":
+                    log(f"changed\t{dataset.name}\t{key}\t{verdict.reason}: ingested again in full; its earlier records "
+                        f"stay in batch {self._earlier_batch(dataset.name, key, seen.get(key))}")
+                elif log is not None and verdict.kind == "pending":
+                    entry = seen[key]
+                    log(f"pending\t{dataset.name}\t{key}\tits last {int(entry['size']) - int(entry['offset']):,} bytes are "
+                        "an incomplete line (no newline yet): read once the line is complete")
+                elif log is not None and verdict.kind == "append" and verdict.start is not None:
+                    log(f"append\t{dataset.name}\t{key}\tgrown: read from byte {verdict.start.offset:,} "
+                        f"(line {verdict.start.line + 1:,})")
+                if not verdict.read:
+                    continue
+                files.setdefault(dataset.name, []).append(path)
+                read: dict[str, Any] = {"why": verdict.kind}
+                if verdict.start is not None:
+                    read.update(start=verdict.start.offset, line=verdict.start.line, xxh3=verdict.start.expect)
+                    self.starts.setdefault(dataset.name, {})[path] = verdict.start
+                if verdict.reason:
+                    read["reason"] = verdict.reason
+                reads.setdefault(dataset.name, {})[path] = read
+        return files, reads, refreshed
+
+    def open_batch(self, log: Callable[[str], None] | None = None) -> tuple[str, dict[str, list[str]]] | None:
+        """The unfinished batch, or a new one with the raw files that are new, have grown
+        (append-only files: read from where the last read stopped) or changed in the middle
+        (read again in full, logged); None if nothing is new.
+
+        Writes, each atomically: ``ingested.json`` when hash checks refreshed records (kill
+        point ``pipeline.open-batch.after-refresh``), then the new batch's ``batch.json``."""
+        unfinished = self._unfinished()
+        if unfinished is not None:
+            return unfinished
+        ingested = self._read_json(self._state_path("ingested.json"), {})
+        new_files, reads, refreshed = self._classify(ingested, log)
+        if refreshed:
+            atomic_write_json(self._state_path("ingested.json"), ingested)
+            kill_point("pipeline.open-batch.after-refresh")
         if not new_files:
             return None
         batch = f"{len(self.batches()) + 1:04d}"
         atomic_write_json(os.path.join(self.root, "batches", batch, "batch.json"),
-                          {"files": new_files, "done": False, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
+                          {"files": new_files, "reads": reads, "done": False, "started": time.strftime("%Y-%m-%dT%H:%M:%S")})
         return batch, new_files
 
-    def open_batch_preview(self) -> tuple[str, dict[str, list[str]]] | None:
-        """Like ``open_batch`` but writes nothing (for --dry-run)."""
-        for batch in self.batches():
-            record = self._read_json(os.path.join(self.root, "batches", batch, "batch.json"), {})
-            if not record.get("done"):
-                return batch, record["files"]
-        ingested = self._read_json(self._state_path("ingested.json"), {})
-        new_files = {}
-        for dataset in self.pipeline.datasets:
-            seen = ingested.get(dataset.name, {})
-            raw = _expand_raw(dataset.raw) or dataset.raw  # sample data may not exist yet
-            fresh = [f for f in raw if not os.path.exists(f) or seen.get(os.path.abspath(f)) != _signature(f)]
-            if fresh:
-                new_files[dataset.name] = fresh
+    def open_batch_preview(self, log: Callable[[str], None] | None = None) -> tuple[str, dict[str, list[str]]] | None:
+        """Like ``open_batch`` (the same files, starts and log lines) but writes nothing (for --dry-run)."""
+        unfinished = self._unfinished()
+        if unfinished is not None:
+            return unfinished
+        new_files, _, _ = self._classify(self._read_json(self._state_path("ingested.json"), {}), log, preview=True)
         return (f"{len(self.batches()) + 1:04d}", new_files) if new_files else None
 
     def plan(self, batch: str, files: dict[str, list[str]], write_lists: bool = True) -> list[Step]:
         """The batch's steps. Ingest gets its raw files on the command line, or, when there are
         more than ``MAX_INLINE_FILES`` (a folder of loose text files can hold many thousands,
-        beyond the kernel's limit on argument length), in a list file under the batch folder
-        (written unless ``write_lists`` is false, as for ``--dry-run``)."""
+        beyond the kernel's limit on argument length) or some are read from a start position
+        (``self.starts``, set by ``open_batch``), in a list file under the batch folder (written
+        unless ``write_lists`` is false, as for ``--dry-run``)."""
         base = os.path.join(self.root, "batches", batch)
         steps: list[Step] = []
         ingest_root = os.path.join(base, "ingest")
@@ -814,14 +1010,13 @@ class PipelineRun:
             if dataset.name not in files:
                 continue
             raw = files[dataset.name]
-            identity = _raw_identity(raw)
-            if len(raw) > MAX_INLINE_FILES:
+            starts = self.starts.get(dataset.name, {})
+            identity = _raw_identity(raw, starts)
+            if len(raw) > MAX_INLINE_FILES or starts:
                 list_file = os.path.join(base, "inputs", f"{dataset.name}.txt")
                 if write_lists:
-                    os.makedirs(os.path.dirname(list_file), exist_ok=True)
-                    with open(list_file + ".tmp", "w", encoding="utf-8") as handle:
-                        handle.write("".join(f"{path}\n" for path in raw))
-                    os.replace(list_file + ".tmp", list_file)
+                    lines = [starts[path].list_line(path) if path in starts else path for path in raw]
+                    atomic_write_text(list_file, "".join(f"{line}\n" for line in lines))
                 raw = ["--files-from", list_file]
             argv = [*INGEST_COMMAND, *raw, "--dataset", dataset.name, "--output", ingest_root]
             if dataset.config:
@@ -961,18 +1156,47 @@ class PipelineRun:
                 log(f"done\t{step.stage}\t{step.output}\tjob {job}")
         return jobs
 
-    def finish_batch(self, batch: str, files: dict[str, list[str]]) -> None:
+    def finish_batch(self, batch: str, files: dict[str, list[str]], log: Callable[[str], None] | None = None) -> None:
+        """Record what the batch's ingest read of each raw file, then mark the batch done.
+
+        The records are the ones ingest measured while it read (``.nordpipe/raw-files.json`` of
+        each dataset's ingest output), never a look at the files now: a file that grew while the
+        batch ran is recorded as read, and the next batch reads what was appended. A raw file
+        without a record (an ingest by an older nordpipe, an unreadable text file) keeps its
+        earlier record, so the next run reads it again (new, or from the earlier offset).
+
+        Three steps, each atomic and each repeatable with the same result, so a kill between
+        them reruns to the uninterrupted state (the batch is not done until the last one, and
+        the next run finishes it again): ``ingested.json`` (kill point
+        ``pipeline.finish-batch.after-ingested``), the datasets' datasheets
+        (``pipeline.finish-batch.after-datasheets``), ``batch.json`` with ``done``
+        (``pipeline.finish-batch.after-done``)."""
         ingested = self._read_json(self._state_path("ingested.json"), {})
         for dataset, names in files.items():
+            layout = OutputLayout.of(os.path.join(self.root, "batches", batch, "ingest", dataset))
+            reads = self._read_json(layout.state_path(RAW_READS_FILE), {})
             seen = ingested.setdefault(dataset, {})
             for name in names:
-                seen[os.path.abspath(name)] = _signature(name)
+                key = os.path.abspath(name)
+                read = reads.get(key)
+                if not isinstance(read, dict):
+                    if log is not None:
+                        log(f"unrecorded\t{dataset}\t{key}\tingest recorded no read of it (see {layout.root}): "
+                            "it is read again by the next run")
+                    continue
+                if log is not None and read.get("restarted"):
+                    log(f"changed\t{dataset}\t{key}\t{read['restarted']} (found by ingest): ingested again in full; its "
+                        f"earlier records stay in batch {self._earlier_batch(dataset, key, seen.get(key), batch)}")
+                seen[key] = {**read, "batch": batch}
         atomic_write_json(self._state_path("ingested.json"), ingested)
+        kill_point("pipeline.finish-batch.after-ingested")
+        self.update_datasheets()
+        kill_point("pipeline.finish-batch.after-datasheets")
         path = os.path.join(self.root, "batches", batch, "batch.json")
         record = self._read_json(path, {})
         record.update(done=True, finished=time.strftime("%Y-%m-%dT%H:%M:%S"))
         atomic_write_json(path, record)
-        self.update_datasheets()
+        kill_point("pipeline.finish-batch.after-done")
 
     def update_datasheets(self) -> None:
         """``ROOT/datasets/NAME/README.md``: one datasheet per dataset over all batches."""
@@ -1030,7 +1254,7 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
     """
     runner = PipelineRun(pipeline)
     if dry_run:
-        pending = runner.open_batch_preview()
+        pending = runner.open_batch_preview(log)
         if pending is None:
             log("nothing to do: no new raw files and no unfinished batch")
             return {"batch": None, "steps": []}
@@ -1043,7 +1267,7 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
     with InterruptOnSignals(), PipelineLock(pipeline.root):
         if pipeline.sample:
             _prepare_sample(pipeline, log)
-        pending = runner.open_batch()
+        pending = runner.open_batch(log)
         if pending is None:
             log("nothing to do: no new raw files and no unfinished batch")
             return {"batch": None}
@@ -1059,7 +1283,7 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
             runner.run_local(steps, log)
         all_steps = runner.plan(batch, files, write_lists=False)  # the lists were written above
         if all(s.done() for s in all_steps):
-            runner.finish_batch(batch, files)
+            runner.finish_batch(batch, files, log)
             last = (all_steps[-1].layout.completed() or {}) if all_steps else {}
             if last.get("documents_out") == 0:
                 log(f"finished\tbatch {batch}\tno documents left (all quarantined or removed; see the stage "
