@@ -421,8 +421,11 @@ def file_digest(path: str) -> dict[str, Any]:
         with fsspec.open(path, "rb") as handle:
             holds = pq.ParquetFile(handle).metadata.num_rows > 0
     else:
-        with open_binary(path) as handle:
-            holds = bool(handle.read(1))
+        try:
+            with open_binary(path) as handle:
+                holds = bool(handle.read(1))
+        except (OSError, EOFError, ValueError):
+            holds = True  # damaged: its readers quarantine what they cannot read; it is not "empty"
     return {"bytes": size, "digest": hasher.hexdigest(), "documents": holds}
 
 
