@@ -163,21 +163,31 @@ def test_rerun_seen_runs_anyway_and_keep_generations(tmp_path: Path, kind: str) 
     assert sorted(p.name for p in state.iterdir() if p.name.startswith("gen-")) == ["gen-000002"]
 
 
-def test_minhash_rerun_of_the_last_output_replaces_its_part_but_an_earlier_one_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["lines", "minhash"])
+def test_redoing_the_last_output_builds_on_its_parent_but_an_earlier_one_is_refused(tmp_path: Path, kind: str) -> None:
     batches = [make_batch(tmp_path, b) for b in range(2)]
-    index = tmp_path / "index"
+    state = tmp_path / "state"
     for number, batch in enumerate(batches):
-        assert dedup("minhash", batch, tmp_path / f"out{number}", index).returncode == 0
+        assert dedup(kind, batch, tmp_path / f"out{number}", state).returncode == 0
     night2 = documents(tmp_path / "out1")
-    # the index's last run redone into its own OUTPUT (--force): its own part is replaced
-    result = dedup("minhash", batches[1], tmp_path / "out1", index, "--force")
+    before = state_files(state)
+    # The last night's output is lost (deleted after a crash) and the same command is rerun:
+    # a redo of the state's last run, built on the generation before it, with the same result.
+    shutil.rmtree(tmp_path / "out1")
+    result = dedup(kind, batches[1], tmp_path / "out1", state)
     assert result.returncode == 0, result.stderr
     assert documents(tmp_path / "out1") == night2
-    record = json.loads((index / (index / "CURRENT").read_text().strip() / "state.json").read_text())
-    assert [run["output"] for run in record["runs"]] == [str(tmp_path / "out0"), str(tmp_path / "out1")]
-    # night 1 was used by night 2: redoing it in place would not give night 1's result
-    refused = dedup("minhash", batches[0], tmp_path / "out0", index, "--force")
-    assert refused.returncode == 1 and "already in the MinHash index" in refused.stderr
+    after = state_files(state)
+    assert after["current"] == "gen-000003" and after["data"] == before["data"] and after["runs"] == [
+        {**run, "generation": 3 if run["generation"] == 2 else run["generation"]} for run in before["runs"]]
+    record = json.loads((state / "gen-000003" / "state.json").read_text())
+    assert record["parent"] == 1 and [run["output"] for run in record["runs"]] == [str(tmp_path / "out0"), str(tmp_path / "out1")]
+    # Night 1 was used by night 2: redoing it in place would not give night 1's result.
+    shutil.rmtree(tmp_path / "out0")
+    refused = dedup(kind, batches[0], tmp_path / "out0", state)
+    assert refused.returncode == 1
+    assert f"{tmp_path / 'out0'} was deduplicated into the" in refused.stderr and "later runs built on it" in refused.stderr
+    assert state_files(state) == after
 
 
 # --------------------------------------------------------------------------------------------

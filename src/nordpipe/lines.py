@@ -908,16 +908,16 @@ STATE_KIND = "lines"
 
 
 class LineDedupState:
-    """The line-dedup state directory (``state.StateDirectory``, kind ``lines``) and its current
-    generation (``generation`` 0: a new, empty state)."""
+    """The line-dedup state directory (``state.StateDirectory``, kind ``lines``) and the
+    generation a run builds on: the current one, or ``at`` (``generation`` 0: a new, empty state)."""
 
-    def __init__(self, directory: str):
+    def __init__(self, directory: str, at: int | None = None):
         self.store = StateDirectory(directory, STATE_KIND)
-        self.current = self.store.current()
+        self.current = self.store.current() if at is None else self.store.generation(at)
 
     @classmethod
-    def open(cls, directory: str) -> LineDedupState:
-        return cls(directory)
+    def open(cls, directory: str, at: int | None = None) -> LineDedupState:
+        return cls(directory, at)
 
     @property
     def directory(self) -> str:
@@ -1027,8 +1027,14 @@ def run_line_dedup(
         base_file = OutputLayout.of(output_path).state_path(WORK_DIR, "base.json")
         base = _read_json(base_file) if os.path.exists(base_file) else {}
         resolved["inputs"] = base.get("inputs") or input_digests(input_path)
-        if not rerun_seen and not state.current.has_run(base.get("run_id", "")):
-            check_unseen(state.store, state.current, resolved["inputs"], "line-dedup state")
+        if not state.current.has_run(base.get("run_id", "")):
+            redo = state.store.redone_run(output_path)
+            if redo is not None:
+                # OUTPUT is the state's last run, being redone (its output was deleted or --force):
+                # build on the generation before that run, as the run itself did
+                state = resolved["state"] = LineDedupState.open(state_dir, at=int(redo.get("parent", 0)))
+            if not rerun_seen:
+                check_unseen(state.store, state.current, resolved["inputs"], "line-dedup state", output=output_path)
         return {**cfg.filter_parameters(), "exempt_sources": exempt, "state": state.directory}
 
     # The state's lock (DIR/.nordpipe/lock) keeps two runs from updating one state at once.

@@ -556,17 +556,13 @@ class MinhashIndex:
                 f"this run uses {config.to_json()}"
             )
 
-    def replaced_run(self, output_path: str) -> dict[str, Any] | None:
-        """The index's last run when it wrote ``output_path``: a rerun of it replaces its part."""
+    def redone_run(self, output_path: str) -> dict[str, Any] | None:
+        """The index's last run when it wrote ``output_path``: a new run into that OUTPUT redoes
+        it and replaces its part (the batch is never deduplicated against itself)."""
         runs = self.current().runs
         if runs and runs[-1].get("output") == os.path.abspath(output_path):
             return runs[-1]
         return None
-
-    def parts_for(self, output_path: str) -> list[str]:
-        """Names of the parts a run writing ``output_path`` deduplicates against."""
-        own = os.path.abspath(output_path)
-        return [p["name"] for p in self.load()["parts"] if p.get("output") != own]
 
     def part_paths(self, names: Sequence[str]) -> list[str]:
         """Where the parts named ``names`` are (in the current generation)."""
@@ -588,6 +584,12 @@ class MinhashIndex:
         name = f"part-{run['run_id'][:16]}.parquet"
         if base.has_run(run["run_id"]):
             return name
+        redo = self.redone_run(output_path)
+        if redo is not None and base.number:
+            # a redo of the last run builds on the generation before it, as that run did
+            parent = int(redo.get("parent", 0))
+            if parent == 0 or parent in {g.number for g in self.store.generations()}:
+                base = self.store.generation(parent)
         own = os.path.abspath(output_path)
         runs = [r for r in base.runs if r.get("output") != own or not r.get("part")]
         files = {}
@@ -1141,14 +1143,21 @@ def run_minhash(
         # read under the index's lock, so that no other run commits a generation meanwhile
         if index is not None:
             index.check(config)
-            resolved["parts"] = index.parts_for(output_path)
-            # Before anything is written: documents of files the index holds already would all
-            # be near duplicates of themselves. Refuse, unless this is the same run being finished.
             this_run = resolved["run"] = _index_run(output_path, input_path, new=options.force)
-            if not rerun_seen and not index.current().has_run(this_run["run_id"]):
-                replaced = index.replaced_run(output_path)
-                check_unseen(index.store, index.current(), this_run["inputs"], "MinHash index",
-                             ignore_runs=[replaced["run_id"]] if replaced else [])
+            current = index.current()
+            view = current
+            if not current.has_run(this_run["run_id"]):
+                # a redo of the index's last run does not see that run's part
+                redo = index.redone_run(output_path)
+                if redo is not None:
+                    view = Generation(current.directory, current.number,
+                                      {**current.record, "runs": [r for r in current.runs if r.get("run_id") != redo.get("run_id")]})
+                # Before anything is written: documents of files the index holds already would all
+                # be near duplicates of themselves. Refuse, unless this is the same run being finished.
+                if not rerun_seen:
+                    check_unseen(index.store, view, this_run["inputs"], "MinHash index", output=output_path)
+            own = os.path.abspath(output_path)
+            resolved["parts"] = [r["part"] for r in view.runs if r.get("part") and r.get("output") != own]
         return {
             **config.to_json(),
             "survivor": survivor,

@@ -142,6 +142,24 @@ class StateDirectory:
             raise RunError(f"{path} names {name}, which is missing: the state is damaged; "
                            f"roll back to a kept generation (nordpipe state show {self.directory})") from None
 
+    def generation(self, number: int) -> Generation:
+        """A kept generation by number (``RunError`` when it is not kept)."""
+        if number == 0:
+            return Generation(self.directory)
+        try:
+            return Generation(self.directory, number, self._read(number))
+        except FileNotFoundError:
+            kept = ", ".join(str(g.number) for g in self.generations()) or "none"
+            raise RunError(f"{self.directory} has no generation {number} (kept generations: {kept})") from None
+
+    def redone_run(self, output: str) -> dict[str, Any] | None:
+        """The current generation's last run when it wrote ``output``: a new run into that same
+        OUTPUT redoes it, on the generation before it (its ``parent``)."""
+        runs = self.current().runs
+        if runs and runs[-1].get("output") == os.path.abspath(output):
+            return runs[-1]
+        return None
+
     def generations(self) -> list[Generation]:
         """Every complete generation, oldest first."""
         if not os.path.isdir(self.directory):
@@ -274,16 +292,25 @@ def check_unseen(
     state: Generation,
     inputs: list[dict[str, Any]],
     what: str,
-    ignore_runs: Iterable[str] = (),
+    output: str | None = None,
 ) -> None:
     """Refuse (``RunError``) inputs whose content a run recorded in ``state`` already.
 
     Such a run would find every line or document of those files in the state and remove them
-    all as duplicates of themselves. ``ignore_runs``: run ids whose files do not count (the run
-    being resumed). Runs of format-1 states recorded only paths: those are compared by path.
-    The error names the files, the run that recorded them and what to do."""
-    ignored = set(ignore_runs)
-    runs = [run for run in state.runs if run.get("run_id") not in ignored]
+    all as duplicates of themselves. A run that wrote ``output`` counts too, whatever its input:
+    OUTPUT is being redone and its earlier content is in the state (a redo of the *last* run is
+    built on that run's parent generation instead, so ``state`` is then that parent and holds no
+    such run). Runs of format-1 states recorded only paths: those are compared by path. The
+    error names the files, the run that recorded them and what to do."""
+    runs = state.runs
+    own = os.path.abspath(output) if output else None
+    earlier = next((run for run in runs if own and run.get("output") == own), None)
+    if earlier is not None:
+        raise RunError(
+            f"{own} was deduplicated into the {what} {state.directory} already (run of {earlier.get('finished', '?')}, "
+            f"generation {earlier.get('generation', '?')}) and later runs built on it: redoing it would remove its "
+            f"content as seen before. {_way_back(directory, earlier)}; to dedup against the state anyway, pass --rerun-seen"
+        )
     by_digest = recorded_digests(runs)
     by_path = {path: run for run in runs if "inputs" not in run for path in run.get("files", [])}
     clashes: list[tuple[str, dict[str, Any]]] = []
@@ -296,21 +323,24 @@ def check_unseen(
     if not clashes:
         return
     first_path, first_run = clashes[0]
-    generation = first_run.get("generation", state.number)
-    parent = first_run.get("parent", generation - 1)
-    kept = {g.number for g in directory.generations()}
-    if parent >= 1 and parent in kept:
-        roll = f"To redo that run, roll the state back first: nordpipe state rollback {state.directory} --to {parent}"
-    elif parent >= 1:
-        roll = f"generation {parent}, from before that run, is no longer kept, so that run cannot be redone on this state"
-    else:
-        roll = f"To redo that run, start from an empty state (move {state.directory} away)"
     raise RunError(
         f"{len(clashes)} of {len(inputs)} input files are already in the {what} {state.directory}: "
         f"{first_path} was recorded by the run of {first_run.get('finished', '?')} into {first_run.get('output', '?')} "
-        f"(generation {generation}). Deduplicating them again would remove all their content as duplicates of "
-        f"itself. {roll}; to dedup them against the state anyway, pass --rerun-seen"
+        f"(generation {first_run.get('generation', state.number)}). Deduplicating them again would remove all their "
+        f"content as duplicates of itself. {_way_back(directory, first_run)}; to dedup them against the state anyway, "
+        "pass --rerun-seen"
     )
+
+
+def _way_back(directory: StateDirectory, run: Mapping[str, Any]) -> str:
+    """How to redo ``run``: roll back to the generation before it, if that is still kept."""
+    generation = int(run.get("generation", 1))
+    parent = int(run.get("parent", generation - 1))
+    if parent >= 1 and parent in {g.number for g in directory.generations()}:
+        return f"To redo that run, roll the state back first: nordpipe state rollback {directory.directory} --to {parent}"
+    if parent >= 1:
+        return f"Generation {parent}, from before that run, is no longer kept, so that run cannot be redone on this state"
+    return f"To redo that run, start from an empty state (move {directory.directory} away)"
 
 
 def open_state(directory: str) -> StateDirectory:
