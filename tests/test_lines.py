@@ -127,10 +127,11 @@ def reference_texts(docs: list[dict[str, Any]], config: LineDedupConfig, seen: s
 
 
 def run(inp: Path, out: Path, state: Path, tasks: int = 1, workers: int = 1, keep_removed: bool = False,
-        **config: Any) -> dict[str, Any]:
+        rerun_seen: bool = False, keep_generations: int = 3, **config: Any) -> dict[str, Any]:
     config = {"expected_lines": 100_000, **config}
     options = RunOptions(tasks=tasks, workers=workers, keep_removed=keep_removed)
-    return run_line_dedup(str(inp), str(out), str(state), config, options, config.pop("exempt", ()))
+    return run_line_dedup(str(inp), str(out), str(state), config, options, config.pop("exempt", ()),
+                          rerun_seen=rerun_seen, keep_generations=keep_generations)
 
 
 # --------------------------------------------------------------------------------------------
@@ -239,7 +240,8 @@ def test_incremental_runs_equal_one_run_over_everything(tmp_path: Path) -> None:
     assert filter_bits(tmp_path / "state") == filter_bits(tmp_path / "state-ab")
     state = json.loads((tmp_path / "state" / (tmp_path / "state" / "CURRENT").read_text().strip() / "state.json").read_text())
     assert [run["input"] for run in state["runs"]] == [str(tmp_path / "a"), str(tmp_path / "b")]
-    assert state["generation"] == 2 and len(state["runs"][0]["files"]) == 2
+    assert state["generation"] == 2 and len(state["runs"][0]["inputs"]) == 2
+    assert state["runs"][1]["parent"] == 1 and state["kind"] == "lines"
 
 
 def test_state_refuses_other_parameters_and_stays_unchanged(tmp_path: Path) -> None:
@@ -250,8 +252,12 @@ def test_state_refuses_other_parameters_and_stays_unchanged(tmp_path: Path) -> N
         with pytest.raises(RunError, match="other parameters"):
             run(tmp_path / "in", tmp_path / f"out-{len(change)}", tmp_path / "state", **change)
     assert filter_bits(tmp_path / "state") == before
-    # Unset options come from the state: a rerun without --expected-lines uses the state's.
-    stats = run_line_dedup(str(tmp_path / "in"), str(tmp_path / "again"), str(tmp_path / "state"), {}, RunOptions())
+    # Unset options come from the state: a rerun without --expected-lines uses the state's (the
+    # input is the state's own, so the run must say --rerun-seen).
+    with pytest.raises(RunError, match="already in the line-dedup state"):
+        run_line_dedup(str(tmp_path / "in"), str(tmp_path / "again"), str(tmp_path / "state"), {}, RunOptions())
+    stats = run_line_dedup(str(tmp_path / "in"), str(tmp_path / "again"), str(tmp_path / "state"), {}, RunOptions(),
+                           rerun_seen=True)
     assert stats["line_dedup"]["state_generation"] == 2
     assert stats["line_dedup"]["input_files_seen_before"] == 1
 
@@ -376,7 +382,7 @@ def test_interrupted_commit_leaves_the_previous_state_valid(tmp_path: Path) -> N
     partial.mkdir()
     (partial / "part-00000.bloom").write_bytes(b"NPBLOOM1 partial")
     assert filter_bits(state) == before
-    stats = run(tmp_path / "in", tmp_path / "out2", state)
+    stats = run(tmp_path / "in", tmp_path / "out2", state, rerun_seen=True, keep_generations=1)
     assert stats["line_dedup"]["state_generation"] == 2
     assert sorted(p.name for p in state.iterdir() if p.name.startswith("gen-")) == ["gen-000002"]
 
@@ -473,6 +479,6 @@ def test_a_run_overtaken_by_another_run_on_the_state_refuses_until_forced(tmp_pa
     with pytest.raises(RunError, match="changed since this run started"):
         run(tmp_path / "in", tmp_path / "late", tmp_path / "state")
     options = RunOptions(tasks=1, force=True)
-    stats = run_line_dedup(str(tmp_path / "in"), str(tmp_path / "late"), str(tmp_path / "state"), {}, options)
+    stats = run_line_dedup(str(tmp_path / "in"), str(tmp_path / "late"), str(tmp_path / "state"), {}, options, rerun_seen=True)
     assert stats["line_dedup"]["state_generation"] == 2
     assert stats["line_dedup"]["duplicates_of_earlier_runs"] == stats["line_dedup"]["lines_checked"] - stats["line_dedup"]["duplicates_within_run"]

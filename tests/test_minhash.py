@@ -442,8 +442,7 @@ def test_incremental_run_removes_copies_of_earlier_release(tmp_path: Path, nordp
 
     result = nordpipe_cli("dedup", "docs", in1, tmp_path / "out1", "--index", index)
     assert result.returncode == 0, result.stderr
-    meta = json.loads((index / "index.json").read_text())
-    assert [p["documents"] for p in meta["parts"]] == [40]
+    assert [p["documents"] for p in MinhashIndex(str(index)).load()["parts"]] == [40]
 
     result = nordpipe_cli("dedup", "docs", in2, tmp_path / "out2", "--index", index, "--keep-removed", "--json")
     assert result.returncode == 0, result.stderr
@@ -459,8 +458,7 @@ def test_incremental_run_removes_copies_of_earlier_release(tmp_path: Path, nordp
     assert minhash_info(found["new0-again"])["survivor"] == "new0"
     assert all("removed" not in found[f"new{i}"]["metadata"].get("nordpipe", {}) for i in range(20))
     # all 31 documents of the batch (kept and removed: clusters chain) were added as a second part
-    meta = json.loads((index / "index.json").read_text())
-    assert [p["documents"] for p in meta["parts"]] == [40, 31]
+    assert [p["documents"] for p in MinhashIndex(str(index)).load()["parts"]] == [40, 31]
 
     # rerunning the same batch from scratch does not deduplicate it against its own part
     again = run_minhash(

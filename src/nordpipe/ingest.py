@@ -1283,6 +1283,83 @@ class RecordIds(PipelineStep):
             os.replace(tmp, os.path.join(folder, f"{stem}.npy"))
 
 
+DUPLICATE_IDS_PLAN = "plan.json"
+
+
+def _id_shards(docs_dir: str, stem: str) -> list[str]:
+    """The document files of one output stream, in order (``stem.jsonl.gz`` or ``stem-NNNN...``)."""
+    if not os.path.isdir(docs_dir):
+        return []
+    return sorted(n for n in os.listdir(docs_dir)
+                  if n == f"{stem}.jsonl.gz" or re.fullmatch(rf"{re.escape(stem)}-\d{{4}}\.jsonl\.gz", n))
+
+
+def _plan_duplicate_ids(ids_dir: str) -> dict[str, Any] | None:
+    """Which documents of which stream repeat an id of an earlier stream (None: no repeats)."""
+    stems = sorted(n[: -len(".npy")] for n in os.listdir(ids_dir) if n.endswith(".npy") and not n.startswith("."))
+    arrays = [np.load(os.path.join(ids_dir, f"{s}.npy")) for s in stems]
+    if not arrays:
+        return None
+    all_hashes = np.concatenate(arrays)
+    unique, first_index, counts = np.unique(all_hashes, return_index=True, return_counts=True)
+    if not (counts > 1).any():
+        return None
+    duplicated = set(unique[counts > 1].tolist())
+    first_positions = set(first_index[counts > 1].tolist())
+    plan: dict[str, Any] = {"stems": {}}
+    offset = 0
+    for stem, hashes in zip(stems, arrays, strict=True):
+        flagged = [i for i, h in enumerate(hashes.tolist()) if h in duplicated and offset + i not in first_positions]
+        offset += len(hashes)
+        if flagged:
+            plan["stems"][stem] = {"flagged": flagged, "step": "pending"}
+    return plan
+
+
+def _stage_stem(output_path: str, ids_dir: str, stem: str, flagged: set[int]) -> dict[str, Any]:
+    """Write the stream's files without its flagged documents, and their quarantine records,
+    under hidden temporary names (never read as documents); return the renames and the change
+    in counts. Reads only the stream's original files, so it can be redone after a kill."""
+    from nordpipe.documents import write_records
+
+    docs_dir = os.path.join(output_path, "documents")
+    delta: dict[str, Any] = {"documents_out": 0, "characters_out": 0, "sources_out": {}, "moved": 0}
+    renames: list[list[str]] = []
+    quarantine_lines = []
+    position = 0
+    for name in _id_shards(docs_dir, stem):
+        path = os.path.join(docs_dir, name)
+        kept = []
+        for line_no, item in enumerate(iter_jsonl_lines(path), start=1):
+            if position in flagged:
+                record = item.record
+                quarantine_lines.append(orjson.dumps({
+                    "file": path, "line": line_no,
+                    "reason": f"duplicate id: {record['id']!r} is also in an earlier file",
+                    "raw": dumps_record(record).decode().rstrip("\n"),
+                }))
+                delta["documents_out"] -= 1
+                delta["characters_out"] -= len(record["text"])
+                delta["sources_out"][record["source"]] = delta["sources_out"].get(record["source"], 0) - 1
+                delta["moved"] += 1
+            else:
+                kept.append(item.record)
+            position += 1
+        tmp = os.path.join(docs_dir, f".{name[: -len('.jsonl.gz')]}.dupids-tmp.jsonl.gz")  # hidden: never read
+        write_records(tmp, kept)
+        renames.append([tmp, path])
+    qdir = os.path.join(output_path, "quarantine")
+    os.makedirs(qdir, exist_ok=True)
+    qpath = os.path.join(qdir, f"{stem}.duplicate-ids.jsonl")
+    with open(os.path.join(qdir, f".{stem}.duplicate-ids.jsonl.tmp"), "wb") as handle:
+        handle.write(b"\n".join(quarantine_lines) + b"\n")
+    renames.append([os.path.join(qdir, f".{stem}.duplicate-ids.jsonl.tmp"), qpath])
+    hashes = np.load(os.path.join(ids_dir, f"{stem}.npy"))
+    np.save(os.path.join(ids_dir, f".{stem}.dupids-tmp.npy"), np.delete(hashes, sorted(flagged)))
+    renames.append([os.path.join(ids_dir, f".{stem}.dupids-tmp.npy"), os.path.join(ids_dir, f"{stem}.npy")])
+    return {"renames": renames, "delta": delta}
+
+
 def resolve_duplicate_ids(output_path: str) -> int:
     """Quarantine documents whose id already appeared in an earlier output file (by name order).
 
@@ -1290,77 +1367,65 @@ def resolve_duplicate_ids(output_path: str) -> int:
     hashes ``RecordIds`` wrote, and rewrites only the affected files. The change in counts is
     recorded in ``.nordpipe/tasks/duplicate-ids.json`` so ``stats.json`` stays right. Returns the
     number of documents moved to quarantine.
+
+    Crash safety: the pass rewrites several files per stream (documents, quarantine, id hashes),
+    and a kill between two of them used to make the rerun see a rewritten file with the old id
+    list, quarantining a unique record. Now it is a write-ahead sequence, journaled in
+    ``ids/plan.json``: (1) the plan (flagged positions per stream, from the original id lists) is
+    written before any file changes; (2) per stream, every new file is staged under a hidden
+    temporary name from the original files, then the plan marks the stream ``staged`` with its
+    renames and count change; (3) the renames are applied (each idempotent) and the stream is
+    marked ``done``; (4) the stats delta is written whole from the plan, and the plan removed. A
+    rerun resumes the plan where it stopped: a stream not yet staged is staged again from its
+    untouched originals, a staged one is renamed forward. Kill points (tests): ``ingest.
+    duplicate-ids.planned``, ``.staged``, ``.renamed``, ``.delta``.
     """
-    ids_dir = OutputLayout.of(output_path).state_path("ids")
+    from nordpipe.layout import atomic_write_json
+    from nordpipe.runner import kill_point, merge_task_stats
+
+    layout = OutputLayout.of(output_path)
+    ids_dir = layout.state_path("ids")
     if not os.path.isdir(ids_dir):
         return 0
-    stems = sorted(n[: -len(".npy")] for n in os.listdir(ids_dir) if n.endswith(".npy") and not n.startswith("."))
-    arrays = [np.load(os.path.join(ids_dir, f"{s}.npy")) for s in stems]
-    if not arrays:
-        return 0
-    all_hashes = np.concatenate(arrays)
-    unique, first_index, counts = np.unique(all_hashes, return_index=True, return_counts=True)
-    if not (counts > 1).any():
-        return 0
-    duplicated = set(unique[counts > 1].tolist())
-    first_positions = set(first_index[counts > 1].tolist())
-    delta: dict[str, Any] = {"documents_out": 0, "characters_out": 0, "quarantined": {}, "sources_out": {}}
-    moved = 0
-    offset = 0
-    docs_dir = os.path.join(output_path, "documents")
-    for stem, hashes in zip(stems, arrays, strict=True):
-        flagged = {
-            i for i, h in enumerate(hashes.tolist()) if h in duplicated and offset + i not in first_positions
-        }
-        offset += len(hashes)
-        if not flagged:
-            continue
-        shard_files = sorted(
-            n for n in os.listdir(docs_dir) if n == f"{stem}.jsonl.gz" or re.fullmatch(rf"{re.escape(stem)}-\d{{4}}\.jsonl\.gz", n)
-        )
-        position = 0
-        quarantine_lines = []
-        for name in shard_files:
-            path = os.path.join(docs_dir, name)
-            kept = []
-            for line_no, item in enumerate(iter_jsonl_lines(path), start=1):
-                if position in flagged:
-                    record = item.record
-                    quarantine_lines.append(
-                        orjson.dumps({"file": path, "line": line_no, "reason": f"duplicate id: {record['id']!r} is also in an earlier file", "raw": dumps_record(record).decode().rstrip("\n")})
-                    )
-                    delta["documents_out"] -= 1
-                    delta["characters_out"] -= len(record["text"])
-                    delta["sources_out"][record["source"]] = delta["sources_out"].get(record["source"], 0) - 1
-                    moved += 1
-                else:
-                    kept.append(item.record)
-                position += 1
-            from nordpipe.documents import write_records
-
-            tmp = path + ".tmp.jsonl.gz"
-            write_records(tmp, kept)
-            os.replace(tmp, path)
-        qdir = os.path.join(output_path, "quarantine")
-        os.makedirs(qdir, exist_ok=True)
-        qpath = os.path.join(qdir, f"{stem}.duplicate-ids.jsonl")
-        with open(qpath + ".tmp", "wb") as handle:
-            handle.write(b"\n".join(quarantine_lines) + b"\n")
-        os.replace(qpath + ".tmp", qpath)
-        np.save(os.path.join(ids_dir, f".{stem}.tmp.npy"), np.delete(hashes, sorted(flagged)))
-        os.replace(os.path.join(ids_dir, f".{stem}.tmp.npy"), os.path.join(ids_dir, f"{stem}.npy"))
+    plan_path = os.path.join(ids_dir, DUPLICATE_IDS_PLAN)
+    delta_path = os.path.join(layout.tasks, "duplicate-ids.json")
+    if os.path.exists(plan_path):
+        with open(plan_path, "rb") as handle:
+            plan = orjson.loads(handle.read())
+    else:
+        plan = _plan_duplicate_ids(ids_dir)
+        if plan is None:
+            return 0
+        previous = None
+        if os.path.exists(delta_path):  # an earlier pass over this output: its counts stay
+            with open(delta_path, "rb") as handle:
+                previous = orjson.loads(handle.read())
+        plan["previous"] = previous
+        atomic_write_json(plan_path, plan)
+        kill_point("ingest.duplicate-ids.planned")
+    for stem, entry in plan["stems"].items():
+        if entry["step"] == "pending":
+            entry.update(_stage_stem(output_path, ids_dir, stem, set(entry["flagged"])), step="staged")
+            atomic_write_json(plan_path, plan)
+            kill_point("ingest.duplicate-ids.staged")
+        if entry["step"] == "staged":
+            for tmp, final in entry["renames"]:
+                if os.path.exists(tmp):
+                    os.replace(tmp, final)
+                kill_point("ingest.duplicate-ids.renamed")
+            entry["step"] = "done"
+            atomic_write_json(plan_path, plan)
+    moved = sum(e["delta"]["moved"] for e in plan["stems"].values())
+    delta: dict[str, Any] = {"documents_out": 0, "characters_out": 0, "sources_out": {}}
+    for entry in plan["stems"].values():
+        change = {k: v for k, v in entry["delta"].items() if k != "moved"}
+        delta = merge_task_stats([delta, change])
     delta["quarantined"] = {"duplicate id": moved}
-    delta_path = os.path.join(OutputLayout.of(output_path).tasks, "duplicate-ids.json")
-    previous: dict[str, Any] = {}
-    if os.path.exists(delta_path):
-        with open(delta_path) as handle:
-            previous = orjson.loads(handle.read())
-    from nordpipe.runner import merge_task_stats
-
-    merged = merge_task_stats([previous, delta]) if previous else delta
-    with open(delta_path + ".tmp", "wb") as handle:
-        handle.write(orjson.dumps(merged))
-    os.replace(delta_path + ".tmp", delta_path)
+    if plan.get("previous"):
+        delta = merge_task_stats([plan["previous"], delta])
+    atomic_write_json(delta_path, delta)
+    kill_point("ingest.duplicate-ids.delta")
+    os.remove(plan_path)
     return moved
 
 

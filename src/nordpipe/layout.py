@@ -392,3 +392,70 @@ def input_identity(input_path: str) -> str:
         return hashlib.sha256("\n".join(str(i) for i in ids).encode()).hexdigest()[:32]
     files = list_document_files(input_path) if os.path.exists(input_path) or is_url(input_path) else []
     return CheckedInput(input_path, files, output_stems(files, input_path) if files else []).identity()
+
+
+# --------------------------------------------------------------------------------------------
+# What a file holds: content digests
+
+
+DIGEST_CHUNK = 1 << 20
+
+
+def file_digest(path: str) -> dict[str, Any]:
+    """``{"bytes", "digest", "documents"}`` of one document file: its size, the xxh3-128 of its
+    bytes (as stored, compressed or not) and whether it holds any record at all (an empty file's
+    digest says nothing about what a state has seen: all empty files look alike)."""
+    import xxhash
+
+    from nordpipe.documents import open_binary
+
+    hasher = xxhash.xxh3_128()
+    size = 0
+    with fsspec.open(path, "rb") as handle:
+        while chunk := handle.read(DIGEST_CHUNK):
+            hasher.update(chunk)
+            size += len(chunk)
+    if path.endswith(".parquet"):
+        import pyarrow.parquet as pq
+
+        with fsspec.open(path, "rb") as handle:
+            holds = pq.ParquetFile(handle).metadata.num_rows > 0
+    else:
+        try:
+            with open_binary(path) as handle:
+                holds = bool(handle.read(1))
+        except (OSError, EOFError, ValueError):
+            holds = True  # damaged: its readers quarantine what they cannot read; it is not "empty"
+    return {"bytes": size, "digest": hasher.hexdigest(), "documents": holds}
+
+
+def written_digests(output: str) -> dict[str, dict[str, Any]]:
+    """Digests of the document files of a stage output, by path below OUTPUT (for its
+    completion record: what the run wrote)."""
+    layout = OutputLayout.of(output)
+    fs, documents = fsspec.core.url_to_fs(layout.documents)
+    if not fs.isdir(documents):
+        return {}
+    root = absolute(layout.root)
+    return {file[len(root) + 1:]: file_digest(file) for file in list_document_files(layout.documents)
+            if file.startswith(root + "/")}
+
+
+def input_digests(input_path: str) -> list[dict[str, Any]]:
+    """``{"path", "bytes", "digest", "documents"}`` of every document file of INPUT, in reading
+    order: taken from the completion record of the upstream output that wrote the file when its
+    size still matches, else computed by reading the file."""
+    found = []
+    for file in list_document_files(input_path):
+        item: dict[str, Any] | None = None
+        if not is_url(file):
+            parts = os.path.abspath(file).split(os.sep)
+            if DOCUMENTS in parts[:-1]:
+                cut = len(parts) - 1 - parts[::-1].index(DOCUMENTS)
+                root = os.sep.join(parts[:cut]) or os.sep
+                record = OutputLayout.of(root).completed() or {}
+                known = record.get("files", {}).get("/".join(parts[cut:]))
+                if known and known.get("bytes") == os.path.getsize(file):
+                    item = dict(known)
+        found.append({"path": absolute(file), **(item or file_digest(file))})
+    return found

@@ -63,7 +63,7 @@ import shutil
 import uuid
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import IO, Any
 
 import numpy as np
@@ -84,9 +84,10 @@ from nordpipe.documents import (
     record_to_document,
     validate_record,
 )
-from nordpipe.layout import OutputLayout
-from nordpipe.runner import RunError, RunOptions, StageRun
-from nordpipe.steps import DocumentReader, is_active, list_document_files
+from nordpipe.layout import OutputLayout, absolute, input_digests
+from nordpipe.runner import RunError, RunOptions, StageRun, kill_point
+from nordpipe.state import DEFAULT_KEEP_GENERATIONS, StateDirectory, check_unseen
+from nordpipe.steps import DocumentReader, is_active
 
 STAGE = "lines"
 STEP_NAME = "line_dedup"
@@ -903,33 +904,48 @@ class LineDedupFilter(PipelineStep):
 # The persistent state
 
 
-@dataclass
-class LineDedupState:
-    """The current generation of a state directory (``generation`` 0: a new, empty state)."""
+STATE_KIND = "lines"
 
-    directory: str
-    generation: int = 0
-    parameters: dict[str, Any] = field(default_factory=dict)
-    runs: list[dict[str, Any]] = field(default_factory=list)
-    summary: dict[str, Any] = field(default_factory=dict)
+
+class LineDedupState:
+    """The line-dedup state directory (``state.StateDirectory``, kind ``lines``) and the
+    generation a run builds on: the current one, or ``at`` (``generation`` 0: a new, empty state)."""
+
+    def __init__(self, directory: str, at: int | None = None):
+        self.store = StateDirectory(directory, STATE_KIND)
+        self.current = self.store.current() if at is None else self.store.generation(at)
+
+    @classmethod
+    def open(cls, directory: str, at: int | None = None) -> LineDedupState:
+        return cls(directory, at)
+
+    @property
+    def directory(self) -> str:
+        return self.store.directory
+
+    @property
+    def generation(self) -> int:
+        return self.current.number
 
     @property
     def folder(self) -> str | None:
-        return os.path.join(self.directory, f"gen-{self.generation:06d}") if self.generation else None
+        return self.current.folder
 
-    @classmethod
-    def open(cls, directory: str) -> LineDedupState:
-        directory = os.path.abspath(directory)
-        current = os.path.join(directory, "CURRENT")
-        if not os.path.exists(current):
-            return cls(directory)
-        with open(current) as handle:
-            name = handle.read().strip()
-        record = _read_json(os.path.join(directory, name, "state.json"))
-        return cls(directory, record["generation"], record["parameters"], record["runs"], record.get("summary", {}))
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return self.current.parameters
+
+    @property
+    def runs(self) -> list[dict[str, Any]]:
+        return self.current.runs
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        return self.current.summary
 
     def seen_files(self) -> set[str]:
-        return {path for run in self.runs for path in run.get("files", [])}
+        return {item["path"] for run in self.runs for item in run.get("inputs", [])} | {
+            path for run in self.runs for path in run.get("files", [])}
 
     def check_parameters(self, config: LineDedupConfig) -> None:
         """Refuse a config whose filter parameters differ from the state's."""
@@ -942,26 +958,12 @@ class LineDedupState:
             raise RunError(f"the line-dedup state {self.directory} was built with other parameters ({'; '.join(changed)}); "
                            "use the state's parameters or a new --state folder")
 
-    def commit(self, staging: str, run: dict[str, Any], config: LineDedupConfig) -> LineDedupState:
+    def commit(self, staging: str, run: dict[str, Any], config: LineDedupConfig,
+               keep: int = DEFAULT_KEEP_GENERATIONS) -> LineDedupState:
         """Write the next generation from the staged parts and switch ``CURRENT`` to it."""
-        generation = self.generation + 1
-        name = f"gen-{generation:06d}"
-        final = os.path.join(self.directory, name)
-        tmp = final + ".tmp"
-        for stale in (tmp, final):
-            shutil.rmtree(stale, ignore_errors=True)
-        os.makedirs(tmp)
         partitions = config.num_partitions
-        parts = []
-        for part in range(partitions):
-            source = os.path.join(staging, f"part-{part:05d}.bloom")
-            target = os.path.join(tmp, f"part-{part:05d}.bloom")
-            try:
-                os.link(source, target)  # same file system: no copy; staging keeps its name
-            except OSError:
-                shutil.copyfile(source, target)
-                _fsync(target)
-            parts.append(_read_json(os.path.join(staging, f"part-{part:05d}.json")))
+        files = {f"part-{part:05d}.bloom": os.path.join(staging, f"part-{part:05d}.bloom") for part in range(partitions)}
+        parts = [_read_json(os.path.join(staging, f"part-{part:05d}.json")) for part in range(partitions)]
         bits = sum(p["bits"] for p in parts)
         bits_set = sum(p["bits_set"] for p in parts)
         num_hashes = config.part_size[1]
@@ -973,37 +975,8 @@ class LineDedupState:
             "estimated_fpr": sum((p["bits_set"] / p["bits"]) ** num_hashes for p in parts) / len(parts),
             "filter_bytes": bits // 8,
         }
-        record = {
-            "format": 1,
-            "generation": generation,
-            "parameters": config.filter_parameters(),
-            "runs": [*self.runs, {**run, "generation": generation}],
-            "summary": summary,
-        }
-        _atomic_write_json(os.path.join(tmp, "state.json"), record)
-        _fsync(os.path.join(tmp, "state.json"))
-        _fsync_dir(tmp)
-        os.rename(tmp, final)
-        _fsync_dir(self.directory)
-        _atomic_write_bytes(os.path.join(self.directory, "CURRENT"), f"{name}\n".encode())
-        _fsync_dir(self.directory)
-        for entry in os.listdir(self.directory):
-            if entry.startswith("gen-") and entry != name:
-                shutil.rmtree(os.path.join(self.directory, entry), ignore_errors=True)
-        return LineDedupState(self.directory, generation, record["parameters"], record["runs"], summary)
-
-
-def _fsync(path: str) -> None:
-    with open(path, "rb") as handle:
-        os.fsync(handle.fileno())
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        self.store.commit(self.current, run, {"parameters": config.filter_parameters(), "summary": summary}, files, keep)
+        return LineDedupState(self.directory)
 
 
 def resolve_config(state: LineDedupState, requested: dict[str, Any]) -> LineDedupConfig:
@@ -1028,11 +1001,15 @@ def run_line_dedup(
     config: dict[str, Any] | LineDedupConfig | None = None,
     options: RunOptions | None = None,
     exempt_sources: Iterable[str] = (),
+    rerun_seen: bool = False,
+    keep_generations: int = DEFAULT_KEEP_GENERATIONS,
 ) -> dict[str, Any]:
     """Run line dedup from INPUT to OUTPUT against the state in ``state_dir``; return the stats.
 
     ``config`` holds the options given explicitly (a dict, None for unset); unset ones come from
-    the existing state, else from ``LineDedupConfig``'s defaults.
+    the existing state, else from ``LineDedupConfig``'s defaults. Input files whose content the
+    state has seen already are refused (``state.check_unseen``) unless ``rerun_seen``; the state
+    keeps ``keep_generations`` generations.
     """
     options = options or RunOptions()
     if options.executor == "slurm" and not options.slurm.wait:
@@ -1045,6 +1022,19 @@ def run_line_dedup(
         state = resolved["state"] = LineDedupState.open(state_dir)
         requested = asdict(config) if isinstance(config, LineDedupConfig) else dict(config or {})
         cfg = resolved["config"] = resolve_config(state, requested)
+        # Before anything is written: lines of files the state holds already would all be
+        # "seen". Refuse and name the way back, unless this is the same run being finished.
+        base_file = OutputLayout.of(output_path).state_path(WORK_DIR, "base.json")
+        base = _read_json(base_file) if os.path.exists(base_file) else {}
+        resolved["inputs"] = base.get("inputs") or input_digests(input_path)
+        if not state.current.has_run(base.get("run_id", "")):
+            redo = state.store.redone_run(output_path)
+            if redo is not None:
+                # OUTPUT is the state's last run, being redone (its output was deleted or --force):
+                # build on the generation before that run, as the run itself did
+                state = resolved["state"] = LineDedupState.open(state_dir, at=int(redo.get("parent", 0)))
+            if not rerun_seen:
+                check_unseen(state.store, state.current, resolved["inputs"], "line-dedup state", output=output_path)
         return {**cfg.filter_parameters(), "exempt_sources": exempt, "state": state.directory}
 
     # The state's lock (DIR/.nordpipe/lock) keeps two runs from updating one state at once.
@@ -1069,9 +1059,10 @@ def run_line_dedup(
                                f"{base['generation']} -> {state.generation}); rerun with --force to start over")
             _discard_partial_run(output_path)
             base = None
+        inputs = resolved["inputs"]
         if base is None:
             os.makedirs(work, exist_ok=True)
-            base = {"generation": state.generation, "run_id": uuid.uuid4().hex}
+            base = {"generation": state.generation, "run_id": uuid.uuid4().hex, "inputs": inputs}
             _atomic_write_json(base_file, base)
         if not committed:
             base_folder = None
@@ -1092,18 +1083,22 @@ def run_line_dedup(
                 job_name="nordpipe-lines-filter",
             )
             seen_before = state.seen_files()
-            files = [os.path.abspath(p) if "://" not in p else p for p in list_document_files(input_path)]
             record = {
                 "run_id": base["run_id"],
                 "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "input": input_path,
+                "input": absolute(input_path),
                 "output": os.path.abspath(output_path),
-                "files": files,
-                "files_seen_before": len([f for f in files if f in seen_before]),
+                "inputs": inputs,
+                "rerun_seen": rerun_seen,
+                "files_seen_before": len([f for f in inputs if f["path"] in seen_before]),
                 **_signature_totals(work, tasks, cfg.num_partitions),
                 **_decide_totals(work, cfg.num_partitions),
             }
-            state = state.commit(os.path.join(work, "decide", "filter"), record, cfg)
+            kill_point("lines.before-commit")
+            state = state.commit(os.path.join(work, "decide", "filter"), record, cfg, keep_generations)
+            kill_point("lines.after-commit")
+        else:
+            state.store.prune(keep_generations)  # a run killed right after its commit had not pruned yet
         stats = run.merge_stats()
         this_run = next(r for r in state.runs if r.get("run_id") == base["run_id"])
         step = stats.get("steps", {}).get(STEP_NAME, {})

@@ -38,12 +38,15 @@ to the index as a new part when the run completes.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import glob
 import json
 import os
 import re
+import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -54,7 +57,10 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import INPUT_KEY, LINE_KEY, mark_removed, nordpipe_meta
-from nordpipe.layout import OutputLayout, input_files
+from nordpipe.layout import OutputLayout, atomic_write_json, input_digests, input_files
+from nordpipe.runner.options import RunError
+from nordpipe.runner.processes import kill_point
+from nordpipe.state import DEFAULT_KEEP_GENERATIONS, Generation, StateDirectory, check_unseen
 from nordpipe.steps import DocumentReader, is_active
 
 STAGE = "minhash"
@@ -503,23 +509,44 @@ class MinhashSignatures(PipelineStep):
 # Incremental index
 
 
-class MinhashIndex:
-    """A folder of signatures of earlier releases: ``index.json`` + ``part-*.parquet``.
+INDEX_KIND = "minhash"
+LEGACY_INDEX_FILE = "index.json"
 
-    ``index.json`` records the MinHash parameters (a run with other parameters refuses the
-    index) and, for each part, the OUTPUT that wrote it: a rerun of that same OUTPUT ignores
-    its own part, so rerunning a batch never deduplicates it against itself.
+
+class MinhashIndex:
+    """The index of earlier releases: a versioned state directory (``state.StateDirectory``,
+    kind ``minhash``) whose generations hold parquet parts of signatures, one per run.
+
+    Each generation's ``state.json`` records the MinHash parameters (a run with other parameters
+    refuses the index) and its runs, each with its part, its OUTPUT and the content digests of its
+    input files. A part is immutable and named by its run (``part-<run id>.parquet``), so the
+    same name means the same file in every generation (hard links, no copies). A rerun of the
+    OUTPUT of the index's *last* run replaces that run's part (the batch is never deduplicated
+    against itself); any other input already in the index is refused (``state.check_unseen``).
+    Indexes written before generations (``index.json`` + ``part-*.parquet`` in the folder) are
+    read as they are and moved into generation 1 by the next run that adds a part.
     """
 
     def __init__(self, path: str):
-        self.path = path
-        self.meta_path = os.path.join(path, "index.json")
+        self.path = os.path.abspath(path)
+        self.store = StateDirectory(self.path, INDEX_KIND)
+
+    def current(self) -> Generation:
+        generation = self.store.current()
+        if generation.number or not os.path.exists(os.path.join(self.path, LEGACY_INDEX_FILE)):
+            return generation
+        with open(os.path.join(self.path, LEGACY_INDEX_FILE)) as handle:
+            legacy = json.load(handle)
+        runs = [{"run_id": p["name"], "part": p["name"], "output": p.get("output"), "documents": p.get("documents"),
+                 "finished": p.get("added"), "generation": 0} for p in legacy.get("parts", [])]
+        return Generation(self.path, 0, {"parameters": legacy.get("config"), "runs": runs})
 
     def load(self) -> dict[str, Any]:
-        if not os.path.exists(self.meta_path):
-            return {"config": None, "parts": []}
-        with open(self.meta_path) as handle:
-            return json.load(handle)
+        """``{"config", "parts": [{"name", "output", "documents", "added"}]}`` of the current generation."""
+        generation = self.current()
+        parts = [{"name": r["part"], "output": r.get("output"), "documents": r.get("documents"), "added": r.get("finished")}
+                 for r in generation.runs if r.get("part")]
+        return {"config": generation.record.get("parameters"), "parts": parts}
 
     def check(self, config: MinhashConfig) -> None:
         meta = self.load()
@@ -529,35 +556,71 @@ class MinhashIndex:
                 f"this run uses {config.to_json()}"
             )
 
-    def parts_for(self, output_path: str) -> list[str]:
-        """Names of the parts a run writing ``output_path`` deduplicates against."""
-        own = os.path.abspath(output_path)
-        return [p["name"] for p in self.load()["parts"] if p.get("output") != own]
+    def redone_run(self, output_path: str) -> dict[str, Any] | None:
+        """The index's last run when it wrote ``output_path``: a new run into that OUTPUT redoes
+        it and replaces its part (the batch is never deduplicated against itself)."""
+        runs = self.current().runs
+        if runs and runs[-1].get("output") == os.path.abspath(output_path):
+            return runs[-1]
+        return None
 
-    def add_part(self, table: Any, config: MinhashConfig, output_path: str) -> str:
-        os.makedirs(self.path, exist_ok=True)
-        meta = self.load()
+    def part_paths(self, names: Sequence[str]) -> list[str]:
+        """Where the parts named ``names`` are (in the current generation)."""
+        generation = self.current()
+        paths = []
+        for name in names:
+            path = generation.path(name) if generation.number else os.path.join(self.path, name)
+            if not os.path.exists(path):
+                raise RunError(f"the index {self.path} no longer holds {name} (it was rolled back or changed since this "
+                               "run started): rerun with --force to start over against the index as it is")
+            paths.append(path)
+        return paths
+
+    def add_part(self, table: Any, config: MinhashConfig, output_path: str, run: dict[str, Any],
+                 keep: int = DEFAULT_KEEP_GENERATIONS) -> str:
+        """Commit a generation with the parts of the current one (minus the part of an earlier
+        run into the same OUTPUT) and this run's ``table``; idempotent per ``run["run_id"]``."""
+        base = self.current()
+        name = f"part-{run['run_id'][:16]}.parquet"
+        if base.has_run(run["run_id"]):
+            return name
+        redo = self.redone_run(output_path)
+        if redo is not None and base.number:
+            # a redo of the last run builds on the generation before it, as that run did
+            parent = int(redo.get("parent", 0))
+            if parent == 0 or parent in {g.number for g in self.store.generations()}:
+                base = self.store.generation(parent)
         own = os.path.abspath(output_path)
-        meta["parts"] = [p for p in meta["parts"] if p.get("output") != own]
-        number = max((int(p["name"][5:10]) for p in meta["parts"]), default=-1) + 1
-        for stale in glob.glob(os.path.join(self.path, f"part-*-{_path_tag(own)}.parquet")):
-            os.remove(stale)
-        name = f"part-{number:05d}-{_path_tag(own)}.parquet"
-        _write_parquet_atomic(table, os.path.join(self.path, name))
-        meta["config"] = config.to_json()
-        meta["parts"].append(
-            {
-                "name": name,
-                "output": own,
-                "documents": table.num_rows,
-                "added": dt.datetime.now().isoformat(timespec="seconds"),
-            }
-        )
-        tmp = self.meta_path + ".tmp"
-        with open(tmp, "w") as handle:
-            json.dump(meta, handle, indent=2)
-        os.replace(tmp, self.meta_path)
+        runs = [r for r in base.runs if r.get("output") != own or not r.get("part")]
+        files = {}
+        for other in runs:
+            if other.get("part"):
+                files[other["part"]] = (base.path(other["part"]) if base.number
+                                        else os.path.join(self.path, other["part"]))
+        staging = os.path.join(self.path, f".staging-{run['run_id'][:16]}")
+        os.makedirs(staging, exist_ok=True)
+        _write_parquet_atomic(table, os.path.join(staging, name))
+        files[name] = os.path.join(staging, name)
+        record = {"parameters": config.to_json(), "runs": runs,
+                  "summary": {"parts": len(files), "documents": sum(int(r.get("documents") or 0) for r in runs) + table.num_rows}}
+        self.store.commit(base, {**run, "part": name, "output": own, "documents": table.num_rows}, record, files, keep)
+        self.tidy()
         return name
+
+    def tidy(self) -> None:
+        """Remove what a committed run no longer needs: staged parts, and the files of a legacy
+        index once its parts live in a generation (a kill right after a commit leaves them)."""
+        for entry in os.listdir(self.path):
+            if entry.startswith(".staging-"):
+                shutil.rmtree(os.path.join(self.path, entry), ignore_errors=True)
+        legacy = os.path.join(self.path, LEGACY_INDEX_FILE)
+        if self.store.current().number and os.path.exists(legacy):
+            with open(legacy) as handle:
+                names = [p["name"] for p in json.load(handle).get("parts", [])]
+            for name in names:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(self.path, name))
+            os.remove(legacy)
 
 
 def _path_tag(path: str) -> str:
@@ -1047,12 +1110,16 @@ def run_minhash(
     jaccard_threshold: float = 0.8,
     index_path: str | None = None,
     update_index: bool = True,
+    rerun_seen: bool = False,
+    keep_generations: int = DEFAULT_KEEP_GENERATIONS,
 ) -> dict[str, Any]:
     """Run near-duplicate removal from INPUT to OUTPUT; returns the stage's stats.
 
     ``options`` is a ``runner.RunOptions``; ``options.tasks`` sets the tasks of the signature,
     shingle and filter phases (default: one per input file); the bucket phase runs
-    ``min(tasks, bands)`` tasks and the cluster phase one.
+    ``min(tasks, bands)`` tasks and the cluster phase one. With ``index_path``, input files
+    whose content the index holds already are refused unless ``rerun_seen``, and the index keeps
+    ``keep_generations`` generations.
     """
     from nordpipe.runner import RunError, RunOptions, StageRun
 
@@ -1070,22 +1137,41 @@ def run_minhash(
     if config.shingle_size < 1 or config.bands < 1 or config.rows < 1:
         raise ValueError("ngram, bands and rows must be at least 1")
     index = MinhashIndex(index_path) if index_path else None
-    index_parts: list[str] = []
-    if index is not None:
-        index.check(config)
-        index_parts = index.parts_for(output_path.rstrip("/"))
-    parameters = {
-        **config.to_json(),
-        "survivor": survivor,
-        "jaccard_check": jaccard_check,
-        "jaccard_threshold": jaccard_threshold if jaccard_check else None,
-        "index": os.path.abspath(index_path) if index_path else None,
-        "index_parts": index_parts,
-        "update_index": update_index,
-    }
+    resolved: dict[str, Any] = {"parts": []}
+
+    def parameters() -> dict[str, Any]:
+        # read under the index's lock, so that no other run commits a generation meanwhile
+        if index is not None:
+            index.check(config)
+            this_run = resolved["run"] = _index_run(output_path, input_path, new=options.force)
+            current = index.current()
+            view = current
+            if not current.has_run(this_run["run_id"]):
+                # a redo of the index's last run does not see that run's part
+                redo = index.redone_run(output_path)
+                if redo is not None:
+                    view = Generation(current.directory, current.number,
+                                      {**current.record, "runs": [r for r in current.runs if r.get("run_id") != redo.get("run_id")]})
+                # Before anything is written: documents of files the index holds already would all
+                # be near duplicates of themselves. Refuse, unless this is the same run being finished.
+                if not rerun_seen:
+                    check_unseen(index.store, view, this_run["inputs"], "MinHash index", output=output_path)
+            own = os.path.abspath(output_path)
+            resolved["parts"] = [r["part"] for r in view.runs if r.get("part") and r.get("output") != own]
+        return {
+            **config.to_json(),
+            "survivor": survivor,
+            "jaccard_check": jaccard_check,
+            "jaccard_threshold": jaccard_threshold if jaccard_check else None,
+            "index": index.path if index is not None else None,
+            "index_parts": resolved["parts"],
+            "update_index": update_index,
+        }
+
     file_count = len(input_files_or_none(input_path))
     tasks = max(1, min(options.tasks or file_count, file_count, MAX_TASKS))
-    with StageRun(STAGE, input_path, output_path, options, parameters, tasks=tasks) as run:
+    locks = (index_path,) if index_path else ()
+    with StageRun(STAGE, input_path, output_path, options, parameters, tasks=tasks, extra_locks=locks) as run:
         if run.empty:
             run.execute([DocumentReader(input_path), run.writer()])
             return run.finish()
@@ -1100,6 +1186,11 @@ def run_minhash(
         with open(files_json + ".tmp", "w") as handle:
             json.dump({"stems": stems, "paths": [p for p, _ in files]}, handle)
         os.replace(files_json + ".tmp", files_json)
+        index_parts: list[str] = resolved["parts"]
+        part_paths: list[str] = []
+        if index is not None:
+            _save_index_run(mh_state, resolved["run"])
+            part_paths = index.part_paths(index_parts)
 
         def phase(name: str, steps: list[PipelineStep], phase_tasks: int, depends: str | None) -> str | None:
             return run.execute(steps, os.path.join(mh_state, name), phase_tasks, job_name=f"nordpipe-minhash-{name}",
@@ -1107,14 +1198,14 @@ def run_minhash(
 
         job = phase("signatures", [MinhashSignatures(input_path, mh_state, config)], tasks, None)
         bucket_tasks = max(1, min(tasks, config.bands))
-        job = phase("buckets", [MinhashBuckets(mh_state, config, index_path, index_parts, chain_edges=jaccard_check)],
+        job = phase("buckets", [MinhashBuckets(mh_state, config, index_path, part_paths, chain_edges=jaccard_check)],
                     bucket_tasks, job) or job
         if jaccard_check:
             job = phase("candidates", [_WriteCandidates(mh_state)], 1, job) or job
             job = phase("shingles", [MinhashShingles(input_path, mh_state, config)], tasks, job) or job
-            job = phase("verify", [MinhashVerify(mh_state, config, jaccard_threshold, index_path, index_parts)],
+            job = phase("verify", [MinhashVerify(mh_state, config, jaccard_threshold, index_path, part_paths)],
                         bucket_tasks, job) or job
-        job = phase("clusters", [MinhashClusters(mh_state, config, survivor, jaccard_check, index_path, index_parts)],
+        job = phase("clusters", [MinhashClusters(mh_state, config, survivor, jaccard_check, index_path, part_paths)],
                     1, job) or job
         run.execute([DocumentReader(input_path), MinhashFilter(mh_state), run.writer()],
                     job_name="nordpipe-minhash-filter", depends_job_id=job)
@@ -1123,7 +1214,9 @@ def run_minhash(
         stats = run.merge_stats()
         if index is not None and update_index:
             # polars in a spawned child: the orchestrating process never uses polars (see _isolated)
-            _isolated(_update_index, index, mh_state, config, output_path)
+            kill_point("minhash.before-index-commit")
+            _isolated(_update_index, index, mh_state, config, output_path, keep_generations)
+            kill_point("minhash.after-index-commit")
         stats = _add_minhash_stats(stats, output_path, mh_state, config, jaccard_check, index_parts)
         return run.complete(stats)
 
@@ -1172,24 +1265,46 @@ class _WriteCandidates(PipelineStep):
         _write_parquet_atomic(edges.to_arrow(), os.path.join(verify_dir, "candidates.parquet"))
 
 
-def _update_index(index: MinhashIndex, mh_state: str, config: MinhashConfig, output_path: str) -> None:
-    """Add the batch's documents to the index (once per completed run).
+INDEX_RUN_FILE = "index-run.json"
+
+
+def _index_run(output_path: str, input_path: str, new: bool = False) -> dict[str, Any]:
+    """This run's record for the index (run id and input digests): the one an earlier run of
+    OUTPUT saved (so that a resumed run is recognized as the same run), else (or with ``new``,
+    for ``--force``) a new one."""
+    path = OutputLayout.of(output_path).state_path(STAGE, INDEX_RUN_FILE)
+    if os.path.exists(path) and not new:
+        with open(path) as handle:
+            return dict(json.load(handle))
+    return {"run_id": uuid.uuid4().hex, "input": os.path.abspath(input_path), "output": os.path.abspath(output_path),
+            "inputs": input_digests(input_path)}
+
+
+def _save_index_run(mh_state: str, run: dict[str, Any]) -> None:
+    atomic_write_json(os.path.join(mh_state, INDEX_RUN_FILE), run)
+
+
+def _update_index(index: MinhashIndex, mh_state: str, config: MinhashConfig, output_path: str,
+                  keep: int = DEFAULT_KEEP_GENERATIONS) -> None:
+    """Add the batch's documents to the index as a new generation (once per run: the run id
+    makes a rerun after a kill find its generation committed and do nothing).
 
     Removed documents are indexed too, not only survivors: near-duplicate clusters chain
     (A ~ B, B ~ C, A !~ C), and a later batch's C must meet B to land in A's cluster, exactly as
     it would have in one run over both batches.
     """
-
-    marker = os.path.join(mh_state, "index_updated.json")
-    if os.path.exists(marker):
+    with open(os.path.join(mh_state, INDEX_RUN_FILE)) as handle:
+        run = json.load(handle)
+    if index.current().has_run(run["run_id"]):
+        index.store.prune(keep)  # a run killed right after its commit had not pruned or tidied yet
+        index.tidy()
         return
     frame = _scan_signatures(mh_state, [c.name for c in _signature_schema(config)])
     if frame is None:
         return
     table = frame.sort("key").drop("key").collect().to_arrow()
-    name = index.add_part(table, config, output_path)
-    with open(marker, "w") as handle:
-        json.dump({"part": name, "documents": table.num_rows}, handle)
+    run["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    index.add_part(table, config, output_path, run, keep)
 
 
 def _add_minhash_stats(

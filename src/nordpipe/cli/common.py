@@ -44,6 +44,16 @@ StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 if any record 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Start over if OUTPUT holds a run with other parameters.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every task's progress (datatrove INFO logs).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the stats as JSON instead of a summary.")]
+STATE_PANEL = "Persistent state"
+RerunSeenOpt = Annotated[bool, typer.Option(
+    "--rerun-seen",
+    help="Run even if the state already holds input files with the same content (their content is then "
+         "removed as seen before). Without it such a run is refused: roll the state back to redo a run.",
+    rich_help_panel=STATE_PANEL)]
+KeepGenerationsOpt = Annotated[int, typer.Option(
+    "--keep-generations", min=1,
+    help="Generations of the state kept for `nordpipe state rollback` (the current one always stays).",
+    rich_help_panel=STATE_PANEL)]
 
 
 def run_options(

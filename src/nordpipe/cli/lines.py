@@ -11,12 +11,15 @@ from nordpipe.cli.common import (
     RUN_OPTIONS,
     InputArg,
     JsonOpt,
+    KeepGenerationsOpt,
     OutputArg,
+    RerunSeenOpt,
     finish,
     stage_command,
     with_run_options,
 )
 from nordpipe.runner import RunOptions
+from nordpipe.state import DEFAULT_KEEP_GENERATIONS
 
 FILTER = "Filter (fixed when the state is created; default: the state's, else shown)"
 LINES = "Which lines count (fixed when the state is created; default: the state's, else shown)"
@@ -37,6 +40,8 @@ def lines_command(
     lowercase: Annotated[bool | None, typer.Option("--ignore-case/--match-case", help="Compare lines case-insensitively. [default: match case]", rich_help_panel=LINES)] = None,
     normalize_digits: Annotated[bool | None, typer.Option("--ignore-digits/--match-digits", help="Compare lines with every digit read as 0. [default: match digits]", rich_help_panel=LINES)] = None,
     exempt_source: Annotated[list[str] | None, typer.Option("--exempt-source", help="Leave documents of this source alone (repeatable), e.g. legal texts.")] = None,
+    rerun_seen: RerunSeenOpt = False,
+    keep_generations: KeepGenerationsOpt = DEFAULT_KEEP_GENERATIONS,
     options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -48,7 +53,9 @@ def lines_command(
 
     The summary gives lines and characters removed, documents emptied and the filter's estimated false-positive rate.
 
-    The state is updated only when the run succeeds; a killed run resumes when rerun.
+    The state is updated only when the run succeeds, as a new generation (the last --keep-generations
+    are kept: `nordpipe state show/rollback`); a killed run resumes when rerun. Input files the state
+    has seen already (same content) are refused unless --rerun-seen.
     """
     from nordpipe.lines import run_line_dedup
 
@@ -65,5 +72,6 @@ def lines_command(
         "lowercase": lowercase,
         "normalize_digits": normalize_digits,
     }
-    stats = run_line_dedup(input_path, output_path, state, config, options, exempt_source or ())
+    stats = run_line_dedup(input_path, output_path, state, config, options, exempt_source or (),
+                           rerun_seen=rerun_seen, keep_generations=keep_generations)
     finish(stats, strict=options.strict, as_json=as_json)

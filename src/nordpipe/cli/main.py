@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "pipeline",
     "export",
     "stages",
+    "state",
 )
 
 for _name in COMMAND_MODULES:

@@ -10,6 +10,8 @@ from nordpipe.cli.app import dedup_app
 from nordpipe.cli.common import (
     RUN_OPTIONS,
     JsonOpt,
+    KeepGenerationsOpt,
+    RerunSeenOpt,
     console,
     finish,
     stage_command,
@@ -17,6 +19,7 @@ from nordpipe.cli.common import (
 )
 from nordpipe.minhash import SURVIVOR_POLICIES, MinhashConfig, probability_curve, run_minhash
 from nordpipe.runner import RunOptions
+from nordpipe.state import DEFAULT_KEEP_GENERATIONS
 
 
 @dedup_app.command("docs")
@@ -68,6 +71,8 @@ def dedup_docs_command(
     no_update_index: Annotated[
         bool, typer.Option("--no-update-index", help="With --index: only read the index, do not add this batch.")
     ] = False,
+    rerun_seen: RerunSeenOpt = False,
+    keep_generations: KeepGenerationsOpt = DEFAULT_KEEP_GENERATIONS,
     curve: Annotated[
         bool,
         typer.Option(
@@ -110,5 +115,7 @@ def dedup_docs_command(
         jaccard_threshold=threshold,
         index_path=index,
         update_index=not no_update_index,
+        rerun_seen=rerun_seen,
+        keep_generations=keep_generations,
     )
     finish(stats, strict=options.strict, as_json=as_json)

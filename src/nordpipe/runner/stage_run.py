@@ -25,6 +25,7 @@ from nordpipe.layout import (
     check_disjoint,
     check_input,
     input_identity,
+    written_digests,
 )
 from nordpipe.runner.executors import execute
 from nordpipe.runner.lock import ExclusiveLock, OutputLock
@@ -252,6 +253,8 @@ class StageRun:
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "documents_out": stats.get("documents_out", 0),
             "quarantined": stats.get("quarantined_total", 0),
+            # what the run wrote: later runs take their inputs' content digests from here
+            "files": written_digests(self.output_path) if DOCUMENTS in self.owned else {},
         })
         return stats
 
