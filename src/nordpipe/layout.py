@@ -8,12 +8,16 @@ This module is the one owner of the on-disk layout; no other module spells ``.no
     OUTPUT/.nordpipe/
         lock                 who runs on OUTPUT now (pid and process start time, JSON)
         run.json             the stage and parameters of the run that owns OUTPUT
-        complete.json        written last, atomically: the run finished (input identity, what it wrote)
+        complete.json        written last, atomically: the run finished (input identity, and what it
+                             wrote: size and xxh3-128 of every document file, ``file_digest``)
         stats.json           merged stats of the finished run
         datatrove/           datatrove's logs, completions and step stats
         tasks/<rank>.json    per-task stats, each written when its task has moved its files into place
         tmp/                 files of running tasks, moved into place when a task finishes
         pipeline-done        (pipelines) the pipeline runner's done marker, with the input identity
+        raw-files.json       (ingest) what was read of each raw file: offset, lines, xxh3 of the bytes read
+        raw-files/<stem>.json  the same, per task, merged into raw-files.json when the stage completes
+        ids/                 (ingest) id hashes per stream; ids/plan.json journals the duplicate-id pass
 
 Invariants the rest of nordpipe relies on:
 

@@ -108,9 +108,10 @@ def run_command(
 
     The file is checked first, with the stage commands' own options and rules: a wrong
     parameter, a missing required one or a raw path that matches nothing exits 2 naming
-    FILE:LINE (--dry-run too). Runs are incremental: only raw files not ingested before are
-    taken, as a new batch; persistent dedup state carries across batches; an interrupted batch is
-    finished first. A second run on the same root while one is running exits 1 at once (safe
+    FILE:LINE (--dry-run too). Runs are incremental: only raw files not ingested before, and
+    records appended to jsonl files since they were read, are taken, as a new batch (a file changed
+    in the middle is reported and taken again in full); persistent dedup state carries across
+    batches (`nordpipe state show/rollback`); an interrupted batch is finished first. A second run on the same root while one is running exits 1 at once (safe
     under cron). SIGTERM/SIGINT stop the running stage and exit 143/130; rerun to resume. Output
     lines are tab-separated: what happened, stage, folder, time, documents.
     """
