@@ -1026,15 +1026,24 @@ def run_line_dedup(
         # "seen". Refuse and name the way back, unless this is the same run being finished.
         base_file = OutputLayout.of(output_path).state_path(WORK_DIR, "base.json")
         base = _read_json(base_file) if os.path.exists(base_file) else {}
-        resolved["inputs"] = base.get("inputs") or input_digests(input_path)
         if not state.current.has_run(base.get("run_id", "")):
             redo = state.store.redone_run(output_path)
             if redo is not None:
                 # OUTPUT is the state's last run, being redone (its output was deleted or --force):
                 # build on the generation before that run, as the run itself did
                 state = resolved["state"] = LineDedupState.open(state_dir, at=int(redo.get("parent", 0)))
+            if base and state.generation != base["generation"]:
+                # Another run updated the state since this one started: its half-done phases are stale.
+                if not options.force:
+                    raise RunError(f"the state {state.directory} changed since this run started (generation "
+                                   f"{base['generation']} -> {state.generation}); rerun with --force to start over")
+                resolved["discard"] = True
+                base = {}
+            resolved["inputs"] = base.get("inputs") or input_digests(input_path)
             if not rerun_seen:
                 check_unseen(state.store, state.current, resolved["inputs"], "line-dedup state", output=output_path)
+        else:
+            resolved["inputs"] = base["inputs"]
         return {**cfg.filter_parameters(), "exempt_sources": exempt, "state": state.directory}
 
     # The state's lock (DIR/.nordpipe/lock) keeps two runs from updating one state at once.
@@ -1052,11 +1061,7 @@ def run_line_dedup(
         base_file = os.path.join(work, "base.json")
         base = _read_json(base_file) if os.path.exists(base_file) else None
         committed = base is not None and any(r.get("run_id") == base["run_id"] for r in state.runs)
-        if base is not None and not committed and state.generation != base["generation"]:
-            # Another run updated the state since this one started: its half-done phases are stale.
-            if not options.force:
-                raise RunError(f"the state {state.directory} changed since this run started (generation "
-                               f"{base['generation']} -> {state.generation}); rerun with --force to start over")
+        if resolved.get("discard"):
             _discard_partial_run(output_path)
             base = None
         inputs = resolved["inputs"]
