@@ -378,6 +378,8 @@ def _check_urls(params: dict[str, Any], ctx: CheckContext) -> None:
         raise _ParamProblem("consent_scope", f"consent_scope {params['consent_scope']!r}; allowed: domain, path")
     if params.get("missing_consent") not in (None, "keep", "remove"):
         raise _ParamProblem("missing_consent", f"missing_consent {params['missing_consent']!r}; allowed: keep, remove")
+    if params.get("consent_unknown") not in (None, "keep", "remove"):
+        raise _ParamProblem("consent_unknown", f"consent_unknown {params['consent_unknown']!r}; allowed: keep, remove")
     for key in ("blocklist", "allowlist"):
         for path in params.get(key) or []:
             ctx.require_file(key, path)

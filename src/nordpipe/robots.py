@@ -3,21 +3,45 @@
 ``nordpipe robots fetch INPUT --cache FILE`` collects the hosts of every ``metadata.url`` in
 INPUT and fetches, for each, ``/robots.txt``, ``/ai.txt`` and ``/.well-known/tdmrep.json``
 concurrently (httpx, asyncio) into a SQLite file, with fetch time, HTTP status, final URL,
-error and body. Entries younger than ``max_age`` are not fetched again, so a daily cron run
-costs only what went stale. ``ConsentReader`` (used by ``urls.ConsentFilter``) turns the cache
-into decisions.
+error and body. ``ConsentReader`` (used by ``urls.ConsentFilter``) turns the cache into
+decisions: *allowed*, *refused* (the site says no) or *unknown* (no answer came).
 
-RFC 9309 behaviour (REFERENCE.md §6):
+Every fetch ends in one of three kinds (``outcome_kind``):
+
+- **answer**: the site answered (2xx, 4xx other than 429, a redirect loop). Fresh for
+  ``max_age`` (default 24 h, RFC 9309 §2.4), so a daily cron run costs only what went stale.
+- **unknown**: no answer (DNS failure, connection refused, timeout, 5xx, 429, offline), after
+  ``retries`` retries with exponential backoff within the run. Never fresh: the entry gets a
+  ``retry_at`` ``retry_after`` (10 min) later, doubling with each consecutive failure (at most
+  ``max_age``), and the next ``robots fetch`` after it tries again. When the cache already
+  holds an answer for that file, the answer stays in use (RFC 9309 §2.4: a cached copy may be
+  used beyond 24 hours while the file is unreachable) and only the failure is recorded
+  (``failures``, ``last_error``, ``attempted_at``, ``retry_at``).
+- **policy**: the fetcher would not fetch (a non-public address, a non-http scheme, an invalid
+  URL, see Security): deterministic, cached like an answer; robots.txt's reason is
+  ``robots.txt(refused)`` and the site's documents are removed, as nothing can be checked.
+
+RFC 9309 (REFERENCE.md §6) and what nordpipe makes of it:
 
 - 2xx: the body is parsed (protego); only the first ``MAX_BODY_BYTES`` (500 KiB) are read;
-  invalid UTF-8 is replaced, not fatal.
-- 4xx (except 429): no robots.txt, everything allowed.
-- 5xx, 429, timeouts, connection failures (after ``retries`` retries with exponential
-  backoff): complete disallow (reason ``robots.txt(http 503)`` / ``robots.txt(unreachable)``).
+  invalid UTF-8 is replaced, not fatal. Rules shutting an AI agent out mean *refused*.
+- 401, 403: *refused* (``robots.txt(http 403)``). RFC 9309 §2.3.1.3 calls every 4xx
+  "unavailable", after which a crawler MAY access anything; MAY permits, it does not oblige.
+  An access-denied answer to the consent check itself is a site turning bots away (AI-bot
+  firewalls answer 403), and training data wants a yes, so nordpipe reads it as a no.
+- other 4xx (404, 410, ...): "unavailable": no robots.txt, everything *allowed* (§2.3.1.3).
+- 5xx, 429, timeouts, DNS and connection failures: §2.3.1.4 "unreachable": a crawler MUST
+  assume complete disallow *for crawling now*. nordpipe does not crawl: it judges text that was
+  crawled already, and an outage says nothing about the site's wishes, so the consent is
+  *unknown* (``robots.txt(http 503)``, ``robots.txt(timeout)``, ``robots.txt(dns)``,
+  ``robots.txt(unreachable)``) and ``filter urls --consent-unknown keep|remove`` decides.
+  429 ("too many requests") is a 4xx but means "later", so it is treated like a 5xx, as
+  Google documents for its crawler.
 - redirects: up to ``MAX_REDIRECTS`` (5) are followed, across hosts; more (a loop) means the
   file is unavailable, like a 4xx (allowed), as Google documents for its crawler.
-- ai.txt (robots.txt syntax) and tdmrep.json count only when fetched with a 2xx: a missing or
-  broken file expresses no opt-out.
+- ai.txt (robots.txt syntax) and tdmrep.json opt out only when fetched with a 2xx: a missing
+  (4xx) or broken file expresses no opt-out; a 5xx/timeout/network failure makes the consent
+  *unknown* unless another signal already refuses.
 
 Security: the hosts come from untrusted data. Every connection, including each redirect hop,
 is resolved by the fetcher itself and refused when any address it would use is not public
@@ -82,10 +106,44 @@ CREATE TABLE IF NOT EXISTS fetches (
     redirects   INTEGER,
     truncated   INTEGER,           -- 1 when the body was cut at 500 KiB
     body        BLOB,
+    -- failures since the last answer; an answer resets them (added by schema 2)
+    failures     INTEGER NOT NULL DEFAULT 0,
+    retry_at     REAL,             -- unknown outcome: not fetched again before this Unix time
+    last_error   TEXT,             -- the last failure (http 503, timeout: ..., unreachable: ...)
+    attempted_at REAL,             -- Unix time of the last attempt, answered or not
     PRIMARY KEY (host, resource)
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 """
+
+
+_FAILURE_COLUMNS = {"failures": "INTEGER NOT NULL DEFAULT 0", "retry_at": "REAL", "last_error": "TEXT",
+                    "attempted_at": "REAL"}
+_ROW_COLUMNS = ("host", "resource", "url", "final_url", "status", "error", "fetched_at", "elapsed", "redirects",
+                "truncated", "body", *_FAILURE_COLUMNS)
+
+
+def outcome_kind(status: int | None, error: str | None) -> str:
+    """``answer`` (the site answered), ``unknown`` (no answer came) or ``policy`` (not fetched by
+    the fetcher's own rules); see the module doc."""
+    if status is not None:
+        return "unknown" if status >= 500 or status == 429 else "answer"
+    if error and error.startswith("too many redirects"):
+        return "answer"
+    if error and error.startswith(("refused", "invalid")):
+        return "policy"
+    return "unknown"
+
+
+def unknown_label(status: int | None, error: str | None) -> str:
+    """Short reason of an unknown outcome: ``http 503``, ``timeout``, ``dns``, ``unreachable``."""
+    if status is not None:
+        return f"http {status}"
+    if error and error.startswith("timeout"):
+        return "timeout"
+    if error and "cannot resolve" in error:
+        return "dns"
+    return "unreachable"
 
 
 class RefusedAddress(Exception):
@@ -236,7 +294,13 @@ def open_cache(path: str | Path, readonly: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), timeout=60)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.executescript(SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema', '1')")
+    # schema 1 (before unknown outcomes were told apart) lacks the failure columns: add them;
+    # its unknown rows have no retry_at, so the next fetch retries them
+    present = {row[1] for row in conn.execute("PRAGMA table_info(fetches)")}
+    for column, declaration in _FAILURE_COLUMNS.items():
+        if column not in present:
+            conn.execute(f"ALTER TABLE fetches ADD COLUMN {column} {declaration}")
+    conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema', '2')")
     conn.commit()
     return conn
 
@@ -258,9 +322,17 @@ class FetchResult:
     requests: int = 0
     retryable: bool = False
 
-    def row(self) -> tuple[Any, ...]:
+    @property
+    def kind(self) -> str:
+        return outcome_kind(self.status, self.error)
+
+    def row(self, failures: int = 0, retry_at: float | None = None, last_error: str | None = None) -> tuple[Any, ...]:
         return (self.host, self.resource, self.url, self.final_url, self.status, self.error, self.fetched_at,
-                round(self.elapsed, 4), self.redirects, int(self.truncated), self.body)
+                round(self.elapsed, 4), self.redirects, int(self.truncated), self.body, failures, retry_at,
+                last_error, self.fetched_at)
+
+    def failure_text(self) -> str:
+        return f"http {self.status}" if self.status is not None else (self.error or "unreachable")
 
 
 # --------------------------------------------------------------------------------------------
@@ -286,7 +358,7 @@ def host_and_origin(url: str) -> tuple[str, str] | None:
 
 def iter_input_urls(path: str) -> Iterator[str]:
     """URLs from a documents input (``metadata.url``) or a ``.txt``/``.txt.gz`` file of URLs."""
-    from nordpipe.documents import iter_jsonl_lines, iter_records, open_binary
+    from nordpipe.documents import open_binary
     from nordpipe.steps import list_document_files
 
     if path.endswith((".txt", ".txt.gz")):
@@ -296,7 +368,14 @@ def iter_input_urls(path: str) -> Iterator[str]:
                 if text and not text.startswith("#"):
                     yield text if "://" in text else f"https://{text}/"
         return
-    for file in list_document_files(path):
+    yield from iter_document_urls(list_document_files(path))
+
+
+def iter_document_urls(files: Iterable[str]) -> Iterator[str]:
+    """``metadata.url`` of every record of these document files."""
+    from nordpipe.documents import iter_jsonl_lines, iter_records
+
+    for file in files:
         records = ((r.record for r in iter_jsonl_lines(file) if r.error is None) if not file.endswith(".parquet")
                    else (record for _, record in iter_records(file)))
         for record in records:
@@ -339,6 +418,9 @@ class FetchOptions:
     """Extra attempts after a timeout, connection failure, 5xx or 429."""
     backoff: float = 1.0
     """First retry waits about this many seconds; each further retry doubles it."""
+    retry_after: float = 600.0
+    """An unknown outcome may be fetched again by a later run after this many seconds, doubled
+    with each consecutive failure, at most ``max_age``."""
     resources: Sequence[str] = tuple(RESOURCES)
     allow_private: bool = False
     allow_networks: Sequence[str] = ()
@@ -348,19 +430,47 @@ class FetchOptions:
 
 @dataclass
 class FetchSummary:
+    """What a ``robots fetch`` did. ``attempted`` files were due; each ended ``fetched`` (an answer
+    came), ``failed`` (no answer: unknown, retried by a later run) or ``refused`` (address or
+    scheme policy). ``kept_previous``: failed files whose earlier answer stays in use."""
+
     hosts: int = 0
     bad_urls: int = 0
     fresh: int = 0
+    waiting: int = 0
+    attempted: int = 0
     fetched: int = 0
+    failed: int = 0
+    refused: int = 0
+    kept_previous: int = 0
     requests: int = 0
     seconds: float = 0.0
     statuses: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def nothing_fetched(self) -> bool:
+        """Files were due and not one answer came (offline, every site down, all refused)."""
+        return self.attempted > 0 and self.fetched == 0
+
     def as_dict(self) -> dict[str, Any]:
-        rate = self.fetched / self.seconds if self.seconds else 0.0
+        rate = self.attempted / self.seconds if self.seconds else 0.0
         return {"hosts": self.hosts, "bad_urls": self.bad_urls, "fresh_skipped": self.fresh,
-                "fetched": self.fetched, "requests": self.requests, "seconds": round(self.seconds, 3),
+                "retry_waiting": self.waiting, "attempted": self.attempted, "fetched": self.fetched,
+                "failed": self.failed, "refused": self.refused, "kept_previous": self.kept_previous,
+                "requests": self.requests, "seconds": round(self.seconds, 3),
                 "fetches_per_second": round(rate, 1), "outcomes": dict(sorted(self.statuses.items()))}
+
+    def line(self, retry_after: float) -> str:
+        """One human summary line."""
+        text = (f"{self.attempted} files due for {self.hosts} hosts: {self.fetched} fetched (answered), "
+                f"{self.failed} failed (no answer: consent unknown), {self.refused} refused by address policy; "
+                f"{self.fresh} fresh, {self.waiting} waiting to be retried")
+        if self.failed:
+            text += (f"; failed files are not cached as fresh: the next robots fetch after {retry_after:g} s "
+                     f"(doubling per failure) retries them")
+            if self.kept_previous:
+                text += f", {self.kept_previous} keep their earlier answer meanwhile"
+        return text
 
 
 def fetch_consent(origins: dict[str, str], cache: str | Path, options: FetchOptions | None = None,
@@ -381,13 +491,29 @@ async def _fetch_all(origins: dict[str, str], cache: Path, options: FetchOptions
 
     summary = FetchSummary(hosts=len(origins))
     conn = open_cache(cache)
-    fresh: set[tuple[str, str]] = set()
+    skip: dict[tuple[str, str], bool] = {}  # not due: True fresh answer, False waiting for retry_at
+    previous: dict[tuple[str, str], tuple[bool, int]] = {}  # due: (holds an answer, failures so far)
     cutoff = now - options.max_age
-    for host, resource in conn.execute("SELECT host, resource FROM fetches WHERE fetched_at >= ?", (cutoff,)):
-        fresh.add((host, resource))
+    for host, resource, status, error, fetched_at, failures, retry_at in conn.execute(
+            "SELECT host, resource, status, error, fetched_at, failures, retry_at FROM fetches"):
+        if host not in origins:
+            continue
+        key = (host, resource)
+        kind = outcome_kind(status, error)
+        if failures:
+            if retry_at is not None and retry_at > now:
+                skip[key] = False
+                continue
+        elif kind != "unknown" and fetched_at >= cutoff:
+            skip[key] = True
+            continue
+        previous[key] = (kind != "unknown", failures or 0)
     jobs = [(host, origin, resource) for host, origin in origins.items() for resource in options.resources
-            if (host, resource) not in fresh]
-    summary.fresh = len(origins) * len(options.resources) - len(jobs)
+            if (host, resource) not in skip]
+    summary.attempted = len(jobs)
+    wanted = [skip[(h, r)] for h in origins for r in options.resources if (h, r) in skip]
+    summary.fresh = sum(wanted)
+    summary.waiting = len(wanted) - summary.fresh
     started = time.monotonic()
     policy = AddressPolicy(options.allow_private, options.allow_networks)
     resolver = Resolver(options.resolve)
@@ -396,8 +522,27 @@ async def _fetch_all(origins: dict[str, str], cache: Path, options: FetchOptions
     host_users: dict[str, int] = {}
     pending: list[FetchResult] = []
 
+    insert = (f"INSERT OR REPLACE INTO fetches ({', '.join(_ROW_COLUMNS)}) "
+              f"VALUES ({', '.join('?' * len(_ROW_COLUMNS))})")
+    note_failure = ("UPDATE fetches SET failures = ?, retry_at = ?, last_error = ?, attempted_at = ? "
+                    "WHERE host = ? AND resource = ?")
+
     def flush() -> None:
-        conn.executemany("INSERT OR REPLACE INTO fetches VALUES (?,?,?,?,?,?,?,?,?,?,?)", [r.row() for r in pending])
+        rows, notes = [], []
+        for result in pending:
+            if result.kind != "unknown":
+                rows.append(result.row())
+                continue
+            had_answer, failures = previous.get((result.host, result.resource), (False, 0))
+            failures += 1
+            wait = min(options.retry_after * 2 ** min(failures - 1, 30), options.max_age)
+            text = result.failure_text()[:500]
+            if had_answer:  # RFC 9309 §2.4: the cached answer stays in use while unreachable
+                notes.append((failures, result.fetched_at + wait, text, result.fetched_at, result.host, result.resource))
+            else:
+                rows.append(result.row(failures, result.fetched_at + wait, text))
+        conn.executemany(insert, rows)
+        conn.executemany(note_failure, notes)
         conn.commit()
         pending.clear()
 
@@ -420,7 +565,14 @@ async def _fetch_all(origins: dict[str, str], cache: Path, options: FetchOptions
                     host_users[host] -= 1
                     if not host_users[host]:
                         del host_users[host], host_limits[host]
-                summary.fetched += 1
+                kind = result.kind
+                if kind == "answer":
+                    summary.fetched += 1
+                elif kind == "policy":
+                    summary.refused += 1
+                else:
+                    summary.failed += 1
+                    summary.kept_previous += previous.get((host, resource), (False, 0))[0]
                 summary.requests += result.requests
                 key = f"{resource} {_outcome(result)}"
                 summary.statuses[key] = summary.statuses.get(key, 0) + 1
@@ -553,9 +705,13 @@ def tdm_reserved(entries: Any, path: str) -> bool:
 class ConsentReader:
     """Decisions from a ``robots fetch`` cache, memoized per host.
 
-    ``decide(url, per_path, whole_site)`` returns a reason (``robots.txt(GPTBot)@2026-11-20``)
-    or None (allowed), or raises nothing for hosts without a snapshot: it returns None and
-    ``last_missing`` is set (the filter counts those).
+    ``decide(url, per_path, whole_site)`` returns the reason of a refusal
+    (``robots.txt(GPTBot)@2026-11-20``) or None. With None, ``last_missing`` says the host has
+    no snapshot at all, and ``last_unknown`` (e.g. ``robots.txt(http 503)@2026-11-20``) that no
+    signal refused but one could not be fetched (the consent is unknown); the caller decides.
+
+    Each signal is ``(verdict, payload, date)``: ``rules`` (a parser or TDMRep entries),
+    ``refuse`` (payload: the label), ``unknown`` (payload: the label) or ``allow``.
     """
 
     def __init__(self, cache: str | Path, user_agents: Sequence[str] = AI_USER_AGENTS,
@@ -565,10 +721,12 @@ class ConsentReader:
         self.use_ai_txt = use_ai_txt
         self.use_tdmrep = use_tdmrep
         self.memo_size = memo_size
+        self.last_missing = False
+        self.last_unknown: str | None = None
         self._memo: dict[str, dict[str, Any] | None] = {}
 
     def site(self, host: str) -> dict[str, Any] | None:
-        """Parsed signals of a host: ``{resource: (parser_or_verdict, date)}``; None if never fetched."""
+        """Signals of a host: ``{resource: (verdict, payload, date)}``; None if never fetched."""
         if host in self._memo:
             return self._memo[host]
         rows = self.conn.execute(
@@ -588,46 +746,61 @@ class ConsentReader:
         self._memo[host] = site
         return site
 
+    def host_state(self, host: str) -> str | None:
+        """``answer``, ``unknown`` or ``policy`` for the host's robots.txt entry; None if absent."""
+        row = self.conn.execute("SELECT status, error FROM fetches WHERE host = ? AND resource = 'robots.txt'",
+                                (host,)).fetchone()
+        return None if row is None else outcome_kind(row[0], row[1])
+
     @staticmethod
     def _date(fetched_at: float) -> str:
         return dt.datetime.fromtimestamp(fetched_at, dt.UTC).date().isoformat()
 
-    def _robots_signal(self, row: tuple[Any, ...]) -> tuple[Any, str]:
+    def _robots_signal(self, row: tuple[Any, ...]) -> tuple[str, Any, str]:
         from protego import Protego
 
         _, status, error, fetched_at, body = row
         date = self._date(fetched_at)
-        if status is None:
-            if error and error.startswith("too many redirects"):
-                return None, date  # unavailable, like a 4xx
-            kind = "refused" if error and error.startswith("refused") else "unreachable"
-            return kind, date
-        if status >= 500 or status == 429:
-            return f"http {status}", date
-        if 200 <= status < 300:
-            return Protego.parse(decode_body(body)), date
-        return None, date
+        kind = outcome_kind(status, error)
+        if kind == "unknown":
+            return "unknown", unknown_label(status, error), date
+        if kind == "policy":
+            return "refuse", "invalid" if error and error.startswith("invalid") else "refused", date
+        if status is not None and 200 <= status < 300:
+            return "rules", Protego.parse(decode_body(body)), date
+        if status in (401, 403):
+            return "refuse", f"http {status}", date
+        return "allow", None, date  # other 4xx, a redirect loop: unavailable (RFC 9309 §2.3.1.3)
 
-    def _ai_signal(self, row: tuple[Any, ...]) -> tuple[Any, str]:
+    def _ai_signal(self, row: tuple[Any, ...]) -> tuple[str, Any, str]:
         from protego import Protego
 
-        _, status, _error, fetched_at, body = row
+        _, status, error, fetched_at, body = row
+        date = self._date(fetched_at)
+        if outcome_kind(status, error) == "unknown":
+            return "unknown", unknown_label(status, error), date
         if status is None or not 200 <= status < 300:
-            return None, self._date(fetched_at)
-        return Protego.parse(decode_body(body)), self._date(fetched_at)
+            return "allow", None, date
+        return "rules", Protego.parse(decode_body(body)), date
 
-    def _tdm_signal(self, row: tuple[Any, ...]) -> tuple[Any, str]:
-        _, status, _error, fetched_at, body = row
+    def _tdm_signal(self, row: tuple[Any, ...]) -> tuple[str, Any, str]:
+        _, status, error, fetched_at, body = row
+        date = self._date(fetched_at)
+        if outcome_kind(status, error) == "unknown":
+            return "unknown", unknown_label(status, error), date
         if status is None or not 200 <= status < 300:
-            return None, self._date(fetched_at)
+            return "allow", None, date
         try:
-            return json.loads(decode_body(body)), self._date(fetched_at)
+            return "rules", json.loads(decode_body(body)), date
         except ValueError:
-            return None, self._date(fetched_at)
+            return "allow", None, date
 
     def decide(self, url: str, per_path: bool = True, whole_site: bool = True) -> str | None:
-        """The consent reason removing ``url`` (``None``: allowed or no snapshot, see ``missing``)."""
+        """The consent reason removing ``url``; None: allowed, or see ``last_missing``/``last_unknown``.
+
+        A refusal by any signal wins over another signal's unknown outcome."""
         self.last_missing = False
+        self.last_unknown = None
         parsed = host_and_origin(url)
         if parsed is None:
             return None
@@ -643,20 +816,48 @@ class ConsentReader:
         checks = ["/"] if whole_site else []
         if per_path and path not in checks:
             checks.append(path)
-        robots, date = site["robots.txt"]
-        if isinstance(robots, str):
+        unknown: list[str] = []
+        verdict, robots, date = site["robots.txt"]
+        if verdict == "refuse":
             return f"robots.txt({robots})@{date}"
-        if robots is not None:
+        if verdict == "unknown":
+            unknown.append(f"robots.txt({robots})@{date}")
+        elif verdict == "rules":
             for check in checks:
                 agent = robots_blocked(robots, origin + check, self.user_agents)
                 if agent:
                     return f"robots.txt({agent})@{date}"
-        ai, ai_date = site.get("ai.txt", (None, ""))
-        if ai is not None:
+        verdict, ai, ai_date = site.get("ai.txt", ("allow", None, ""))
+        if verdict == "unknown":
+            unknown.append(f"ai.txt({ai})@{ai_date}")
+        elif verdict == "rules":
             for check in checks:
                 if robots_blocked(ai, origin + check, [*self.user_agents, _GENERIC_AGENT]):
                     return f"ai.txt@{ai_date}"
-        tdm, tdm_date = site.get("tdmrep", (None, ""))
-        if tdm is not None and any(tdm_reserved(tdm, check) for check in checks):
+        verdict, tdm, tdm_date = site.get("tdmrep", ("allow", None, ""))
+        if verdict == "unknown":
+            unknown.append(f"tdmrep({tdm})@{tdm_date}")
+        elif verdict == "rules" and any(tdm_reserved(tdm, check) for check in checks):
             return f"tdmrep@{tdm_date}"
+        if unknown:
+            self.last_unknown = unknown[0]
         return None
+
+
+def input_consent_state(urls: Iterable[str], reader: ConsentReader) -> tuple[int, int]:
+    """(hosts with an answer or policy entry, hosts with only an unknown robots.txt) among the
+    hosts of ``urls``; stops at the first host with an answer (the common case), so only an input
+    whose cache entries all failed is read to the end."""
+    seen: set[str] = set()
+    unknown = 0
+    for url in urls:
+        parsed = host_and_origin(url)
+        if parsed is None or parsed[0] in seen:
+            continue
+        seen.add(parsed[0])
+        state = reader.host_state(parsed[0])
+        if state in ("answer", "policy"):
+            return 1, unknown
+        if state == "unknown":
+            unknown += 1
+    return 0, unknown

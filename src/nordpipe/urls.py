@@ -38,7 +38,12 @@ snapshot and no network).
 
 ``ConsentFilter`` (reason ``consent:<signal>@<snapshot date>``) removes documents whose site
 opted out of AI training, as recorded by ``nordpipe robots fetch`` in its SQLite cache (see
-``nordpipe.robots``): e.g. ``consent:robots.txt(GPTBot)@2026-11-20``.
+``nordpipe.robots``): e.g. ``consent:robots.txt(GPTBot)@2026-11-20``. Documents whose site's
+consent is unknown (its files could not be fetched: offline, DNS, timeout, 5xx) are kept and
+marked ``metadata.nordpipe.consent = "unknown:<signal>@<date>"`` (``unknown="keep"``, the
+default) or removed as ``consent:unknown:<signal>@<date>`` (``unknown="remove"``). ``run_urls``
+refuses to run when the cache holds only failures for the hosts of its input, unless the policy
+for unknown consent was given explicitly.
 """
 
 from __future__ import annotations
@@ -651,10 +656,14 @@ class ConsentFilter(DocumentFilter):
     """Remove documents whose site opts out of AI training, from a ``robots fetch`` cache.
 
     The reason names the signal and the date of the snapshot that decided it:
-    ``robots.txt(GPTBot)``, ``robots.txt(*)`` (all agents shut out), ``robots.txt(http 503)`` /
-    ``robots.txt(unreachable)`` (RFC 9309: assume complete disallow), ``ai.txt``, ``tdmrep``;
-    e.g. ``consent:robots.txt(GPTBot)@2026-11-20``. The document's crawl date plays no part: a
-    site that opts out today removes pages crawled years ago.
+    ``robots.txt(GPTBot)``, ``robots.txt(*)`` (all agents shut out), ``robots.txt(http 403)``
+    (401/403 for robots.txt), ``robots.txt(refused)`` (the fetcher's address policy), ``ai.txt``,
+    ``tdmrep``; e.g. ``consent:robots.txt(GPTBot)@2026-11-20``. The document's crawl date plays
+    no part: a site that opts out today removes pages crawled years ago.
+
+    Consent is *unknown* when no signal refuses and one could not be fetched
+    (``robots.txt(http 503)``, ``robots.txt(timeout)``, ``robots.txt(dns)``,
+    ``robots.txt(unreachable)``, ``ai.txt(...)``, ``tdmrep(...)``; see ``nordpipe.robots``).
 
     Args:
         cache: the SQLite cache written by ``nordpipe robots fetch``.
@@ -665,6 +674,9 @@ class ConsentFilter(DocumentFilter):
         use_ai_txt / use_tdmrep: honour ``/ai.txt`` and ``/.well-known/tdmrep.json`` (default True).
         missing: what to do with documents whose host is not in the cache: ``keep`` (default,
             counted as ``no_snapshot``) or ``remove`` (reason ``consent:no_snapshot``).
+        unknown: documents whose consent is unknown: ``keep`` (default; counted as ``unknown``
+            and marked ``metadata.nordpipe.consent = "unknown:<signal>@<date>"``) or ``remove``
+            (reason ``consent:unknown:<signal>@<date>``).
         require_url: remove documents without a URL (default False: they pass).
     """
 
@@ -679,6 +691,7 @@ class ConsentFilter(DocumentFilter):
         use_tdmrep: bool = True,
         missing: str = "keep",
         require_url: bool = False,
+        unknown: str = "keep",
     ):
         super().__init__()
         from nordpipe.robots import AI_USER_AGENTS
@@ -687,6 +700,9 @@ class ConsentFilter(DocumentFilter):
             raise ValueError(f"consent scope must be domain or path, not {scope!r}")
         if missing not in ("keep", "remove"):
             raise ValueError(f"missing must be keep or remove, not {missing!r}")
+        if unknown not in ("keep", "remove"):
+            raise ValueError(f"unknown must be keep or remove, not {unknown!r}")
+        self.unknown = unknown
         self.cache = str(cache)
         self.user_agents = list(user_agents) if user_agents else list(AI_USER_AGENTS)
         self.scope = scope
@@ -708,7 +724,34 @@ class ConsentFilter(DocumentFilter):
         if decision is None and self._reader.last_missing:
             self.stat_update("no_snapshot")
             return "no_snapshot" if self.missing == "remove" else None
+        if decision is None and self._reader.last_unknown:
+            self.stat_update("unknown")
+            if self.unknown == "remove":
+                return f"unknown:{self._reader.last_unknown}"
+            nordpipe_meta(doc)["consent"] = f"unknown:{self._reader.last_unknown}"
         return decision
+
+
+class ConsentUnavailable(ValueError):
+    """The consent cache holds only failed fetches for the hosts of the input."""
+
+
+def check_consent_cache(files: Sequence[str], cache: str | Path) -> None:
+    """Refuse (``ConsentUnavailable``, exit 1) when the hosts of ``files`` found in ``cache`` all
+    have an unknown robots.txt (no answer ever came: a ``robots fetch`` run offline)."""
+    from nordpipe.robots import ConsentReader, input_consent_state, iter_document_urls
+
+    reader = ConsentReader(cache)
+    try:
+        answered, unknown = input_consent_state(iter_document_urls(files), reader)
+    finally:
+        reader.conn.close()
+    if not answered and unknown:
+        raise ConsentUnavailable(
+            f"consent cache {cache} holds only failed fetches (no answer: offline, DNS, timeout or 5xx) for the "
+            f"{unknown} hosts of the input it knows, so every web document's consent is unknown. Run "
+            f"`nordpipe robots fetch INPUT --cache {cache}` again when the sites can be reached (failed entries are "
+            "retried), or choose explicitly: --consent-unknown keep (keep and mark them) or --consent-unknown remove")
 
 
 # --------------------------------------------------------------------------------------------
@@ -737,10 +780,15 @@ def run_urls(
     ai_txt: bool = True,
     tdmrep: bool = True,
     missing_consent: str = "keep",
+    consent_unknown: str | None = None,
 ) -> dict[str, Any]:
     """The ``filter urls`` stage from INPUT to OUTPUT (``runner.StageRun``): blocklists and
     banned words (``UrlBlocklistFilter``), then, with ``consent_cache``, the sites' AI-training
-    consent (``ConsentFilter``). Returns the stats."""
+    consent (``ConsentFilter``). Returns the stats.
+
+    ``consent_unknown`` (``keep``/``remove``; None: ``keep``) is the policy for documents whose
+    consent is unknown. Left None, a cache holding only failures for the input's hosts is
+    refused (``check_consent_cache``); given explicitly, the run goes on by that policy."""
     from nordpipe.runner import RunOptions, StageRun
     from nordpipe.steps import DocumentReader
 
@@ -760,17 +808,25 @@ def run_urls(
                      "allowlists", "banned_words", "soft_word_threshold", "nordic_exceptions",
                      "datatrove_compatible", "require_url")
     }
+    if consent_unknown not in (None, "keep", "remove"):
+        raise ValueError(f"consent_unknown must be keep or remove, not {consent_unknown!r}")
     if consent_cache:
         steps.append(ConsentFilter(consent_cache, user_agents=list(user_agents) if user_agents else None,
-                                   scope=consent_scope, use_ai_txt=ai_txt, use_tdmrep=tdmrep, missing=missing_consent))
+                                   scope=consent_scope, use_ai_txt=ai_txt, use_tdmrep=tdmrep, missing=missing_consent,
+                                   unknown=consent_unknown or "keep"))
         parameters["consent"] = {"cache": str(Path(consent_cache).resolve()), "user_agents": user_agents,
-                                 "scope": consent_scope, "ai_txt": ai_txt, "tdmrep": tdmrep, "missing": missing_consent}
-    with StageRun("urls", input_path, output_path, options or RunOptions(), parameters) as run:
+                                 "scope": consent_scope, "ai_txt": ai_txt, "tdmrep": tdmrep, "missing": missing_consent,
+                                 "unknown": consent_unknown or "keep"}
+    stage_run = StageRun("urls", input_path, output_path, options or RunOptions(), parameters)
+    if consent_cache and consent_unknown is None:
+        check_consent_cache(stage_run.files, consent_cache)
+    with stage_run as run:
         run.execute([DocumentReader(input_path), *steps, run.writer()])
         if run.submitted_only:
             return {}
         stats = run.merge_stats()
         if consent_cache:
-            no_snapshot = stats.get("steps", {}).get("consent", {}).get("no_snapshot", 0)
-            stats["extra"] = {"consent hosts without snapshot (docs)": no_snapshot}
+            consent = stats.get("steps", {}).get("consent", {})
+            stats["extra"] = {"consent hosts without snapshot (docs)": consent.get("no_snapshot", 0),
+                              f"consent unknown (docs, {consent_unknown or 'keep'})": consent.get("unknown", 0)}
         return run.complete(stats)

@@ -27,11 +27,11 @@ CacheOpt = Annotated[str, typer.Option("--cache", help="SQLite consent cache (wr
 AgentOpt = Annotated[list[str] | None, typer.Option("--user-agent", help="AI user agent to check in robots.txt; repeat for several [default: the 14 agents of REFERENCE §6].")]
 
 
-def parse_duration(text: str) -> float:
+def parse_duration(text: str, option: str = "--max-age") -> float:
     """``90``, ``30s``, ``15m``, ``24h``, ``7d`` -> seconds."""
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
     if not match:
-        raise typer.BadParameter(f"{text!r} is not a duration like 3600, 30m, 24h or 7d", param_hint="--max-age")
+        raise typer.BadParameter(f"{text!r} is not a duration like 3600, 30m, 24h or 7d", param_hint=option)
     return float(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
 
 
@@ -58,14 +58,22 @@ def filter_urls_command(
     no_ai_txt: Annotated[bool, typer.Option("--no-ai-txt", help="Ignore ai.txt.")] = False,
     no_tdmrep: Annotated[bool, typer.Option("--no-tdmrep", help="Ignore tdmrep.json.")] = False,
     missing_consent: Annotated[str, typer.Option("--missing-consent", help="Hosts absent from the cache: keep or remove.")] = "keep",
+    consent_unknown: Annotated[str | None, typer.Option("--consent-unknown", help="Documents whose site's consent is unknown (robots fetch got no answer: offline, DNS, timeout, 5xx), keep (marked in metadata.nordpipe.consent) or remove (reason consent:unknown:SIGNAL@DATE) [default: keep, and a cache holding only failures for the input's hosts is refused].")] = None,
     options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove documents by metadata.url: blocklisted domains and URLs, banned words, and (with
-    --consent-cache) sites that refuse AI training in robots.txt, ai.txt or tdmrep.json.
+    --consent-cache) sites that refuse AI training in robots.txt, ai.txt or tdmrep.json (or
+    answer 401/403 for robots.txt).
 
     Reasons: urls:blocklist(<category>), urls:url_list(<category>), urls:banned_word,
-    urls:soft_banned_words, urls:banned_subword, urls:no_url, consent:<signal>@<snapshot date>.
+    urls:soft_banned_words, urls:banned_subword, urls:no_url, consent:<signal>@<snapshot date>,
+    consent:unknown:<signal>@<date> (with --consent-unknown remove).
+
+    Consent is unknown for a site whose files robots fetch could not get (offline, DNS, timeout,
+    5xx, 429): such documents are kept and marked by default. When the cache holds nothing but
+    failures for the input's hosts, the command refuses to run (exit 1) unless --consent-unknown
+    is given.
 
     Example: nordpipe filter urls data/cc data/cc-urls --consent-cache consent.sqlite --keep-removed
     """
@@ -75,13 +83,15 @@ def filter_urls_command(
         raise typer.BadParameter("use domain or path", param_hint="--consent-scope")
     if missing_consent not in ("keep", "remove"):
         raise typer.BadParameter("use keep or remove", param_hint="--missing-consent")
+    if consent_unknown not in (None, "keep", "remove"):
+        raise typer.BadParameter("use keep or remove", param_hint="--consent-unknown")
     stats = run_urls(
         input_path, output_path, options, blocklists=blocklist or [], allowlists=allowlist or [], categories=category,
         store=store, project_lists=not no_project_lists, datatrove_list=not no_datatrove_list,
         banned_words=not no_banned_words, nordic_exceptions=not no_nordic_exceptions,
         datatrove_compatible=datatrove_compatible, soft_word_threshold=soft_word_threshold, require_url=require_url,
         consent_cache=consent_cache, user_agents=user_agent, consent_scope=consent_scope, ai_txt=not no_ai_txt,
-        tdmrep=not no_tdmrep, missing_consent=missing_consent,
+        tdmrep=not no_tdmrep, missing_consent=missing_consent, consent_unknown=consent_unknown,
     )
     finish(stats, options.strict, as_json)
 
@@ -97,6 +107,7 @@ def robots_fetch_command(
     timeout: Annotated[float, typer.Option("--timeout", min=0.01, help="Seconds one attempt may take.")] = 10.0,
     retries: Annotated[int, typer.Option("--retries", min=0, help="Retries after a timeout, connection failure, 5xx or 429.")] = 2,
     backoff: Annotated[float, typer.Option("--backoff", min=0.0, help="Seconds before the first retry (doubling).")] = 1.0,
+    retry_after: Annotated[str, typer.Option("--retry-after", help="A file that got no answer (offline, DNS, timeout, 5xx, 429) is fetched again by a run after this long (seconds, or 10m, 1h), doubling per consecutive failure, at most --max-age.")] = "10m",
     resource: Annotated[list[str] | None, typer.Option("--resource", help="robots.txt, ai.txt, tdmrep.json; repeatable [default: all three].")] = None,
     allow_private: Annotated[bool, typer.Option("--allow-private", help="Allow hosts that resolve to loopback/private/link-local addresses (tests, intranets).")] = False,
     allow_network: Annotated[list[str] | None, typer.Option("--allow-network", help="Allow this address range (CIDR) even if private; repeatable.")] = None,
@@ -105,9 +116,16 @@ def robots_fetch_command(
 ) -> None:
     """Fetch robots.txt, ai.txt and /.well-known/tdmrep.json of every host in INPUT into a SQLite cache.
 
-    INPUT: documents (metadata.url is read) or a .txt file of URLs or host names. Entries fetched
-    within --max-age are skipped, so a daily cron run refetches only what went stale. Hosts
-    resolving to non-public addresses are refused unless --allow-private.
+    INPUT: documents (metadata.url is read) or a .txt file of URLs or host names. Answers
+    fetched within --max-age are skipped, so a daily cron run refetches only what went stale.
+    A file that got no answer (DNS failure, connection refused, timeout, 5xx, 429) is not
+    cached as fresh: it counts as failed, its consent is unknown, and a later run retries it
+    (after --retry-after); an earlier answer for it stays in use meanwhile. 401/403 for
+    robots.txt is a refusal; other 4xx mean no file (allowed). Hosts resolving to non-public
+    addresses are refused unless --allow-private.
+
+    Summary: fetched (answers), failed (no answer), refused (address policy), fresh_skipped,
+    retry_waiting. Exit 1 when files were due and not one answer came (offline?).
 
     Example: nordpipe robots fetch data/cc --cache consent.sqlite --max-age 24h
     """
@@ -125,20 +143,28 @@ def robots_fetch_command(
         raise FileNotFoundError(f"{input_path} does not exist")
     origins, bad = collect_origins(iter_input_urls(input_path))
     options = FetchOptions(max_age=parse_duration(max_age), concurrency=concurrency, per_host=per_host,
-                           timeout=timeout, retries=retries, backoff=backoff, resources=tuple(resources),
+                           timeout=timeout, retries=retries, backoff=backoff,
+                           retry_after=parse_duration(retry_after, "--retry-after"), resources=tuple(resources),
                            allow_private=allow_private, allow_networks=tuple(allow_network or ()), resolve=overrides)
     summary = fetch_consent(origins, cache, options)
     summary.bad_urls = bad
     result = summary.as_dict()
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2) + "\n")
-        return
-    for key, value in result.items():
-        if key == "outcomes":
-            for outcome, count in value.items():
-                sys.stdout.write(f"robots-fetch\t{outcome}\t{count}\n")
-        else:
-            sys.stdout.write(f"robots-fetch\t{key}\t{value}\n")
+    else:
+        for key, value in result.items():
+            if key == "outcomes":
+                for outcome, count in value.items():
+                    sys.stdout.write(f"robots-fetch\t{outcome}\t{count}\n")
+            else:
+                sys.stdout.write(f"robots-fetch\t{key}\t{value}\n")
+    line = summary.line(options.retry_after)
+    if summary.nothing_fetched:
+        err_console.print(f"[bold red]nordpipe: error:[/] nothing could be fetched ({line}); cache {cache} holds no "
+                          "answer for them: check the network (offline?) and run robots fetch again", highlight=False,
+                          soft_wrap=True)
+        raise typer.Exit(1)
+    err_console.print(f"robots fetch: {line}", highlight=False, soft_wrap=True)
 
 
 @blocklists_app.command("update")
