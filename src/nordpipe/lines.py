@@ -86,7 +86,7 @@ from nordpipe.documents import (
 )
 from nordpipe.layout import OutputLayout, absolute, input_digests
 from nordpipe.runner import RunError, RunOptions, StageRun, kill_point
-from nordpipe.state import DEFAULT_KEEP_GENERATIONS, StateDirectory, check_unseen
+from nordpipe.state import DEFAULT_KEEP_GENERATIONS, StateDirectory, _way_back, check_unseen, run_parent
 from nordpipe.steps import DocumentReader, is_active
 
 STAGE = "lines"
@@ -1017,33 +1017,46 @@ def run_line_dedup(
     exempt = sorted(set(exempt_sources))
     resolved: dict[str, Any] = {}
 
+    base_file = OutputLayout.of(output_path).state_path(WORK_DIR, "base.json")
+
+    def resolve_state() -> LineDedupState:
+        """The generation this run builds on, checked. Before anything is written: lines of files
+        the state holds already would all be "seen": refuse and name the way back, unless this is
+        the same run being finished."""
+        state = LineDedupState.open(state_dir)
+        base = _read_json(base_file) if os.path.exists(base_file) else {}
+        resolved["base_run"] = base.get("run_id")
+        if state.current.has_run(base.get("run_id", "")):
+            resolved["inputs"] = base["inputs"]
+            return state
+        redo = state.store.redone_run(output_path, input_path)
+        if redo is not None:
+            # the state's last run (same INPUT, same OUTPUT) being redone, its output deleted or
+            # --force: build on the generation before that run, as the run itself did
+            parent = run_parent(redo)
+            if parent and parent not in {g.number for g in state.store.generations()}:
+                raise RunError(f"{os.path.abspath(output_path)} is the last run of the line-dedup state {state.directory}, "
+                               f"being redone, but {_way_back(state.store, redo)}")
+            state = LineDedupState.open(state_dir, at=parent)
+        if base and state.generation != base["generation"]:
+            # Another run updated the state since this one started: its half-done phases are stale.
+            if not options.force:
+                raise RunError(f"the state {state.directory} changed since this run started (generation "
+                               f"{base['generation']} -> {state.generation}); rerun with --force to start over")
+            resolved["discard"] = True
+            base = {}
+        resolved["inputs"] = base.get("inputs") or input_digests(input_path)
+        if not rerun_seen:
+            check_unseen(state.store, state.current, resolved["inputs"], "line-dedup state", output=output_path,
+                         input_path=input_path)
+        return state
+
     def parameters() -> dict[str, Any]:
         # read under the state's lock: the state's own parameters fill in the unset options
-        state = resolved["state"] = LineDedupState.open(state_dir)
+        state = LineDedupState.open(state_dir)
         requested = asdict(config) if isinstance(config, LineDedupConfig) else dict(config or {})
         cfg = resolved["config"] = resolve_config(state, requested)
-        # Before anything is written: lines of files the state holds already would all be
-        # "seen". Refuse and name the way back, unless this is the same run being finished.
-        base_file = OutputLayout.of(output_path).state_path(WORK_DIR, "base.json")
-        base = _read_json(base_file) if os.path.exists(base_file) else {}
-        if not state.current.has_run(base.get("run_id", "")):
-            redo = state.store.redone_run(output_path)
-            if redo is not None:
-                # OUTPUT is the state's last run, being redone (its output was deleted or --force):
-                # build on the generation before that run, as the run itself did
-                state = resolved["state"] = LineDedupState.open(state_dir, at=int(redo.get("parent", 0)))
-            if base and state.generation != base["generation"]:
-                # Another run updated the state since this one started: its half-done phases are stale.
-                if not options.force:
-                    raise RunError(f"the state {state.directory} changed since this run started (generation "
-                                   f"{base['generation']} -> {state.generation}); rerun with --force to start over")
-                resolved["discard"] = True
-                base = {}
-            resolved["inputs"] = base.get("inputs") or input_digests(input_path)
-            if not rerun_seen:
-                check_unseen(state.store, state.current, resolved["inputs"], "line-dedup state", output=output_path)
-        else:
-            resolved["inputs"] = base["inputs"]
+        resolved["state"] = resolve_state()
         return {**cfg.filter_parameters(), "exempt_sources": exempt, "state": state.directory}
 
     # The state's lock (DIR/.nordpipe/lock) keeps two runs from updating one state at once.
@@ -1056,14 +1069,17 @@ def run_line_dedup(
         state_path = run.state
         work = os.path.join(state_path, WORK_DIR)
         tasks = run.tasks
+        if resolved.get("discard"):
+            _discard_partial_run(output_path)
+        if resolved.get("base_run") and not os.path.exists(os.path.join(work, "base.json")):
+            # the earlier run that parameters() resolved the state for was discarded (--force):
+            # this is a new run (a redo of that run, or another INPUT into its OUTPUT)
+            resolved["state"] = resolve_state()
         state, cfg = resolved["state"], resolved["config"]
         owners = min(tasks, cfg.num_partitions)
         base_file = os.path.join(work, "base.json")
         base = _read_json(base_file) if os.path.exists(base_file) else None
         committed = base is not None and any(r.get("run_id") == base["run_id"] for r in state.runs)
-        if resolved.get("discard"):
-            _discard_partial_run(output_path)
-            base = None
         inputs = resolved["inputs"]
         if base is None:
             os.makedirs(work, exist_ok=True)

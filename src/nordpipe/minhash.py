@@ -57,10 +57,10 @@ from datatrove.data import Document, DocumentsPipeline
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import INPUT_KEY, LINE_KEY, mark_removed, nordpipe_meta
-from nordpipe.layout import OutputLayout, atomic_write_json, input_digests, input_files
+from nordpipe.layout import OutputLayout, absolute, atomic_write_json, input_digests, input_files
 from nordpipe.runner.options import RunError
 from nordpipe.runner.processes import kill_point
-from nordpipe.state import DEFAULT_KEEP_GENERATIONS, Generation, StateDirectory, check_unseen
+from nordpipe.state import DEFAULT_KEEP_GENERATIONS, Generation, StateDirectory, check_unseen, redone_run, run_parent
 from nordpipe.steps import DocumentReader, is_active
 
 STAGE = "minhash"
@@ -556,13 +556,11 @@ class MinhashIndex:
                 f"this run uses {config.to_json()}"
             )
 
-    def redone_run(self, output_path: str) -> dict[str, Any] | None:
-        """The index's last run when it wrote ``output_path``: a new run into that OUTPUT redoes
-        it and replaces its part (the batch is never deduplicated against itself)."""
-        runs = self.current().runs
-        if runs and runs[-1].get("output") == os.path.abspath(output_path):
-            return runs[-1]
-        return None
+    def redone_run(self, output_path: str, input_path: str | None = None) -> dict[str, Any] | None:
+        """The index's last run when it wrote ``output_path`` from ``input_path``: a new run of
+        that INPUT into that OUTPUT redoes it and replaces its part (the batch is never
+        deduplicated against itself); another INPUT into that OUTPUT is a new run."""
+        return redone_run(self.current().runs, output_path, input_path)
 
     def part_paths(self, names: Sequence[str]) -> list[str]:
         """Where the parts named ``names`` are (in the current generation)."""
@@ -580,22 +578,24 @@ class MinhashIndex:
                  keep: int = DEFAULT_KEEP_GENERATIONS) -> str:
         """Commit a generation with the parts of the current one (minus the part of an earlier
         run into the same OUTPUT) and this run's ``table``; idempotent per ``run["run_id"]``."""
-        base = self.current()
+        current = base = self.current()
         name = f"part-{run['run_id'][:16]}.parquet"
         if base.has_run(run["run_id"]):
             return name
-        redo = self.redone_run(output_path)
+        redo = self.redone_run(output_path, run.get("input"))
         if redo is not None and base.number:
             # a redo of the last run builds on the generation before it, as that run did
-            parent = int(redo.get("parent", 0))
+            parent = run_parent(redo)
             if parent == 0 or parent in {g.number for g in self.store.generations()}:
                 base = self.store.generation(parent)
         own = os.path.abspath(output_path)
-        runs = [r for r in base.runs if r.get("output") != own or not r.get("part")]
+        # the parts are those of the current generation minus the redone run's (the parent
+        # generation 0 of a converted legacy index holds no parts: they live in ``current``)
+        runs = [r for r in current.runs if redo is None or r.get("run_id") != redo.get("run_id")]
         files = {}
         for other in runs:
             if other.get("part"):
-                files[other["part"]] = (base.path(other["part"]) if base.number
+                files[other["part"]] = (current.path(other["part"]) if current.number
                                         else os.path.join(self.path, other["part"]))
         staging = os.path.join(self.path, f".staging-{run['run_id'][:16]}")
         os.makedirs(staging, exist_ok=True)
@@ -1148,16 +1148,16 @@ def run_minhash(
             view = current
             if not current.has_run(this_run["run_id"]):
                 # a redo of the index's last run does not see that run's part
-                redo = index.redone_run(output_path)
+                redo = index.redone_run(output_path, input_path)
                 if redo is not None:
                     view = Generation(current.directory, current.number,
                                       {**current.record, "runs": [r for r in current.runs if r.get("run_id") != redo.get("run_id")]})
                 # Before anything is written: documents of files the index holds already would all
                 # be near duplicates of themselves. Refuse, unless this is the same run being finished.
                 if not rerun_seen:
-                    check_unseen(index.store, view, this_run["inputs"], "MinHash index", output=output_path)
-            own = os.path.abspath(output_path)
-            resolved["parts"] = [r["part"] for r in view.runs if r.get("part") and r.get("output") != own]
+                    check_unseen(index.store, view, this_run["inputs"], "MinHash index", output=output_path,
+                                 input_path=input_path)
+            resolved["parts"] = [r["part"] for r in view.runs if r.get("part") and r.get("run_id") != this_run["run_id"]]
         return {
             **config.to_json(),
             "survivor": survivor,
@@ -1276,7 +1276,7 @@ def _index_run(output_path: str, input_path: str, new: bool = False) -> dict[str
     if os.path.exists(path) and not new:
         with open(path) as handle:
             return dict(json.load(handle))
-    return {"run_id": uuid.uuid4().hex, "input": os.path.abspath(input_path), "output": os.path.abspath(output_path),
+    return {"run_id": uuid.uuid4().hex, "input": absolute(input_path), "output": os.path.abspath(output_path),
             "inputs": input_digests(input_path)}
 
 

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from nordpipe.layout import atomic_write_bytes, atomic_write_json
+from nordpipe.layout import absolute, atomic_write_bytes, atomic_write_json
 from nordpipe.runner.options import RunError
 from nordpipe.runner.processes import kill_point
 
@@ -152,13 +152,11 @@ class StateDirectory:
             kept = ", ".join(str(g.number) for g in self.generations()) or "none"
             raise RunError(f"{self.directory} has no generation {number} (kept generations: {kept})") from None
 
-    def redone_run(self, output: str) -> dict[str, Any] | None:
-        """The current generation's last run when it wrote ``output``: a new run into that same
-        OUTPUT redoes it, on the generation before it (its ``parent``)."""
-        runs = self.current().runs
-        if runs and runs[-1].get("output") == os.path.abspath(output):
-            return runs[-1]
-        return None
+    def redone_run(self, output: str, input_path: str | None = None) -> dict[str, Any] | None:
+        """The current generation's last run when it wrote ``output`` from ``input_path``: a new
+        run of the same INPUT into that same OUTPUT redoes it, on the generation before it (its
+        ``parent``). Another INPUT into that OUTPUT is a new run (the folder is reused)."""
+        return redone_run(self.current().runs, output, input_path)
 
     def generations(self) -> list[Generation]:
         """Every complete generation, oldest first."""
@@ -168,7 +166,10 @@ class StateDirectory:
         for entry in os.listdir(self.directory):
             number = _generation_number(entry)
             if number is not None and os.path.exists(os.path.join(self.directory, entry, STATE_FILE)):
-                found.append(Generation(self.directory, number, self._read(number)))
+                try:
+                    found.append(Generation(self.directory, number, self._read(number)))
+                except FileNotFoundError:
+                    continue  # pruned by a run meanwhile (``state show`` takes no lock)
         return sorted(found, key=lambda g: g.number)
 
     # writing ------------------------------------------------------------------------------
@@ -250,14 +251,21 @@ class StateDirectory:
                 shutil.rmtree(os.path.join(self.directory, entry), ignore_errors=True)
 
     def prune(self, keep: int = DEFAULT_KEEP_GENERATIONS) -> list[int]:
-        """Delete generations beyond the newest ``keep`` (the current one always stays)."""
-        current = self.current().number
+        """Delete generations beyond the newest ``keep`` (the current one always stays, and with
+        ``keep`` > 1 its parent too: after a rollback, the newest numbers are the abandoned ones)."""
+        current = self.current()
         generations = [g.number for g in self.generations()]
-        kept = set(sorted(generations)[-keep:]) | {current}
+        kept = set(sorted(generations)[-keep:]) | {current.number}
+        if keep > 1 and current.number:
+            kept.add(int(current.record.get("parent", current.number - 1)))
         removed = []
         for number in generations:
             if number not in kept:
-                shutil.rmtree(os.path.join(self.directory, generation_name(number)), ignore_errors=True)
+                # renamed first: a kill in the middle of the delete leaves a .tmp leftover, never a
+                # gen-N/ that looks complete but lacks files
+                folder = os.path.join(self.directory, generation_name(number))
+                os.rename(folder, folder + ".tmp")
+                shutil.rmtree(folder + ".tmp", ignore_errors=True)
                 removed.append(number)
         self._remove_leftovers()
         return removed
@@ -277,6 +285,19 @@ class StateDirectory:
 # Inputs already in the state
 
 
+def run_parent(run: Mapping[str, Any]) -> int:
+    """The generation a recorded run built on (format-1 runs recorded only their own generation)."""
+    return int(run.get("parent", int(run.get("generation", 1)) - 1))
+
+
+def redone_run(runs: list[dict[str, Any]], output: str, input_path: str | None = None) -> dict[str, Any] | None:
+    """The last of ``runs`` when it wrote ``output`` (from ``input_path``, when given)."""
+    if runs and runs[-1].get("output") == os.path.abspath(output) and (
+            input_path is None or runs[-1].get("input") in (None, absolute(input_path))):
+        return runs[-1]
+    return None
+
+
 def recorded_digests(runs: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
     """Digest -> the run that recorded a file with that content (first run wins)."""
     seen: dict[str, dict[str, Any]] = {}
@@ -293,6 +314,7 @@ def check_unseen(
     inputs: list[dict[str, Any]],
     what: str,
     output: str | None = None,
+    input_path: str | None = None,
 ) -> None:
     """Refuse (``RunError``) inputs whose content a run recorded in ``state`` already.
 
@@ -304,7 +326,10 @@ def check_unseen(
     error names the files, the run that recorded them and what to do."""
     runs = state.runs
     own = os.path.abspath(output) if output else None
-    earlier = next((run for run in runs if own and run.get("output") == own), None)
+    source = absolute(input_path) if input_path else None
+    # an earlier run of this INPUT into this OUTPUT (another INPUT merely reuses the folder)
+    earlier = next((run for run in runs if own and run.get("output") == own
+                    and (source is None or run.get("input") in (None, source))), None)
     if earlier is not None:
         raise RunError(
             f"{own} was deduplicated into the {what} {state.directory} already (run of {earlier.get('finished', '?')}, "
@@ -334,8 +359,7 @@ def check_unseen(
 
 def _way_back(directory: StateDirectory, run: Mapping[str, Any]) -> str:
     """How to redo ``run``: roll back to the generation before it, if that is still kept."""
-    generation = int(run.get("generation", 1))
-    parent = int(run.get("parent", generation - 1))
+    parent = run_parent(run)
     if parent >= 1 and parent in {g.number for g in directory.generations()}:
         return f"To redo that run, roll the state back first: nordpipe state rollback {directory.directory} --to {parent}"
     if parent >= 1:
