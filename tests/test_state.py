@@ -270,6 +270,18 @@ def test_line_state_from_before_generations_still_knows_its_inputs(tmp_path: Pat
     assert StateDirectory(str(state), "lines").current().record["kind"] == "lines"
 
 
+def to_legacy_index(index: Path) -> None:
+    """Rewrite a one-run MinHash index into the layout of before generations: ``index.json`` and
+    the part file in the folder."""
+    record = json.loads((index / "gen-000001" / "state.json").read_text())
+    run = record["runs"][0]
+    shutil.move(index / "gen-000001" / run["part"], index / "part-00000-legacy.parquet")
+    shutil.rmtree(index / "gen-000001")
+    (index / "CURRENT").unlink()
+    (index / "index.json").write_text(json.dumps({"config": record["parameters"], "parts": [
+        {"name": "part-00000-legacy.parquet", "output": run["output"], "documents": run["documents"], "added": "2025-01-01T00:00:00"}]}))
+
+
 def test_minhash_index_from_before_generations_is_read_and_converted(tmp_path: Path) -> None:
     batches = [make_batch(tmp_path, b) for b in range(2)]
     assert dedup("minhash", batches[0], tmp_path / "ref0", tmp_path / "ref").returncode == 0
@@ -277,13 +289,7 @@ def test_minhash_index_from_before_generations_is_read_and_converted(tmp_path: P
     # the same first index, in the layout of before: index.json + part files in the folder
     assert dedup("minhash", batches[0], tmp_path / "old0", tmp_path / "old").returncode == 0
     old = tmp_path / "old"
-    record = json.loads((old / "gen-000001" / "state.json").read_text())
-    run = record["runs"][0]
-    shutil.move(old / "gen-000001" / run["part"], old / "part-00000-legacy.parquet")
-    shutil.rmtree(old / "gen-000001")
-    (old / "CURRENT").unlink()
-    (old / "index.json").write_text(json.dumps({"config": record["parameters"], "parts": [
-        {"name": "part-00000-legacy.parquet", "output": run["output"], "documents": run["documents"], "added": "2025-01-01T00:00:00"}]}))
+    to_legacy_index(old)
     refused = cli("state", "show", old)
     assert refused.returncode == 1 and "from before generations" in refused.stderr
     result = dedup("minhash", batches[1], tmp_path / "old1", old)

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_state import cli, dedup, documents, make_batch, state_files
+from test_state import cli, dedup, documents, make_batch, state_files, to_legacy_index
 
 
 def test_lines_force_with_other_parameters_redoes_the_last_run_on_its_parent(tmp_path: Path) -> None:
@@ -91,13 +91,7 @@ def test_redo_of_the_run_that_converted_a_legacy_minhash_index_keeps_the_legacy_
     assert dedup("minhash", batches[1], tmp_path / "ref1", tmp_path / "ref").returncode == 0
     assert dedup("minhash", batches[0], tmp_path / "old0", tmp_path / "old").returncode == 0
     old = tmp_path / "old"
-    record = json.loads((old / "gen-000001" / "state.json").read_text())
-    run = record["runs"][0]
-    shutil.move(old / "gen-000001" / run["part"], old / "part-00000-legacy.parquet")
-    shutil.rmtree(old / "gen-000001")
-    (old / "CURRENT").unlink()
-    (old / "index.json").write_text(json.dumps({"config": record["parameters"], "parts": [
-        {"name": "part-00000-legacy.parquet", "output": run["output"], "documents": run["documents"], "added": "2025-01-01T00:00:00"}]}))
+    to_legacy_index(old)
     assert dedup("minhash", batches[1], tmp_path / "old1", old).returncode == 0
     shutil.rmtree(tmp_path / "old1")  # the converting night's output is lost: redo it
     result = dedup("minhash", batches[1], tmp_path / "old1", old)

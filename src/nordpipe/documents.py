@@ -577,14 +577,17 @@ def iter_jsonl_lines(path: str, max_line_bytes: int | None = None, keep_raw: boo
         try:
             yield RawLine(item.line, record=orjson.loads(data), raw=data.rstrip(b"\r") if keep_raw else None)
         except orjson.JSONDecodeError as err:
-            message = str(err)
-            if "utf-8" in message.lower():
-                reason = f"invalid UTF-8: {message}"
-            elif "depth limit" in message or "recursion" in message.lower():
-                reason = f"too deep: JSON nested deeper than 1024 levels ({message})"
-            else:
-                reason = f"invalid JSON: {message}"
-            yield RawLine(item.line, error=reason, raw=data.rstrip(b"\r"))
+            yield RawLine(item.line, error=json_error_reason(err), raw=data.rstrip(b"\r"))
+
+
+def json_error_reason(err: orjson.JSONDecodeError) -> str:
+    """The quarantine reason for a line orjson cannot parse: bad UTF-8, too deep, or invalid JSON."""
+    message = str(err)
+    if "utf-8" in message.lower():
+        return f"invalid UTF-8: {message}"
+    if "depth limit" in message or "recursion" in message.lower():
+        return f"too deep: JSON nested deeper than 1024 levels ({message})"
+    return f"invalid JSON: {message}"
 
 
 def raw_for_quarantine(raw: bytes | str | None) -> dict[str, str]:

@@ -97,6 +97,7 @@ from nordpipe.documents import (
     dumps_record,
     iter_byte_lines,
     iter_jsonl_lines,
+    json_error_reason,
     max_line_bytes_for,
     open_binary,
     record_to_document,
@@ -487,14 +488,7 @@ def _jsonl_item(line: int, data: bytes) -> RawItem | None:
     try:
         return RawItem(line, orjson.loads(data), None, data.rstrip(b"\r"))
     except orjson.JSONDecodeError as err:
-        message = str(err)
-        if "utf-8" in message.lower():
-            reason = f"invalid UTF-8: {message}"
-        elif "depth limit" in message or "recursion" in message.lower():
-            reason = f"too deep: JSON nested deeper than 1024 levels ({message})"
-        else:
-            reason = f"invalid JSON: {message}"
-        return RawItem(line, None, reason, data.rstrip(b"\r"))
+        return RawItem(line, None, json_error_reason(err), data.rstrip(b"\r"))
 
 
 def _too_long_item(line: int, size: int, limit: int) -> RawItem:
