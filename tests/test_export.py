@@ -637,3 +637,24 @@ def test_export_refuses_an_output_that_is_not_its_own(corpus: tuple[Path, list[d
     with pytest.raises(UsageError, match="export sentences"):
         PairExport(anchor="url", positive="text").run(str(root), str(tmp_path / "mlm"))
     assert read_split(tmp_path / "mlm", "train").height > 0
+
+
+def test_pairs_keep_pii_placeholder_tags(tmp_path: Path, make_records: Any, nordpipe_cli: Any) -> None:
+    """``nordpipe pii`` writes ``<NAME>``, ``<EMAIL>``...; the pair export strips HTML but must not take
+    those tags for markup (they were dropped, leaving "Kontakt  på ")."""
+    docs = [
+        make_records("d1", "<p>Kontakt <b>Mette Frederiksen</b> på mette.frederiksen@example.dk i dag.</p>",
+                     source="kommune", title="Kontakt", url="https://kk.dk/kontakt/a"),
+        make_records("d2", "<div>Du kan ringe til Lars Løkke Rasmussen på 20 30 40 50.</div>",
+                     source="kommune", title="Telefon", url="https://kk.dk/kontakt/b"),
+    ]
+    write_jsonl_gz(tmp_path / "site" / "documents" / "pages.jsonl.gz", docs)
+    nordpipe_cli("pii", tmp_path / "site", tmp_path / "pii", check=True)
+    out = tmp_path / "pairs"
+    nordpipe_cli("export", "pairs", tmp_path / "pii", out, "--anchor", "title", "--positive", "text",
+                 "--test-ratio", "1", check=True)
+    rows = {row["document_id"]: row for row in read_split(out, "test").iter_rows(named=True)}
+    assert rows["d1"]["positive"] == "Kontakt <NAME> på <EMAIL> i dag."
+    assert rows["d2"]["positive"] == "Du kan ringe til <NAME> på <PHONE>."
+    # Genuine markup is still removed, in upper case too.
+    assert clean_field_text("<P>Hej <B><NAME></B>!</P>", single_line=True) == "Hej <NAME>!"

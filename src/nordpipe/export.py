@@ -58,6 +58,7 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -294,12 +295,29 @@ _BLOCK_TAGS = frozenset({
 })
 
 
+@lru_cache(maxsize=1)
+def _placeholder_pattern() -> re.Pattern[str]:
+    """``<NAME>``, ``<CPR>``, ... exactly as ``nordpipe pii`` writes them (``pii.replace.tag_for``)."""
+    from nordpipe.pii.recognizers import ALL_ENTITIES
+    from nordpipe.pii.replace import tag_for
+
+    return re.compile("|".join(re.escape(tag_for(entity)) for entity in ALL_ENTITIES))
+
+
 def html_to_text(value: str) -> str:
     """Visible text of an HTML fragment or page, parsed with lxml; block elements become line
     breaks, entities are decoded, scripts/styles/comments dropped. Plain text (nothing that looks
-    like a tag or an entity) is returned unchanged, without a parse."""
-    if not _MARKUP.search(value):
+    like a tag or an entity) is returned unchanged, without a parse. The PII stage's placeholder
+    tags (``<NAME>``, ``<EMAIL>``, ...) are text, not markup, and are kept: a parser would take
+    ``<NAME>`` for an unknown element and drop it, so they are escaped as ``&lt;NAME&gt;``
+    first, which the parser decodes back to the tag's text."""
+    placeholders = _placeholder_pattern()
+    if not _MARKUP.search(placeholders.sub("", value)):
         return value
+    return _markup_to_text(placeholders.sub(lambda m: "&lt;" + m.group(0)[1:-1] + "&gt;", value))
+
+
+def _markup_to_text(value: str) -> str:
     import lxml.etree
     import lxml.html
 
