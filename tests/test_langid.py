@@ -289,3 +289,30 @@ def test_cli_languages_no_keeps_bokmal_and_nynorsk(tmp_path: Path, nordpipe_cli:
     result = nordpipe_cli("filter", "quality", tmp_path / "in", tmp_path / "out2", "--languages", "da,dk")
     assert result.returncode == 2
     assert "'dk'" in result.stderr and "da, nb, nn, sv, is, fo, fi, en, no" in " ".join(result.stderr.split())
+
+
+def test_source_language_no_means_bokmal_settings_only_without_a_label() -> None:
+    from nordpipe.quality import document_language
+
+    source_only = Document(text="x", id="1", metadata={"language": "no"})
+    assert document_language(source_only) == "nb"
+    labelled = Document(text="x", id="2", metadata={"language": "no", "nordpipe": {"language": "nn"}})
+    assert document_language(labelled) == "nn"
+    unknown = Document(text="x", id="3", metadata={"language": "nno_Latn", "nordpipe": {"language": "unknown"}})
+    assert document_language(unknown) == "nn"
+
+
+def test_ingest_datasheet_keeps_no_and_refuses_unknown_codes(tmp_path: Path, nordpipe_cli: Any) -> None:
+    from nordpipe.datasheet import parse_front_matter
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(json.dumps({"text": PARAGRAPHS["nn"][0]}) + "\n", encoding="utf-8")
+    common = ["--license", "cc0-1.0", "--created", "2020"]
+    nordpipe_cli("ingest", raw, "--dataset", "nyn", "--output", tmp_path / "out", "--language", "nor,nno_Latn,Bokmål",
+                 *common, check=True)
+    matter = parse_front_matter((tmp_path / "out" / "nyn" / "README.md").read_text(encoding="utf-8"))
+    assert matter["language"] == ["no", "nn", "nb"]
+    result = nordpipe_cli("ingest", raw, "--dataset", "bad", "--output", tmp_path / "out", "--language", "da,dk", *common)
+    assert result.returncode == 2
+    assert "'dk'" in result.stderr and "valid: da, nb, nn" in " ".join(result.stderr.split())
+    assert not (tmp_path / "out" / "bad").exists()
