@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import gzip
+import json
 import pickle
 import random
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 from datatrove.data import Document
 
+from nordpipe import languages
 from nordpipe.documents import removal_reason
-from nordpipe.langid import LanguageIdentifier, detector_languages, parse_languages, parse_min_scores
+from nordpipe.langid import LanguageIdentifier, detector_languages, norwegian_form, parse_languages, parse_min_scores
+
+REPO = Path(__file__).resolve().parents[1]
 
 SENTENCES = {
     "da": "Kommunen har besluttet at renovere den gamle skole i løbet af de næste to år, og eleverne glæder sig.",
@@ -92,6 +98,10 @@ def test_pickles_without_detectors_after_use() -> None:
 
 def test_parse_options() -> None:
     assert parse_languages("da, nob,nn") == ("da", "nb", "nn")
+    assert parse_languages("no") == ("nb", "nn")
+    assert parse_languages(["dan_Latn", "Norwegian", "nb"]) == ("da", "nb", "nn")
+    assert parse_languages("nor") == parse_languages("norsk") == ("nb", "nn")
+    assert parse_min_scores("no=0.3") == {"nb": 0.3, "nn": 0.3}
     assert parse_languages(None) is None
     assert parse_min_scores("0.4")["fi"] == 0.4
     assert parse_min_scores("da=0.3,nb=0.7") == {"da": 0.3, "nb": 0.7}
@@ -101,3 +111,208 @@ def test_parse_options() -> None:
         parse_min_scores("da=2")
     with pytest.raises(ValueError):
         parse_min_scores("da")
+
+
+# --------------------------------------------------------------------------------------------
+# The languages module: one source of codes, aliases and groups
+
+
+def test_language_codes_aliases_and_groups() -> None:
+    assert languages.normalize_language("dan_Latn") == "da"
+    assert languages.normalize_language("nno_Latn") == "nn"
+    assert languages.normalize_language("sv-SE") == "sv"
+    assert languages.normalize_language("no") == "nb"  # settings of a source's "no": Bokmål's
+    assert languages.normalize_language("xx") is None
+    assert languages.expand_languages("no, da") == ("nb", "nn", "da")
+    assert languages.datasheet_code("nor") == "no"
+    assert languages.datasheet_code("dansk") == "da"
+    for alias, code in languages.ALIASES.items():
+        assert languages.canonical_code(alias.upper()) == code, alias
+    with pytest.raises(ValueError, match=r"unknown language 'dk' \(valid: da, nb, nn, sv, is, fo, fi, en, no"):
+        languages.expand_languages("da,dk")
+    with pytest.raises(ValueError, match="write 'no' in quotes"):
+        languages.expand_languages([False])  # type: ignore[list-item]  # YAML's bare no
+
+
+def test_quality_and_langid_do_not_import_each_other() -> None:
+    for module, other in (("quality", "langid"), ("langid", "quality")):
+        source = (REPO / "src" / "nordpipe" / f"{module}.py").read_text(encoding="utf-8")
+        top_level = [line for line in source.splitlines() if re.match(r"(from|import) ", line)]
+        assert not [line for line in top_level if f"nordpipe.{other}" in line], module
+
+
+def test_every_alias_is_documented_in_readme_and_help(nordpipe_cli: Any) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme.split("<!-- languages:begin -->\n", 1)[1].split("<!-- languages:end -->", 1)[0]
+    for alias, code in languages.ALIASES.items():
+        assert re.search(rf"^\| `{code}` \|.*`{re.escape(alias)}`", table, re.M), alias
+    for code in (*languages.LANGUAGES, *languages.GROUPS):
+        assert f"| `{code}` |" in table
+    help_text = " ".join(nordpipe_cli("filter", "quality", "--help", check=True).stdout.split())
+    for code in (*languages.LANGUAGES, "no = nb+nn", "nor", "norwegian", "dan_Latn"):
+        assert code in help_text, code
+    for alias in (a for a in languages.ALIASES if len(a) == 3):
+        assert alias in help_text, alias
+
+
+# --------------------------------------------------------------------------------------------
+# Bokmål and Nynorsk apart; accuracy on real paragraphs (synthetic twins without ../shared)
+
+PARAGRAPHS = {
+    "nn": [
+        "Kommunen har bestemt at den gamle skulen i bygda skal pussast opp i løpet av dei neste to åra. Elevane og "
+        "lærarane har venta lenge på dette, for bygningen er kald om vinteren og taket lek når det regnar. Ordføraren "
+        "seier at arbeidet skal starte til hausten, og at undervisninga skal halde fram i mellombelse lokale medan "
+        "byggjearbeidet går føre seg. Foreldra er glade for avgjerda, men nokre av dei meiner at kommunen burde ha "
+        "gjort dette for mange år sidan. Ein ny gymsal er òg med i planane, og han skal kunne nyttast av idrettslaget "
+        "om kveldane.",
+        "Det har vore ein lang prosess å kome hit. Eg har sjølv vore med i arbeidsgruppa sidan starten, seier rektor "
+        "Kari Nes. Vi har hatt mange møte med kommunen, og det har ikkje alltid vore lett å bli einige om kva som er "
+        "viktigast. No ser det ut til at vi får både nye klasserom, eit betre bibliotek og ein skuleplass med meir "
+        "plass til leik.",
+    ],
+    "nb": [
+        "Kommunen har bestemt at den gamle skolen i bygda skal pusses opp i løpet av de neste to årene. Elevene og "
+        "lærerne har ventet lenge på dette, for bygningen er kald om vinteren og taket lekker når det regner. "
+        "Ordføreren sier at arbeidet skal starte til høsten, og at undervisningen skal fortsette i midlertidige "
+        "lokaler mens byggearbeidet pågår. Foreldrene er glade for avgjørelsen, men noen av dem mener at kommunen "
+        "burde ha gjort dette for mange år siden. En ny gymsal er også med i planene, og den skal kunne brukes av "
+        "idrettslaget om kveldene.",
+        "Det har vært en lang prosess å komme hit. Jeg har selv vært med i arbeidsgruppen siden starten, sier rektor "
+        "Kari Nes. Vi har hatt mange møter med kommunen, og det har ikke alltid vært lett å bli enige om hva som er "
+        "viktigst. Nå ser det ut til at vi får både nye klasserom, et bedre bibliotek og en skolegård med mer plass "
+        "til lek.",
+    ],
+    "da": [
+        "Kommunen har besluttet, at den gamle skole i landsbyen skal renoveres i løbet af de næste to år. Eleverne og "
+        "lærerne har ventet længe på dette, for bygningen er kold om vinteren, og taget er utæt, når det regner. "
+        "Borgmesteren siger, at arbejdet skal begynde til efteråret, og at undervisningen skal fortsætte i "
+        "midlertidige lokaler, mens byggeriet står på. Forældrene er glade for beslutningen, men nogle af dem mener, "
+        "at kommunen burde have gjort dette for mange år siden. En ny gymnastiksal er også med i planerne, og den skal "
+        "kunne bruges af idrætsforeningen om aftenen.",
+        "Det har været en lang proces at komme hertil. Jeg har selv været med i arbejdsgruppen fra starten, siger "
+        "skoleleder Kari Nielsen. Vi har haft mange møder med kommunen, og det har ikke altid været let at blive enige "
+        "om, hvad der er vigtigst. Nu ser det ud til, at vi får både nye klasselokaler, et bedre bibliotek og en "
+        "skolegård med mere plads til leg.",
+    ],
+}
+
+
+def test_norwegian_form_words() -> None:
+    assert norwegian_form("Eg veit ikkje kva ho meiner.") == "nn"
+    assert norwegian_form("Jeg vet ikke hva hun mener.") == "nb"
+    assert norwegian_form("Vi ser også på det.") is None  # both forms write these words
+    assert languages.NORWEGIAN_FORM_WORDS["nb"].isdisjoint(languages.NORWEGIAN_FORM_WORDS["nn"])
+
+
+def test_synthetic_paragraphs_tell_bokmal_nynorsk_and_danish_apart() -> None:
+    step = LanguageIdentifier()
+    for code, texts in PARAGRAPHS.items():
+        for doc in label(step, texts):
+            assert doc.metadata["nordpipe"]["language"] == code, (code, doc.text[:60])
+            assert doc.metadata["nordpipe"]["language_score"] >= 0.5
+    # The word evidence decides between the two forms only: Danish stays Danish.
+    step = LanguageIdentifier(norwegian_words=False)
+    assert [d.metadata["nordpipe"]["language"] for d in label(step, PARAGRAPHS["da"])] == ["da", "da"]
+
+
+def real_paragraphs(shared: Path) -> dict[str, list[str]]:
+    """Paragraphs (consecutive sentences, >= 80 words) of the report split benchmarks/bench_langid.py
+    reports on: DDT dev (da), the second half of NorNE dev (nb, nn), Talbanken dev's second half of
+    the documents (sv)."""
+    def sentences(path: Path) -> list[tuple[str, bool]]:
+        out, newdoc = [], True
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("# newdoc"):
+                newdoc = True
+            elif line.startswith("# text = "):
+                out.append((line[9:].strip(), newdoc))
+                newdoc = False
+        return out
+
+    data = shared / "data"
+    split = {"da": [s for s, _ in sentences(data / "ud" / "da_ddt-ud-dev.conllu")]}
+    for code, name in (("nb", "bokmaal"), ("nn", "nynorsk")):
+        all_sentences = [s for s, _ in sentences(data / "ner" / f"norne-no_{name}-ud-dev.conllu")]
+        split[code] = all_sentences[len(all_sentences) // 2 :]
+    swedish = sentences(data / "ud" / "sv_talbanken-ud-dev.conllu")
+    starts = [i for i, (_, new) in enumerate(swedish) if new]
+    split["sv"] = [s for s, _ in swedish[starts[len(starts) // 2] :]]
+    out: dict[str, list[str]] = {}
+    for code, items in split.items():
+        paragraphs, current = [], []
+        for sentence in items:
+            current.append(sentence)
+            if sum(len(s.split()) for s in current) >= 80:
+                paragraphs.append(" ".join(current))
+                current = []
+        out[code] = paragraphs
+    return out
+
+
+def test_accuracy_on_real_paragraphs_by_language(shared: Path) -> None:
+    step = LanguageIdentifier()
+    for code, paragraphs in real_paragraphs(shared).items():
+        assert len(paragraphs) >= 40, code
+        labels = [d.metadata["nordpipe"]["language"] for d in label(step, paragraphs)]
+        assert labels.count(code) >= 0.97 * len(labels), (code, {c: labels.count(c) for c in set(labels)})
+
+
+# --------------------------------------------------------------------------------------------
+# The command: --languages no keeps both written forms of Norwegian
+
+
+def test_cli_languages_no_keeps_bokmal_and_nynorsk(tmp_path: Path, nordpipe_cli: Any) -> None:
+    texts = {"nn": "\n\n".join(PARAGRAPHS["nn"]), "nb": "\n\n".join(PARAGRAPHS["nb"]), "da": "\n\n".join(PARAGRAPHS["da"])}
+    (tmp_path / "in").mkdir()
+    with gzip.open(tmp_path / "in" / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for code, text in texts.items():
+            handle.write(json.dumps({"id": code, "text": text, "source": "test", "added": "2024-01-01",
+                                     "created": "2020-01-01, 2021-01-01", "metadata": {"language": "no"}}) + "\n")
+    out = tmp_path / "out"
+    result = nordpipe_cli("filter", "quality", tmp_path / "in", out, "--languages", "no", "--keep-removed")
+    assert result.returncode == 0, result.stderr
+
+    def read(folder: Path) -> dict[str, dict[str, Any]]:
+        records = {}
+        for file in folder.glob("*.jsonl.gz"):
+            with gzip.open(file, "rt", encoding="utf-8") as handle:
+                records.update((r["id"], r) for r in map(json.loads, handle))
+        return records
+
+    kept, removed = read(out / "documents"), read(out / "removed")
+    assert sorted(kept) == ["nb", "nn"]
+    assert kept["nn"]["metadata"]["nordpipe"]["language"] == "nn"
+    assert kept["nb"]["metadata"]["nordpipe"]["language"] == "nb"
+    assert removed["da"]["metadata"]["nordpipe"]["removed"] == "language:other"
+
+    result = nordpipe_cli("filter", "quality", tmp_path / "in", tmp_path / "out2", "--languages", "da,dk")
+    assert result.returncode == 2
+    assert "'dk'" in result.stderr and "da, nb, nn, sv, is, fo, fi, en, no" in " ".join(result.stderr.split())
+
+
+def test_source_language_no_means_bokmal_settings_only_without_a_label() -> None:
+    from nordpipe.quality import document_language
+
+    source_only = Document(text="x", id="1", metadata={"language": "no"})
+    assert document_language(source_only) == "nb"
+    labelled = Document(text="x", id="2", metadata={"language": "no", "nordpipe": {"language": "nn"}})
+    assert document_language(labelled) == "nn"
+    unknown = Document(text="x", id="3", metadata={"language": "nno_Latn", "nordpipe": {"language": "unknown"}})
+    assert document_language(unknown) == "nn"
+
+
+def test_ingest_datasheet_keeps_no_and_refuses_unknown_codes(tmp_path: Path, nordpipe_cli: Any) -> None:
+    from nordpipe.datasheet import parse_front_matter
+
+    raw = tmp_path / "raw.jsonl"
+    raw.write_text(json.dumps({"text": PARAGRAPHS["nn"][0]}) + "\n", encoding="utf-8")
+    common = ["--license", "cc0-1.0", "--created", "2020"]
+    nordpipe_cli("ingest", raw, "--dataset", "nyn", "--output", tmp_path / "out", "--language", "nor,nno_Latn,Bokmål",
+                 *common, check=True)
+    matter = parse_front_matter((tmp_path / "out" / "nyn" / "README.md").read_text(encoding="utf-8"))
+    assert matter["language"] == ["no", "nn", "nb"]
+    result = nordpipe_cli("ingest", raw, "--dataset", "bad", "--output", tmp_path / "out", "--language", "da,dk", *common)
+    assert result.returncode == 2
+    assert "'dk'" in result.stderr and "valid: da, nb, nn" in " ".join(result.stderr.split())
+    assert not (tmp_path / "out" / "bad").exists()

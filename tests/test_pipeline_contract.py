@@ -160,7 +160,9 @@ def test_required_parameters_are_enforced(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(("kind", "params", "needle", "allowed"), [
     ("pii", "mode: mask", "mode: mask", "tag, fake"),
-    ("quality", "languages: dk", "languages: dk", "known: da, nb"),
+    ("quality", "languages: dk", "languages: dk", "valid: da, nb, nn, sv, is, fo, fi, en, no"),
+    ("quality", "languages: no", "languages: no", "write 'no' in quotes"),  # YAML's bare no is false
+    ("ingest", "language: dk", "language: dk", "valid: da, nb, nn, sv, is, fo, fi, en, no"),
     ("ingest", "license: other", "license: other", "license_name"),
     ("pii", "entities: [CPR, SHOE_SIZE]", "entities", "SHOE_SIZE"),
     ("tokenize", "format: parquet", "format: parquet", "megatron, datatrove, mds"),

@@ -1,4 +1,8 @@
-"""Datasheets: ``ROOT/NAME/README.md`` with Hugging Face-style YAML front matter and statistics."""
+"""Datasheets: ``ROOT/NAME/README.md`` with Hugging Face-style YAML front matter and statistics.
+
+``language`` lists the config's codes as ``nordpipe.languages.datasheet_code`` gives them (ISO
+639-1; ``no``, Norwegian in both written forms, stays ``no`` as the Hub uses it), else the
+default language."""
 
 from __future__ import annotations
 
@@ -6,6 +10,8 @@ import os
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from nordpipe.languages import DEFAULT_LANGUAGE
 
 if TYPE_CHECKING:
     from nordpipe.ingest import IngestConfig
@@ -35,7 +41,7 @@ def size_category(count: int) -> str:
 def front_matter(config: IngestConfig, stats: dict[str, Any]) -> dict[str, Any]:
     matter: dict[str, Any] = {
         "pretty_name": config.pretty_name or config.dataset,
-        "language": list(config.language) or ["da"],
+        "language": list(config.language) or [DEFAULT_LANGUAGE],
         "license": config.license or "other",
     }
     if matter["license"] == "other":

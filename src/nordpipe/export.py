@@ -68,6 +68,7 @@ import pyarrow as pa
 import pyarrow.ipc as ipc
 import xxhash
 
+from nordpipe import languages
 from nordpipe.documents import NORDPIPE_KEY, iter_jsonl_lines, iter_records, raw_for_quarantine
 from nordpipe.layout import OutputLayout
 from nordpipe.steps import reason_category
@@ -125,10 +126,6 @@ _WEAK: dict[str, str] = {
     "fi": "jne ym yms tms jms milj mrd ma ti ke to pe la su",
 }
 LANGUAGES = tuple(_STRONG)
-_LANGUAGE_ALIASES = {
-    "dan": "da", "no": "nb", "nor": "nb", "nob": "nb", "nno": "nn", "swe": "sv", "isl": "is",
-    "ice": "is", "fao": "fo", "fin": "fi",
-}
 
 _TERMINATORS = ".!?…"
 _CLOSERS = "\"'”’»«)]"
@@ -144,10 +141,7 @@ _LIST_ITEM = re.compile(r"(?:[-•*–—]|\d{1,3}[.)])\s")  # a line starting a
 
 def normalize_language(language: object) -> str | None:
     """``"dan_Latn"``/``"da-DK"``/``"nob"`` -> ``"da"``/``"da"``/``"nb"``; None if not a Nordic language."""
-    if not isinstance(language, str) or not language:
-        return None
-    code = re.split(r"[_\-]", language.strip().lower(), maxsplit=1)[0]
-    code = _LANGUAGE_ALIASES.get(code, code)
+    code = languages.normalize_language(language)  # aliases as everywhere ("no" -> nb's list)
     return code if code in _STRONG else None
 
 

@@ -103,6 +103,7 @@ from nordpipe.documents import (
     record_to_document,
     validate_record,
 )
+from nordpipe.languages import UnknownLanguage, datasheet_code
 from nordpipe.layout import OutputLayout, UsageError, atomic_write_json
 from nordpipe.runner import RunOptions, StageRun, kill_point
 from nordpipe.steps import is_active, quarantine_document
@@ -132,6 +133,11 @@ class MissingDateError(ConfigError, UsageError):
     Also a ``layout.UsageError``: the CLI's ``stage_command`` reports it as a usage mistake and
     exits 2, while library callers can catch it as a ``ConfigError``.
     """
+
+
+class LanguageCodeError(ConfigError, UsageError):
+    """A ``language`` code nordpipe does not know (``nordpipe.languages``); exits 2 like
+    ``MissingDateError``, the message lists the valid codes."""
 
 
 _DEFAULT_ID_TEMPLATE = "{dataset}-{file}-{line}"
@@ -177,6 +183,10 @@ class IngestConfig:
             raise ConfigError(f"dataset name {self.dataset!r}: use letters, digits, '_', '-', '.'")
         if isinstance(self.language, str):
             self.language = [p.strip() for p in self.language.split(",") if p.strip()]
+        try:  # as the datasheet lists them: ISO 639-1, "no" (Norwegian, nb and nn) kept a group
+            self.language = list(dict.fromkeys(datasheet_code(p) for p in self.language))
+        except UnknownLanguage as err:
+            raise LanguageCodeError(f"language: {err}") from None
         if self.format is not None and self.format not in RAW_FORMATS:
             raise ConfigError(f"format {self.format!r} is not one of {', '.join(RAW_FORMATS)}")
         if self.license == "other" and not self.license_name:

@@ -389,7 +389,8 @@ def _check_urls(params: dict[str, Any], ctx: CheckContext) -> None:
 
 def _check_quality(params: dict[str, Any], ctx: CheckContext) -> None:
     from nordpipe.langid import parse_languages, parse_min_scores
-    from nordpipe.quality import LANGUAGES, load_settings, normalize_language
+    from nordpipe.languages import normalize_language, valid_codes_text
+    from nordpipe.settings import load_settings
 
     try:
         wanted = parse_languages(params.get("languages"))
@@ -401,7 +402,7 @@ def _check_quality(params: dict[str, Any], ctx: CheckContext) -> None:
         raise _bad("min_language_score")(err) from None
     default = params.get("default_language")
     if default is not None and normalize_language(default) is None:
-        raise _ParamProblem("default_language", f"default_language: unknown language {default!r} (known: {', '.join(LANGUAGES)})")
+        raise _ParamProblem("default_language", f"default_language: unknown language {default!r} (valid: {valid_codes_text()})")
     if wanted and params.get("no_language_id"):
         raise _ParamProblem("languages", "languages needs language identification (drop no_language_id)")
     settings = params.get("settings")

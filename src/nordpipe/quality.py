@@ -33,111 +33,27 @@ Each step records the figures that decided a document in
 
 from __future__ import annotations
 
-import copy
 import re
 from collections.abc import Mapping
 from functools import lru_cache
-from importlib import resources
 from itertools import chain
 from typing import Any
 
 import numpy as np
-import yaml
 from datatrove.data import Document
 from datatrove.utils.text import PUNCTUATION_SET
 
 from nordpipe.documents import NORDPIPE_KEY, nordpipe_meta
+from nordpipe.languages import DEFAULT_LANGUAGE, LANGUAGES, normalize_language
+from nordpipe.settings import SECTIONS, load_settings
 from nordpipe.steps import DocumentFilter
 
 # --------------------------------------------------------------------------------------------
 # Languages and settings
 
-LANGUAGES = ("da", "nb", "nn", "sv", "is", "fo", "fi", "en")
-"""Languages with shipped settings (ISO 639-1; Norwegian as Bokmål ``nb`` and Nynorsk ``nn``)."""
-
-NORDIC_LANGUAGES = ("da", "nb", "nn", "sv", "is", "fo", "fi")
+# The language facts live in nordpipe.languages and the settings loader in nordpipe.settings
+# (shared with nordpipe.langid, so neither imports the other at module level).
 _LANGUAGE_SET = frozenset(LANGUAGES)
-
-_ALIASES = {
-    "dan": "da", "nob": "nb", "no": "nb", "nor": "nb", "nno": "nn", "swe": "sv", "isl": "is",
-    "fao": "fo", "fin": "fi", "eng": "en", "danish": "da", "bokmal": "nb", "bokmål": "nb",
-    "nynorsk": "nn", "norwegian": "nb", "swedish": "sv", "icelandic": "is", "faroese": "fo",
-    "finnish": "fi", "english": "en",
-}
-
-SECTIONS = ("abbreviations", "language_id", "gopher_quality", "gopher_repetition", "c4")
-"""Sections of a settings file that a run may override."""
-
-DEFAULT_LANGUAGE = "da"
-
-
-def normalize_language(code: object) -> str | None:
-    """``"dan_Latn"``, ``"DA"``, ``"nob"``, ``"no"`` -> ``"da"``/``"nb"``; None if not one of ``LANGUAGES``."""
-    if not isinstance(code, str) or not code:
-        return None
-    key = code.strip().lower().replace("-", "_")
-    key = key.split("_", 1)[0] if key not in _ALIASES else key
-    key = _ALIASES.get(key, key)
-    return key if key in LANGUAGES else None
-
-
-@lru_cache(maxsize=1)
-def _shipped_settings() -> dict[str, dict[str, Any]]:
-    folder = resources.files("nordpipe") / "data" / "quality"
-    return {lang: yaml.safe_load((folder / f"{lang}.yaml").read_text(encoding="utf-8")) for lang in LANGUAGES}
-
-
-def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str) -> None:
-    for key, value in override.items():
-        if key not in base:
-            raise ValueError(f"settings: unknown key {where}{key!r} (known: {', '.join(sorted(base))})")
-        if isinstance(base[key], dict):
-            if not isinstance(value, Mapping):
-                raise ValueError(f"settings: {where}{key} must be a mapping")
-            _merge(base[key], value, f"{where}{key}.")
-        else:
-            base[key] = value
-
-
-class QualitySettings(dict):  # type: ignore[type-arg]
-    """Settings of every language in ``LANGUAGES`` (``load_settings``' result): language -> sections."""
-
-
-def load_settings(override: str | Mapping[str, Any] | None = None) -> QualitySettings:
-    """The per-language settings: shipped files, then ``override`` on top.
-
-    ``override`` is a YAML file path (or the parsed mapping) keyed by language code, or ``all``
-    for every language, holding only the values to change::
-
-        all:
-          c4: {min_num_sentences: 3}
-        da:
-          gopher_quality: {min_stop_words: 3, stop_words: [og, i, at, det]}
-
-    Unknown languages or keys raise ``ValueError`` naming them (a typo must not pass silently).
-    """
-    if isinstance(override, QualitySettings):
-        return override
-    settings = QualitySettings(copy.deepcopy(_shipped_settings()))
-    if override is None:
-        return settings
-    if isinstance(override, str):
-        with open(override, encoding="utf-8") as handle:
-            override = yaml.safe_load(handle) or {}
-    if not isinstance(override, Mapping):
-        raise ValueError("settings: the file must hold a mapping of language codes to sections")
-    for code, sections in override.items():
-        targets = list(LANGUAGES) if code in ("all", "*") else [normalize_language(code)]
-        if targets == [None]:
-            raise ValueError(f"settings: unknown language {code!r} (known: all, {', '.join(LANGUAGES)})")
-        if not isinstance(sections, Mapping):
-            raise ValueError(f"settings: {code} must map section names to values")
-        for section in sections:
-            if section not in SECTIONS:
-                raise ValueError(f"settings: unknown section {code}.{section} (known: {', '.join(SECTIONS)})")
-        for lang in targets:
-            _merge(settings[lang], {k: v for k, v in sections.items()}, f"{code}.")  # type: ignore[union-attr]
-    return settings
 
 
 def document_language(doc: Document, default: str = DEFAULT_LANGUAGE) -> str:

@@ -47,7 +47,7 @@ def ingest_command(
     added_field: Annotated[str | None, typer.Option("--added-field", help="Field with the date the record was added.")] = None,
     added: Annotated[str | None, typer.Option("--added", help="Added date for all records [default: the day of the first run].")] = None,
     url_field: Annotated[str | None, typer.Option("--url-field", help="Field copied to metadata.url.")] = None,
-    language: Annotated[str | None, typer.Option("--language", help="Languages, comma-separated ISO codes (da,nb,nn,sv,is,fo,fi).")] = None,
+    language: Annotated[str | None, typer.Option("--language", help="Languages, comma-separated ISO codes (da,nb,nn,sv,is,fo,fi,en; no = Norwegian, both written forms; aliases as for filter quality --languages), listed in the datasheet.")] = None,
     license_: Annotated[str | None, typer.Option("--license", help="License id (e.g. cc0-1.0, cc-by-4.0, other).")] = None,
     license_name: Annotated[str | None, typer.Option("--license-name", help="License name, required with --license other.")] = None,
     pretty_name: Annotated[str | None, typer.Option("--pretty-name", help="Human-readable dataset name for the datasheet.")] = None,

@@ -16,7 +16,8 @@ from nordpipe.cli.common import (
     stage_command,
     with_run_options,
 )
-from nordpipe.quality import LANGUAGES, run_quality
+from nordpipe.languages import option_help
+from nordpipe.quality import run_quality
 from nordpipe.runner import RunOptions
 
 
@@ -26,10 +27,10 @@ from nordpipe.runner import RunOptions
 def quality_command(
     input_path: InputArg,
     output_path: OutputArg,
-    languages: Annotated[str | None, typer.Option("--languages", help=f"Keep only these languages, comma-separated ({','.join(LANGUAGES)}) [default: keep all, label only].")] = None,
-    min_language_score: Annotated[str | None, typer.Option("--min-language-score", help="Minimum language confidence for kept documents: 0.6 for all, or da=0.3,nb=0.6 [default: the settings' language_id.min_score].")] = None,
+    languages: Annotated[str | None, typer.Option("--languages", help=f"Keep only these languages, comma-separated: {option_help()}. Unknown codes exit 2 [default: keep all, label only].")] = None,
+    min_language_score: Annotated[str | None, typer.Option("--min-language-score", help="Minimum language confidence for kept documents: 0.6 for all, or da=0.3,nb=0.6 (no=0.5 sets nb and nn) [default: the settings' language_id.min_score].")] = None,
     settings: Annotated[str | None, typer.Option("--settings", help="YAML overriding the shipped per-language settings, e.g. 'da: {gopher_quality: {min_doc_words: 30}}' or 'all: {...}'.")] = None,
-    default_language: Annotated[str, typer.Option("--default-language", help="Settings for documents whose language is unknown.")] = "da",
+    default_language: Annotated[str, typer.Option("--default-language", help="Settings for documents whose language is unknown (no = Bokmål's).")] = "da",
     no_language_id: Annotated[bool, typer.Option("--no-language-id", help="Skip language identification; use the records' metadata.language (else --default-language).")] = False,
     options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
@@ -39,6 +40,11 @@ def quality_command(
     Each document gets metadata.nordpipe.language and language_score (lingua; Bokmål, Nynorsk apart).
 
     Each is judged with its language's settings: FineWeb-2's Nordic thresholds and stop words.
+
+    Languages: --languages no (nor, norwegian) keeps Bokmål and Nynorsk (nb+nn); nb or nn alone
+    keeps one. Language id labels each Norwegian document nb or nn; only where it is off
+    (--no-language-id) or finds no language does a source's metadata.language no choose the
+    settings, Bokmål's.
 
     Removed documents carry their reason (e.g. gopher_quality:stop_words) and the deciding figures.
 
