@@ -530,7 +530,7 @@ def main() -> None:
         "Sentences are real (UD/NorNE dev); the pages are generated (see the script). recall: article sentences "
         "(title included) found whole. precision: characters of those sentences / characters extracted. inline whole: "
         "sentences with an inline element found whole; dropped: such sentences present with the inline text missing "
-        "(the issue-19 defect). boilerplate: nav items, cookie banner, share buttons, section headings, related-article "
+        "(the issue-19 defect). boilerplate: nav items, cookie banner, share buttons, tag line, section headings, related-article "
         "titles and footer lines found. comments: comment sentences found (the pipeline asks for none).", "",
         "| extractor | recall | precision | inline whole | inline dropped | boilerplate leaked | comments leaked | pages differing from nordpipe.extract | pages/s per core |",
         "|---|---|---|---|---|---|---|---|---|", *rows_gen, "",

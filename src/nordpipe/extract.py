@@ -25,21 +25,20 @@ Measured on 240 generated pages (real UD/NorNE da, sv, nb, nn sentences; inline 
 three layouts, one with the lead paragraph in ``<article><header>``) and on the 23 real response
 records of the shared WARCs (run of 2026-12-07; pages/s per core, CPU time, machine under load):
 
-======================================  ======  =======  =======  =====  =====  ====  =======  ======  =====
-extractor                               recall  inline   inline   boil.  comm.  real  WET      real    gen.
-                                        whole   whole    dropped  leak   leak   issue recall   pages/s pages/s
-======================================  ======  =======  =======  =====  =====  ====  =======  ======  =====
-trafilatura 1.11 favor_precision        70.7%   64.4%    463      0.1%   0.8%   0/2   20%      49      184
-(before)
-trafilatura 1.11 default                97.6%   100%     0        0.0%   1.2%   2/2   60%      65      236
-trafilatura 2.3.1 favor_precision       77.6%   75.1%    355      0.0%   0.0%   2/2   60%      58      200
-trafilatura 2.3.1 default (chosen)      97.6%   100%     0        0.0%   0.0%   2/2   60%      35      268
-trafilatura 2.3.1 default, fast=True    97.6%   100%     0        0.0%   0.0%   2/2   60%      81      383
-trafilatura 2.3.1 favor_recall          97.7%   100%     0        0.5%   0.0%   2/2   60%      46      285
-resiliparse main_content                99.4%   99.1%    17       8.0%   100%   2/2   50%      529     3820
-justext (Nordic+English stoplists)      97.6%   97.4%    0        7.4%   15.0%  1/2   0%       85      265
-boilerpy3 ArticleExtractor              99.9%   99.9%    0        18.4%  1.2%   0/2   0%       136     535
-======================================  ======  =======  =======  =====  =====  ====  =======  ======  =====
+=========================================  ======  ======  =======  =======  ========  =====  ======  =======  =========
+extractor                                  recall  inline  inline   boiler-  comments  real   WET     real     generated
+                                           whole   whole   dropped  plate    leaked    issue  recall  pages/s  pages/s
+=========================================  ======  ======  =======  =======  ========  =====  ======  =======  =========
+trafilatura 1.11 favor_precision (before)  70.7%   64.4%   463      0.1%     0.8%      0/2    20%     49       184
+trafilatura 1.11 default                   97.6%   100%    0        0.0%     1.2%      2/2    60%     65       236
+trafilatura 2.3.1 favor_precision          77.6%   75.1%   355      0.0%     0.0%      2/2    60%     58       200
+trafilatura 2.3.1 default (chosen)         97.6%   100%    0        0.0%     0.0%      2/2    60%     35       268
+trafilatura 2.3.1 default, fast=True       97.6%   100%    0        0.0%     0.0%      2/2    60%     81       383
+trafilatura 2.3.1 favor_recall             97.7%   100%    0        0.5%     0.0%      2/2    60%     46       285
+resiliparse main_content                   99.4%   99.1%   17       8.0%     100%      2/2    50%     529      3820
+justext (Nordic+English stoplists)         97.6%   97.4%   0        7.4%     15.0%     1/2    0%      85       265
+boilerpy3 ArticleExtractor                 99.9%   99.9%   0        18.4%    1.2%      0/2    0%      136      535
+=========================================  ======  ======  =======  =======  ========  =====  ======  =======  =========
 
 - The 2.4% that every trafilatura setting misses are the ``<h1>`` titles of one layout (taken as
   page metadata). On the real pages the chosen setting extracts 94,260 characters against 78,751
