@@ -7,7 +7,7 @@ Raw formats, recognized by suffix:
 - ``.csv``/``.tsv`` (optionally ``.gz``/``.zst``): a header row, then one record per row;
 - ``.parquet``: one record per row, read in batches;
 - a folder of ``.txt``/``.md`` files: one document per file (its path becomes ``metadata.path``);
-- ``.warc``/``.warc.gz``/``.arc.gz`` (HTML responses, text extracted with trafilatura) and
+- ``.warc``/``.warc.gz``/``.arc.gz`` (HTML responses, text extracted by ``nordpipe.extract``) and
   ``.wet``/``.warc.wet.gz`` (text conversions): URL and crawl date go to ``metadata.url`` and
   ``created``.
 
@@ -70,7 +70,7 @@ import re
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, NamedTuple
 
@@ -993,6 +993,8 @@ def _iter_warc(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
     """
     from warcio.archiveiterator import ArchiveIterator
 
+    from nordpipe.extract import html_to_text  # here, not in the try below: an import error is no damaged record
+
     with fsspec.open(unit.path, "rb") as handle:
         size = handle.seek(0, io.SEEK_END)
         compressed = unit.path.endswith(".gz")
@@ -1021,7 +1023,7 @@ def _iter_warc(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
                 window.seek(position)
                 iterator = ArchiveIterator(window, arc2warc=True)
                 try:
-                    for item in _warc_records(iterator, unit, max_line_bytes):
+                    for item in _warc_records(iterator, unit, max_line_bytes, html_to_text):
                         yield from report(iterator.offset)
                         number += 1
                         yield item._replace(line=number)
@@ -1037,10 +1039,9 @@ def _iter_warc(unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
             yield from report(region_end)  # damage not followed by a readable record runs to the span's end
 
 
-def _warc_records(iterator: Any, unit: RawUnit, max_line_bytes: int | None) -> Iterator[RawItem]:
+def _warc_records(iterator: Any, unit: RawUnit, max_line_bytes: int | None,
+                  html_to_text: Callable[[bytes, str | None], str]) -> Iterator[RawItem]:
     """The items of one ``ArchiveIterator`` (line numbers are set by the caller)."""
-    import trafilatura
-
     for record in iterator:
         if record.rec_type not in ("response", "conversion", "resource"):
             continue
@@ -1074,7 +1075,7 @@ def _warc_records(iterator: Any, unit: RawUnit, max_line_bytes: int | None) -> I
             if "text/plain" in content_type:
                 text = payload.decode("utf-8", errors="replace")
             else:
-                text = trafilatura.extract(payload, url=url, include_comments=False, favor_precision=True) or ""
+                text = html_to_text(payload, url)
             if not text.strip():
                 yield RawItem(0, None, f"empty text: nothing extracted from {url}", None)
                 continue
