@@ -38,6 +38,7 @@ import hashlib
 import io
 import json
 import os
+import posixpath
 import re
 import tarfile
 import time
@@ -750,17 +751,26 @@ def _ut1_tarball_to_list(tarball: Path, target: Path, source: Source, max_bytes:
     (a decompression bomb), and so is a tarball without a list member."""
     found: dict[str, list[tarfile.TarInfo]] = {kind: [] for kind in UT1_MEMBERS}
     with tarfile.open(tarball, "r:*") as tar, open(target, "wb") as out:
+        files: set[str] = set()
         for member in tar:
             kind = member.name.rstrip("/").rsplit("/", 1)[-1]
             if kind in found and (member.isfile() or member.islnk() or member.issym()):
                 found[kind].append(member)
+                if member.isfile():
+                    files.add(posixpath.normpath(member.name))
+        # A link to a list member of the same tarball repeats it: read the member once.
+        for kind, members in found.items():
+            found[kind] = [m for m in members if m.isfile() or _link_target(m) not in files]
         if not any(found.values()):
             raise ValueError(f"{source.url}: no {' or '.join(UT1_MEMBERS)} member in the tarball (not a UT1 category?)")
         out.write(f"# UT1 {source.name} ({source.url}), category {source.category}; licence CC BY-SA 4.0\n".encode())
         written = 0
         for kind in UT1_MEMBERS:
             for member in found[kind]:
-                handle = tar.extractfile(member)
+                try:
+                    handle = tar.extractfile(member)
+                except KeyError as err:  # a link to a member the tarball lacks
+                    raise ValueError(f"{source.url}: {member.name} links to a missing member") from err
                 if handle is None:
                     continue
                 out.write(f"# {member.name}\n".encode())
@@ -773,3 +783,10 @@ def _ut1_tarball_to_list(tarball: Path, target: Path, source: Source, max_bytes:
                     last = chunk[-1:]
                 if last != b"\n":
                     out.write(b"\n")
+
+
+def _link_target(member: tarfile.TarInfo) -> str:
+    """The archive path a hard or symbolic link member points to."""
+    if member.islnk():
+        return posixpath.normpath(member.linkname)
+    return posixpath.normpath(posixpath.join(posixpath.dirname(member.name), member.linkname))
