@@ -436,3 +436,13 @@ def test_update_offline_exits_1_and_keeps_the_previous_lists(tarball_server: Tar
     assert "no domains or urls member" in json.loads(result.stdout)[0]["error"]
     assert "1 of 1 lists failed" in result.stderr
     assert not (store / "scam").exists() or not list((store / "scam").iterdir())
+
+
+def test_adult_is_a_known_category_only_with_datatrove_list(tmp_path: Path) -> None:
+    """``--category adult`` names datatrove's list (there is no shipped ``adult/`` folder): known
+    while that list is in use, an unknown category without it."""
+    from nordpipe.urls import UrlBlocklistFilter
+
+    UrlBlocklistFilter(store=tmp_path / "store", categories=["adult", "gambling"])
+    with pytest.raises(ValueError, match="'adult'"):
+        UrlBlocklistFilter(datatrove_list=False, store=tmp_path / "store", categories=["adult"])
