@@ -40,12 +40,17 @@ URL_DOCS = [
     ("dr-slut", "https://www.dr.dk/sport/slut-paa-saesonen", None),  # Nordic exception: "slut" = "end"
     ("dr-plain", "https://www.dr.dk/nyheder/indland/vejret", None),
     ("com-slut", "https://www.example.com/slut-video", "urls:banned_word"),  # no exception off Nordic hosts
-    ("phishing", "https://mitid-login-verify.example/login", "urls:blocklist(phishing)"),
-    ("scam", "https://www.billige-sko-udsalg.example/tilbud", "urls:blocklist(scam)"),
-    ("url-entry", "https://skat-refusion.example/dk/login", "urls:url_list(phishing)"),
+    ("dr-bondage", "https://www.dr.dk/nyheder/indland/bondage-klub-lukket", None),  # Nordic allowlist
+    ("gambling", "https://www.0-casino.info/bonus", "urls:blocklist(gambling)"),
+    ("scam", "https://dailymail.top/celebrity/news", "urls:blocklist(scam)"),
+    ("phishing", "https://0a2991.arcadejafet.cl/1rTndRPiKL9bUtVGdZ1CB4aAAwjfsmLzWnZjmLauvxOe9RiOIrjQTexG4AhDZ4TW/",
+     "urls:url_list(phishing)"),
+    ("malware", "http://144.31.30.228/linux_arm64", "urls:url_list(malware)"),
+    ("adult", "https://www.0-1avsex.com/", "urls:blocklist(adult)"),
 ]
-"""Documents whose fate depends on the shipped lists (``phishing``/``scam`` entries are on the
-reserved ``.example`` TLD, so only the project's lists can remove them)."""
+"""Documents whose fate depends on the shipped lists (UT1 entries of ``gambling/``, ``scam/``,
+``phishing/``, ``malware/``; ``adult`` is datatrove's bundled UT1 list) and on the Nordic
+allowlist and word exceptions. The ``.example`` placeholders these used to name are gone."""
 
 
 def _text(number: int) -> str:
@@ -77,8 +82,10 @@ def test_lxml_html_clean_is_declared() -> None:
 def test_shipped_lists_are_package_data() -> None:
     folder = shipped_blocklists()
     assert folder == Path(nordpipe.__file__).parent / "data" / "blocklists"
-    assert {"adult", "gambling", "malware", "phishing", "scam"} <= {p.name for p in folder.iterdir() if p.is_dir()}
+    # adult is datatrove's bundled UT1 list (read from the datatrove package), not a folder here.
+    assert {"gambling", "malware", "phishing", "scam"} <= {p.name for p in folder.iterdir() if p.is_dir()}
     assert (folder / "nordic_word_exceptions.txt").is_file() and (folder / "sources.toml").is_file()
+    assert (folder / "nordic_allowlist.txt").is_file() and (folder / "UT1-LICENSE.txt").is_file()
     assert "slut" in (folder / "nordic_word_exceptions.txt").read_text(encoding="utf-8")
 
 
@@ -223,7 +230,9 @@ def _run_chain(nordpipe_command: Path, root: Path, env: dict[str, str]) -> None:
 def test_wheel_outside_checkout_equals_editable_install(wheel_install: dict[str, Path], tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel_install["wheel"]).namelist()
     for data_file in ("nordpipe/data/blocklists/nordic_word_exceptions.txt", "nordpipe/data/blocklists/sources.toml",
-                      "nordpipe/data/blocklists/phishing/nordic.txt", "nordpipe/data/quality/da.yaml",
+                      "nordpipe/data/blocklists/phishing/ut1-phishing.txt.gz", "nordpipe/data/blocklists/UT1-LICENSE.txt",
+                      "nordpipe/data/blocklists/UT1-ATTRIBUTION.md", "nordpipe/data/blocklists/nordic_allowlist.txt",
+                      "nordpipe/data/quality/da.yaml",
                       "nordpipe/data/sentences/da.txt"):
         assert data_file in names, data_file
     compiled = [n for n in names if n.startswith("nordpipe/pii/") and n.endswith((".so", ".pyd", ".c"))]

@@ -98,7 +98,8 @@ def test_default_mode_differs_from_datatrove_only_where_documented() -> None:
     compatible = UrlBlocklistFilter(project_lists=False, datatrove_compatible=True)
     # "sex.pl" is on datatrove's list and is a public suffix: datatrove never matches it.
     url = "https://foo.sex.pl/"
-    assert default.decide([url])[0][0] == "blocklist(datatrove)"
+    # (datatrove's list is UT1 adult: its reason names the category, blocklist(adult).)
+    assert default.decide([url])[0][0] == "blocklist(adult)"
     assert compatible.decide([url])[0][0] is None
     # datatrove's URL list holds URLs without scheme; it compares whole strings.
     listed = "https://10000_gratis_sexfoto.jouwpagina.nl"

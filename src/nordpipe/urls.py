@@ -5,9 +5,11 @@ Two datatrove pipeline steps, both reading ``metadata["url"]``:
 ``UrlBlocklistFilter`` (reason ``urls:<rule>``) removes a document when, in this order:
 
 1. ``no_url``: it has no URL and ``require_url`` is set (otherwise it passes);
-2. (an allowlisted host or parent domain keeps the document: no URL rule applies);
+2. (an allowlisted host or parent domain keeps the document: no URL rule applies; with the Nordic
+   exceptions this includes the shipped ``nordic_allowlist.txt``, Nordic news and public sites);
 3. ``blocklist(<category>)``: its host or a parent domain is on a blocklist (datatrove's bundled
-   list is category ``datatrove``; project lists use their folder name; user lists ``user``);
+   list, UT1 ``adult``, is category ``adult``; the shipped UT1 lists and other project lists use
+   their folder name: ``gambling``, ``phishing``, ``malware``, ``scam``; user lists ``user``);
 4. ``url_list(<category>)``: the URL itself is on an exact-URL list;
 5. ``banned_word``: a word of the URL is on datatrove's banned-word list;
 6. ``soft_banned_words``: at least ``soft_word_threshold`` words are on its soft list;
@@ -17,6 +19,15 @@ Rules 5-7 use datatrove's lists and its definition of URL words (runs of ASCII l
 digits, case kept). On hosts under a Nordic ccTLD (``.dk .no .se .fi .is .fo .gl .ax``) the words
 in ``nordpipe/data/blocklists/nordic_word_exceptions.txt`` (package data) do not count
 (``slut`` is Danish/Swedish for "end", ``fag`` Danish/Norwegian for "subject", ...).
+
+An entry on several categories' lists is reported under the first category of
+``blocklists.CATEGORY_PRECEDENCE`` (phishing before malware: UT1 lists most phishing URLs in
+both). A store list named like a shipped one (``<store>/gambling/ut1-gambling.txt`` after
+``blocklists update``) replaces it, so that entries UT1 has since dropped are no longer used.
+
+Load cost of the shipped UT1 lists (``benchmarks/bench_blocklists.py``): 84k entries parsed
+and hashed once per worker, 0.35 s and 10 MB (the ``.example`` placeholders: 0.08 s), on top of
+datatrove's UT1 adult index (~0.4 s, 94 MB); 2 shared cores at load average 10, so noisy.
 
 Differences from datatrove's ``URLFilter`` by default, each switched off by
 ``datatrove_compatible=True``:
@@ -28,7 +39,7 @@ Differences from datatrove's ``URLFilter`` by default, each switched off by
 - an exact-URL entry (datatrove's list holds them without scheme) also matches the URL without
   its scheme; datatrove compares the whole string, so its URL list never matches a URL with
   ``https://``;
-- the Nordic word exceptions.
+- the Nordic word exceptions and the Nordic allowlist.
 
 In compatible mode the decisions equal datatrove's (``benchmarks/bench_urls.py`` checks this on a
 million URLs). The fast path hashes the host and its parent domains and looks them up in a
@@ -61,16 +72,18 @@ from datatrove.data import Document, DocumentsPipeline
 from tldextract.remote import lenient_netloc
 
 from nordpipe.blocklists import (
+    DATATROVE_CATEGORY,
+    NORDIC_ALLOWLIST_NAME,
     NORDIC_EXCEPTIONS_NAME,
     NORDIC_TLDS,
     DatatroveLists,
     DomainIndex,
-    category_list_files,
     default_store,
     hash_strings,
     list_categories,
     load_datatrove_lists,
     normalize_domain,
+    ordered_list_files,
     read_list_file,
     read_word_exceptions,
     shipped_blocklists,
@@ -92,9 +105,9 @@ _NON_WORD = "[^a-zA-Z0-9]"
 _NORDIC_SUFFIXES = tuple("." + tld for tld in NORDIC_TLDS)
 
 DATATROVE_REASONS = {
-    "domain": "blocklist(datatrove)",
-    "subdomain": "blocklist(datatrove)",
-    "url": "url_list(datatrove)",
+    "domain": f"blocklist({DATATROVE_CATEGORY})",
+    "subdomain": f"blocklist({DATATROVE_CATEGORY})",
+    "url": f"url_list({DATATROVE_CATEGORY})",
     "hard_blacklisted": "banned_word",
     "soft_blacklisted": "soft_banned_words",
     "blacklisted_subword": "banned_subword",
@@ -148,7 +161,8 @@ class UrlBlocklistFilter(DocumentFilter):
         allowlists: list files whose domains (and their subdomains) are never removed by a URL rule.
         banned_words: apply datatrove's banned / soft / sub-word rules (default True).
         soft_word_threshold: soft-listed words needed to remove a URL (default 2, as datatrove).
-        nordic_exceptions: ignore innocent Nordic words on Nordic hosts (default True).
+        nordic_exceptions: ignore innocent Nordic words on Nordic hosts and never remove the
+            Nordic news and public sites of the shipped ``nordic_allowlist.txt`` (default True).
         datatrove_compatible: decide exactly as datatrove's ``URLFilter`` for its list (default
             False; implies no Nordic exceptions).
         require_url: remove documents without ``metadata.url`` (default False: they pass).
@@ -157,7 +171,7 @@ class UrlBlocklistFilter(DocumentFilter):
 
     A configured list that is missing is an error naming it, never an empty list: a missing
     ``blocklists``/``allowlists`` file, ``blocklists_dir``, shipped lists folder or (with
-    ``nordic_exceptions``) exceptions file raises ``FileNotFoundError``, an unknown category
+    ``nordic_exceptions``) exceptions or Nordic allowlist file raises ``FileNotFoundError``, an unknown category
     ``ValueError``; checked at construction and again when a worker loads the lists.
     """
 
@@ -217,12 +231,15 @@ class UrlBlocklistFilter(DocumentFilter):
                     raise FileNotFoundError(f"{kind} {path} does not exist")
         if self.nordic_exceptions:
             shipped_file(NORDIC_EXCEPTIONS_NAME)
+            shipped_file(NORDIC_ALLOWLIST_NAME)
         if not self.project_lists:
             return
         folder = self.project_lists_dir()
         if self.categories:
             store = Path(self.store) if self.store else default_store()
             known = set(list_categories(folder)) | set(list_categories(store))
+            if self.datatrove_list:
+                known.add(DATATROVE_CATEGORY)  # datatrove's list, used whatever --category says
             unknown = [c for c in self.categories if c not in known]
             if unknown:
                 raise ValueError(
@@ -240,8 +257,7 @@ class UrlBlocklistFilter(DocumentFilter):
         self.list_files: list[str] = []
         sources = []
         if self.project_lists:
-            sources += category_list_files(self.project_lists_dir(), self.categories)
-            sources += category_list_files(self.store or default_store(), self.categories)
+            sources += ordered_list_files(self.project_lists_dir(), self.store or default_store(), self.categories)
         sources += [("user", Path(p)) for p in self.blocklists]
         for category, path in sources:
             parsed = read_list_file(path, category)
@@ -251,7 +267,8 @@ class UrlBlocklistFilter(DocumentFilter):
             self.list_files.append(str(path))
         self._own = DomainIndex.from_lists(lists)
         self._own_urls = url_entries
-        allow = [(f"allow:{p}", read_list_file(p, "allow").domains) for p in self.allowlists]
+        allow_files = [*self.allowlists, *([shipped_file(NORDIC_ALLOWLIST_NAME)] if self.nordic_exceptions else [])]
+        allow = [(f"allow:{p}", read_list_file(p, "allow").domains) for p in allow_files]
         self._allow = DomainIndex.from_lists(allow)
         self._exceptions = (
             read_word_exceptions(shipped_file(NORDIC_EXCEPTIONS_NAME)) if self.nordic_exceptions else frozenset()
@@ -411,7 +428,7 @@ class UrlBlocklistFilter(DocumentFilter):
                 hits = _first_hits(hit, owners, depths, decided)
                 matched = strings.gather([index for _, index in hits]).to_list()
                 for (position, _), domain in zip(hits, matched, strict=True):
-                    removed[rows[position]] = ("blocklist(datatrove)", domain)
+                    removed[rows[position]] = (f"blocklist({DATATROVE_CATEGORY})", domain)
                     decided[position] = True
         if len(self._own):
             category = self._own.lookup(hashes)
@@ -462,7 +479,7 @@ class UrlBlocklistFilter(DocumentFilter):
         for number, position in enumerate(positions.tolist()):
             for candidate, hit in zip(pairs[number], found[2 * number: 2 * number + 2], strict=True):
                 if hit:
-                    removed[rows[position]] = ("blocklist(datatrove)", candidate)
+                    removed[rows[position]] = (f"blocklist({DATATROVE_CATEGORY})", candidate)
                     decided[position] = True
                     break
 
@@ -492,11 +509,11 @@ class UrlBlocklistFilter(DocumentFilter):
             url = present[position]
             rule: tuple[str, str | None] | None = None
             if url in dt_urls:
-                rule = ("url_list(datatrove)", url)
+                rule = (f"url_list({DATATROVE_CATEGORY})", url)
             else:
                 schemeless_url = url.split("://", 1)[1] if "://" in url else url
                 if schemeless_dt and schemeless_url in dt_urls:
-                    rule = ("url_list(datatrove)", schemeless_url)
+                    rule = (f"url_list({DATATROVE_CATEGORY})", schemeless_url)
                 elif own_urls:
                     category = own_urls.get(schemeless_url) or own_urls.get(schemeless_url.rstrip("/"))
                     rule = (f"url_list({category})", schemeless_url) if category else None

@@ -46,9 +46,9 @@ def filter_urls_command(
     category: Annotated[list[str] | None, typer.Option("--category", help="Use only these categories of the shipped lists (nordpipe/data/blocklists) and the store; an unknown one is an error; repeatable [default: all].")] = None,
     store: Annotated[str | None, typer.Option("--store", help="Store of downloaded lists [default: ~/.local/share/nordpipe/blocklists].")] = None,
     no_project_lists: Annotated[bool, typer.Option("--no-project-lists", help="Skip the shipped lists and the store.")] = False,
-    no_datatrove_list: Annotated[bool, typer.Option("--no-datatrove-list", help="Skip datatrove's bundled 4.5M-domain list and its banned words.")] = False,
+    no_datatrove_list: Annotated[bool, typer.Option("--no-datatrove-list", help="Skip datatrove's bundled UT1 adult list (4.5M domains, category adult) and its banned words.")] = False,
     no_banned_words: Annotated[bool, typer.Option("--no-banned-words", help="Skip datatrove's banned/soft/sub-word rules.")] = False,
-    no_nordic_exceptions: Annotated[bool, typer.Option("--no-nordic-exceptions", help="Apply banned words to Nordic hosts without exceptions.")] = False,
+    no_nordic_exceptions: Annotated[bool, typer.Option("--no-nordic-exceptions", help="No Nordic exceptions: apply banned words to Nordic hosts as elsewhere, and drop the allowlist of Nordic news and public sites.")] = False,
     datatrove_compatible: Annotated[bool, typer.Option("--datatrove-compatible", help="Decide exactly as datatrove's URLFilter (registered domain + host only, exact URL strings, no Nordic exceptions).")] = False,
     soft_word_threshold: Annotated[int, typer.Option("--soft-word-threshold", min=1, help="Soft-listed words that remove a URL.")] = 2,
     require_url: Annotated[bool, typer.Option("--require-url", help="Remove documents without metadata.url (default: they pass).")] = False,
@@ -65,6 +65,11 @@ def filter_urls_command(
     """Remove documents by metadata.url: blocklisted domains and URLs, banned words, and (with
     --consent-cache) sites that refuse AI training in robots.txt, ai.txt or tdmrep.json (or
     answer 401/403 for robots.txt).
+
+    Lists: UT1 categories shipped with nordpipe (gambling, phishing, malware, scam; see
+    nordpipe/data/blocklists/README.md), datatrove's bundled UT1 adult list (category adult),
+    lists fetched by `nordpipe blocklists update`, --blocklist files. Nordic news and public
+    sites (nordic_allowlist.txt) are never removed by a URL rule.
 
     Reasons: urls:blocklist(<category>), urls:url_list(<category>), urls:banned_word,
     urls:soft_banned_words, urls:banned_subword, urls:no_url, consent:<signal>@<snapshot date>,
@@ -177,8 +182,11 @@ def blocklists_update_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Download the public category lists named in the sources file into the local store, with
-    SHA-256 checksums and the time of the download in <store>/manifest.json. A failed download
-    keeps the previous copy and makes the exit code 1.
+    SHA-256 checksums and the time of the download in <store>/manifest.json. The shipped sources
+    fetch the current UT1 categories behind the shipped lists (a store list replaces the shipped
+    list of the same name) plus URLhaus and OpenPhish. Each list is replaced atomically; a failed
+    download keeps the previous copy and makes the exit code 1 (offline: a clear error, nothing
+    changed).
     """
     from nordpipe.blocklists import SOURCES_NAME, default_store, read_sources, shipped_file, update_blocklists
 
@@ -194,5 +202,13 @@ def blocklists_update_command(
             sys.stdout.write(f"blocklists-update\t{item['list']}\t{item['status']}\t{extra}\n")
     failed = [r for r in results if r["status"] == "failed"]
     if failed:
-        err_console.print(f"nordpipe: error: {len(failed)} of {len(results)} lists failed to download", highlight=False)
+        where = store or default_store()
+        if all(r.get("unreachable") for r in failed) and len(failed) == len(results):
+            message = (f"no list server could be reached (offline? DNS, connection refused or timeout): "
+                       f"{failed[0]['list']}: {failed[0]['error']}. The previous lists in {where} are kept; run "
+                       "blocklists update again when the network is up")
+        else:
+            message = (f"{len(failed)} of {len(results)} lists failed to download "
+                       f"({', '.join(r['list'] for r in failed)}); their previous copies in {where} are kept")
+        err_console.print(f"nordpipe: error: {message}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
