@@ -398,6 +398,37 @@ def input_identity(input_path: str) -> str:
     return CheckedInput(input_path, files, output_stems(files, input_path) if files else []).identity()
 
 
+def enclosing_output(path: str) -> str | None:
+    """The nordpipe stage output ``path`` is, or lies inside (``OUT/documents``, a file of it)."""
+    current = os.path.abspath(path)
+    while True:
+        if os.path.isfile(OutputLayout.of(current).run_record):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def upstream_outputs(input_path: str) -> list[dict[str, Any]]:
+    """The completed stage outputs an INPUT consists of, as ``{"path", "stage", "id"}``: the
+    output INPUT is (or lies inside), or the dataset outputs of a root of datasets (ingest's
+    ``--output ROOT``). Empty for plain document folders and URLs. Stage outputs record this in
+    their completion record so that ``nordpipe report`` can follow a chain back to ingest."""
+    if is_url(input_path):
+        return []
+    folders = [enclosing_output(input_path)] if enclosing_output(input_path) else _dataset_folders(input_path)
+    found = []
+    for folder in folders:
+        if folder is None:
+            continue
+        layout = OutputLayout.of(folder)
+        record = layout.completed() or {}
+        found.append({"path": absolute(folder), "stage": record.get("stage") or (layout.run() or {}).get("stage"),
+                      "id": record.get("id")})
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # What a file holds: content digests
 
