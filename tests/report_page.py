@@ -47,6 +47,9 @@ class ReportPage:
     examples: dict[str, list[str]] = field(default_factory=dict)
     not_in_chain: list[str] = field(default_factory=list)
     chart_labels: dict[str, list[str]] = field(default_factory=dict)
+    """The label texts drawn in each chart."""
+    charts: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Each chart's bars: label -> value."""
 
     def stage(self, name: str) -> dict[str, str]:
         return next(values for stage, values in self.stages if stage == name)
@@ -91,6 +94,8 @@ class _Parser(HTMLParser):
         elif tag == "figure" and "data-chart" in a:
             self._chart = a["data-chart"]
             self.page.chart_labels[self._chart] = []
+        elif tag == "rect" and self._chart is not None and "data-label" in a:
+            self.page.charts.setdefault(self._chart, {})[a["data-label"]] = float(a["data-value"])
         elif tag == "text" and self._chart is not None and "label" in a.get("class", "").split():
             self._text, self._text_kind = [], "label"
 

@@ -193,6 +193,8 @@ def test_report_renders_in_headless_chromium(demo_run, nordpipe_cli, tmp_path):
     # Datasets: what ingest wrote per dataset, and what is left of it in the final documents.
     assert sorted(page.datasets) == sorted(d.name for d in (batch / "ingest").iterdir())
     final = read_records(folders["pii"])
+    # Lengths of the final documents: the PII stage's output (tokenize writes no documents).
+    assert sum(page.charts["lengths"].values()) == len(final)
     for name, row in page.datasets.items():
         assert int(row["documents"]) == len(read_records(batch / "ingest" / name))
         assert int(row["final_documents"]) == sum(1 for r in final if r["source"] == name)

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 CHAIN = ["ingest", "urls", "quality", "lines", "minhash", "pii"]
 PLANTED_EMAIL = "jens.hansen@firma.dk"
 PLANTED_PHONE = "+45 20 12 34 56"
+LONG_SUBDOMAIN = "konkurrencer-og-gevinster-hver-eneste-dag"
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +46,7 @@ def hand_chain(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     planted = base / "planted.jsonl"
     filler = " ".join(["Kommunen har i år brugt flere penge på veje og skoler end planlagt, oplyser borgmesteren."] * 12)
     planted.write_text(json.dumps({
-        "id": "planted-1", "url": f"https://{blocked}/kontakt",
+        "id": "planted-1", "url": f"https://{LONG_SUBDOMAIN}.{blocked}/kontakt",
         "text": f"Skriv til {PLANTED_EMAIL} eller ring på {PLANTED_PHONE} for at vinde. {filler}",
     }) + "\n")
     folders = {name: work / folder for name, folder in
@@ -142,6 +143,9 @@ def test_hand_run_chain_in_chromium(hand_chain: dict[str, Path], nordpipe_cli: A
     assert "<EMAIL>" in planted[0] and "<PHONE>" in planted[0]
     assert PLANTED_EMAIL not in dom.stdout and "20 12 34 56" not in dom.stdout
     assert all(len(t) <= EXAMPLE_CHARS + 2 for texts in page.examples.values() for t in texts)
+    # A long label (the planted document's host name) is drawn whole, inside the page.
+    host = next(label for label in page.chart_labels["domains"] if label.startswith(LONG_SUBDOMAIN))
+    assert len(host) > 60 and page.charts["domains"][host] == 1
 
 
 def test_unrelated_outputs_are_listed_apart(hand_chain: dict[str, Path], nordpipe_cli: Any, tmp_path: Path) -> None:

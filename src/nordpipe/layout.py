@@ -8,8 +8,10 @@ This module is the one owner of the on-disk layout; no other module spells ``.no
     OUTPUT/.nordpipe/
         lock                 who runs on OUTPUT now (pid and process start time, JSON)
         run.json             the stage and parameters of the run that owns OUTPUT
-        complete.json        written last, atomically: the run finished (input identity, and what it
-                             wrote: size and xxh3-128 of every document file, ``file_digest``)
+        complete.json        written last, atomically: the run finished (input identity, the
+                             completed outputs it read, ``upstream_outputs``; start and finish times,
+                             nordpipe version; and what it wrote: size and xxh3-128 of every
+                             document file, ``file_digest``)
         stats.json           merged stats of the finished run
         datatrove/           datatrove's logs, completions and step stats
         tasks/<rank>.json    per-task stats, each written when its task has moved its files into place

@@ -218,7 +218,10 @@ def select(root: str) -> Selection:
     else:
         longest = max(len(c.levels) for c in chains)
         chosen = [c for c in chains if len(c.levels) == longest]
-        if len(chosen) > 1:
+        if longest == 1 and all(c.stages == ["ingest"] for c in chosen):
+            # only ingest outputs (a root of datasets, ingest's --output): one input, one level
+            chosen = [Chain([[c.final for c in chosen]])]
+        elif len(chosen) > 1:
             raise ReportError(
                 f"{root} mixes {len(chosen)} chains of {longest} stages ending in "
                 + ", ".join(f"{c.final.path} ({' -> '.join(c.stages)})" for c in chosen)
@@ -429,7 +432,7 @@ def collect(root: str) -> dict[str, Any]:
             languages = langs
             break
     # Lengths and per-dataset counts of the documents that leave the last stage writing documents.
-    writers = [name for name in order if DOCUMENTS in STAGES.get(name.split(" #")[0], STAGES["urls"]).writes]
+    writers = [name for name in order if name.split(" #")[0] not in STAGES or DOCUMENTS in STAGES[name.split(" #")[0]].writes]
     final_name = writers[-1] if writers else None
     lengths: Counter[str] = Counter()
     sampled = 0
@@ -521,7 +524,7 @@ def _bar_chart(chart_id: str, title: str, values: dict[str, float], color: str =
         w = max(1.0, bar_w * value / top) if value else 0
         rows.append(
             f'<text class="label" x="{label_w - 8}" y="{y + bar_h * 0.7:.0f}" text-anchor="end">{html.escape(str(label))}</text>'
-            f'<rect class="bar" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"><title>{html.escape(str(label))}: {value:,.0f}</title></rect>'
+            f'<rect class="bar" data-label="{html.escape(str(label), quote=True)}" data-value="{value}" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{color}"><title>{html.escape(str(label))}: {value:,.0f}</title></rect>'
             f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h * 0.7:.0f}">{value:,.0f}</text>'
         )
     return (
@@ -542,7 +545,7 @@ def _cell(key: str, value: int | float | None) -> str:
 
 
 def _text_cell(key: str, value: str | None) -> str:
-    return f'<td data-key="{key}" data-value="{html.escape(value or "", quote=True)}">{html.escape(value or "")}</td>'
+    return f'<td class="text" data-key="{key}" data-value="{html.escape(value or "", quote=True)}">{html.escape(value or "")}</td>'
 
 
 def _stage_rows(rows: list[dict[str, Any]]) -> str:
@@ -582,11 +585,11 @@ def _reason_tables(rows: list[dict[str, Any]]) -> str:
     for s in rows:
         for reason, count in s["removed_by_reason"].items():
             out.append(f'<tr data-stage="{html.escape(s["stage"], quote=True)}"><td>{html.escape(s["stage"])}</td>'
-                       f'<td>{html.escape(reason)}</td>{_cell("documents", count)}</tr>')
+                       f'<td class="text">{html.escape(reason)}</td>{_cell("documents", count)}</tr>')
         lines = s.get("line_dedup")
         if lines:
             out.append(f'<tr data-stage="{html.escape(s["stage"], quote=True)}"><td>{html.escape(s["stage"])}</td>'
-                       f'<td>lines removed (documents kept, shortened)</td>{_cell("lines", lines.get("lines_removed", 0))}</tr>')
+                       f'<td class="text">lines removed (documents kept, shortened)</td>{_cell("lines", lines.get("lines_removed", 0))}</tr>')
     return "".join(out)
 
 
@@ -646,7 +649,7 @@ def render_html(data: dict[str, Any], path: str) -> str:
 <style>
 body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}figure{{margin:1.5em 0;overflow-x:auto}}figcaption{{font-weight:600;margin-bottom:.4em}}
+td:first-child,th:first-child,td.text{{text-align:left}}td.text{{white-space:nowrap}}figure{{margin:1.5em 0;overflow-x:auto}}figcaption{{font-weight:600;margin-bottom:.4em}}
 svg text{{font-size:12px;fill:#222}}pre{{white-space:pre-wrap;word-break:break-all;font-size:12px}}
 q.example{{display:block;font-size:13px;color:#444;margin:.2em 0 .6em}}
 </style></head><body>
