@@ -214,6 +214,17 @@ def test_report_renders_in_headless_chromium(demo_run, nordpipe_cli, tmp_path):
     assert set(page.examples) <= reasons
     assert not page.not_in_chain
 
+    # A stage output beside the batches (an experiment on the side) is listed apart, not added in.
+    side = demo_run / "experiments" / "urls-again"
+    try:
+        nordpipe_cli("filter", "urls", batch / "ingest", side, check=True)
+        data = json.loads(nordpipe_cli("report", demo_run, "--json", "--html", tmp_path / "again.html", check=True).stdout)
+        assert [(row["stage"], row["documents_in"], row["documents_out"]) for row in data["stages"]] == \
+            [(name, int(row["documents_in"]), int(row["documents_out"])) for name, row in page.stages]
+        assert [item["folder"] for item in data["not_in_chain"]] == [str(side)]
+    finally:
+        shutil.rmtree(demo_run / "experiments", ignore_errors=True)
+
     screenshot = REPO / "benchmarks" / "results" / "report-screenshot.png"
     screenshot.parent.mkdir(parents=True, exist_ok=True)
     shot = tmp_path / "shot.png"

@@ -425,9 +425,11 @@ def upstream_outputs(input_path: str) -> list[dict[str, Any]]:
         if folder is None:
             continue
         layout = OutputLayout.of(folder)
+        run = layout.run()
+        if run is None:
+            continue  # a folder with only a lock (persistent dedup state), not a stage output
         record = layout.completed() or {}
-        found.append({"path": absolute(folder), "stage": record.get("stage") or (layout.run() or {}).get("stage"),
-                      "id": record.get("id")})
+        found.append({"path": absolute(folder), "stage": record.get("stage") or run.get("stage"), "id": record.get("id")})
     return found
 
 

@@ -184,6 +184,22 @@ def _follow(final: Output, known: dict[str, Output], ids: dict[str, str]) -> Cha
         levels.insert(0, sorted(upstream, key=lambda o: o.path))
 
 
+def _longest(scope: str, chains: list[Chain]) -> Chain:
+    """The longest of the chains found in one folder (a root, a pipeline's batch); ingest outputs
+    alone (a root of datasets) are one chain; two different chains of one length are refused."""
+    longest = max(len(c.levels) for c in chains)
+    chosen = [c for c in chains if len(c.levels) == longest]
+    if longest == 1 and all(c.stages == ["ingest"] for c in chosen):
+        return Chain([[c.final for c in chosen]])
+    if len(chosen) > 1:
+        raise ReportError(
+            f"{scope} mixes {len(chosen)} chains of {longest} stages ending in "
+            + ", ".join(f"{c.final.path} ({' -> '.join(c.stages)})" for c in chosen)
+            + ": report one of them, e.g. `nordpipe report " + chosen[0].final.path + "`"
+        )
+    return chosen[0]
+
+
 @dataclass
 class Selection:
     """The chains a report covers and the stage outputs below ROOT it leaves out."""
@@ -210,23 +226,18 @@ def select(root: str) -> Selection:
         raise ReportError(f"{root} holds no completed stage output (unfinished runs: "
                           f"{', '.join(o.path for o in found)}; `nordpipe status FOLDER`)")
     chains = [_follow(o, known, ids) for o in sorted(finals, key=lambda o: o.path)]
-    batches = os.path.join(root, "batches") + os.sep
-    if (root in known) and known[root].complete:
+    if root in known and known[root].complete:
         chosen = [c for c in chains if c.final.path == root]
-    elif any(c.final.path.startswith(batches) for c in chains):
-        chosen = [c for c in chains if c.final.path.startswith(batches)]
     else:
-        longest = max(len(c.levels) for c in chains)
-        chosen = [c for c in chains if len(c.levels) == longest]
-        if longest == 1 and all(c.stages == ["ingest"] for c in chosen):
-            # only ingest outputs (a root of datasets, ingest's --output): one input, one level
-            chosen = [Chain([[c.final for c in chosen]])]
-        elif len(chosen) > 1:
-            raise ReportError(
-                f"{root} mixes {len(chosen)} chains of {longest} stages ending in "
-                + ", ".join(f"{c.final.path} ({' -> '.join(c.stages)})" for c in chosen)
-                + ": report one of them, e.g. `nordpipe report " + chosen[0].final.path + "`"
-            )
+        # a pipeline root: one chain per batch; any other folder: one chain
+        batches = os.path.join(root, "batches") + os.sep
+        scopes: dict[str, list[Chain]] = {}
+        for chain in chains:
+            inside = chain.final.path[len(batches):].split(os.sep, 1)[0] if chain.final.path.startswith(batches) else None
+            scopes.setdefault(batches + inside if inside else root, []).append(chain)
+        if any(scope != root for scope in scopes):
+            scopes.pop(root, None)  # stage outputs beside a pipeline's batches are not the pipeline's
+        chosen = [_longest(scope, candidates) for scope, candidates in sorted(scopes.items())]
     members = {o.path for c in chosen for o in c.outputs}
     for chain in chosen:
         mine = {o.path for o in chain.outputs}
@@ -714,7 +725,7 @@ def plain_lines(data: dict[str, Any]) -> list[tuple[str, str, str]]:
     """The summary as (stage, key, value) triples, in chain order."""
     lines: list[tuple[str, str, str]] = [("report", "root", data["root"])]
     for chain in data["chains"]:
-        lines.append(("report", "chain", " -> ".join(chain["stages"])))
+        lines += [("report", "chain", " -> ".join(chain["stages"])), ("report", "final", chain["final"])]
     lines += [("report", "started", data["started"] or ""), ("report", "finished", data["finished"] or "")]
     for row in [*data["stages"], *data["exports"]]:
         name = row["stage"]
