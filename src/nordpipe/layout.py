@@ -8,8 +8,10 @@ This module is the one owner of the on-disk layout; no other module spells ``.no
     OUTPUT/.nordpipe/
         lock                 who runs on OUTPUT now (pid and process start time, JSON)
         run.json             the stage and parameters of the run that owns OUTPUT
-        complete.json        written last, atomically: the run finished (input identity, and what it
-                             wrote: size and xxh3-128 of every document file, ``file_digest``)
+        complete.json        written last, atomically: the run finished (input identity, the
+                             completed outputs it read, ``upstream_outputs``; start and finish times,
+                             nordpipe version; and what it wrote: size and xxh3-128 of every
+                             document file, ``file_digest``)
         stats.json           merged stats of the finished run
         datatrove/           datatrove's logs, completions and step stats
         tasks/<rank>.json    per-task stats, each written when its task has moved its files into place
@@ -396,6 +398,39 @@ def input_identity(input_path: str) -> str:
         return hashlib.sha256("\n".join(str(i) for i in ids).encode()).hexdigest()[:32]
     files = list_document_files(input_path) if os.path.exists(input_path) or is_url(input_path) else []
     return CheckedInput(input_path, files, output_stems(files, input_path) if files else []).identity()
+
+
+def enclosing_output(path: str) -> str | None:
+    """The nordpipe stage output ``path`` is, or lies inside (``OUT/documents``, a file of it)."""
+    current = os.path.abspath(path)
+    while True:
+        if os.path.isfile(OutputLayout.of(current).run_record):
+            return current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return None
+        current = parent
+
+
+def upstream_outputs(input_path: str) -> list[dict[str, Any]]:
+    """The completed stage outputs an INPUT consists of, as ``{"path", "stage", "id"}``: the
+    output INPUT is (or lies inside), or the dataset outputs of a root of datasets (ingest's
+    ``--output ROOT``). Empty for plain document folders and URLs. Stage outputs record this in
+    their completion record so that ``nordpipe report`` can follow a chain back to ingest."""
+    if is_url(input_path):
+        return []
+    folders = [enclosing_output(input_path)] if enclosing_output(input_path) else _dataset_folders(input_path)
+    found = []
+    for folder in folders:
+        if folder is None:
+            continue
+        layout = OutputLayout.of(folder)
+        run = layout.run()
+        if run is None:
+            continue  # a folder with only a lock (persistent dedup state), not a stage output
+        record = layout.completed() or {}
+        found.append({"path": absolute(folder), "stage": record.get("stage") or run.get("stage"), "id": record.get("id")})
+    return found
 
 
 # --------------------------------------------------------------------------------------------

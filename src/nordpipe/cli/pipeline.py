@@ -137,21 +137,37 @@ def run_command(
 @app.command("report")
 @stage_command
 def report_command(
-    root: Annotated[str, typer.Argument(help="A pipeline root (from nordpipe run) or a stage output folder.")],
+    root: Annotated[str, typer.Argument(help="A pipeline root (nordpipe run), a folder of stage outputs run by hand, or a final stage output.")],
     html: Annotated[str | None, typer.Option("--html", help="Write a self-contained HTML report here [default: ROOT/report.html].")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the collected figures as JSON.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the collected figures as JSON instead of the summary.")] = False,
 ) -> None:
-    """Summarize what every stage did: a terminal table and a self-contained HTML report with charts."""
-    from nordpipe.report import collect, render_html, render_terminal
+    """Summarize one chain (ingest -> ... -> final stage): a summary and a self-contained HTML report.
 
-    data = collect(root)
+    The chain is followed through the stage outputs' records (which input each stage read),
+    not taken from folder names, and shown in the stage registry's order. Stage outputs below
+    ROOT that are not part of it are listed apart; a ROOT holding two different chains of the
+    same length is refused (exit 1): give the final stage output of one instead. On a terminal
+    the summary is rich tables; otherwise `stage<TAB>key<TAB>value` lines (numbers without
+    separators; `report` lines are about the whole report).
+    """
+    from nordpipe.report import ReportError, collect, render_html, render_terminal, write_plain
+
+    try:
+        data = collect(root)
+    except ReportError as err:
+        err_console.print(f"[bold red]nordpipe: error:[/] {err}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from err
     path = html or os.path.join(root, "report.html")
     render_html(data, path)
+    data["html"] = os.path.abspath(path)
     if as_json:
         sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
-    else:
+    elif console.is_terminal:
         render_terminal(data, console)
-        console.print(f"HTML report: {path}", highlight=False)
+        console.print(f"HTML report: {path}", highlight=False, soft_wrap=True)
+    else:
+        write_plain(data, sys.stdout)
+        sys.stdout.write(f"report\thtml\t{data['html']}\n")
 
 
 @app.command("status")

@@ -13,6 +13,7 @@ from typing import Any
 
 from datatrove.pipeline.base import PipelineStep
 
+from nordpipe import __version__
 from nordpipe.layout import (
     DOCUMENTS,
     QUARANTINE,
@@ -25,6 +26,7 @@ from nordpipe.layout import (
     check_disjoint,
     check_input,
     input_identity,
+    upstream_outputs,
     written_digests,
 )
 from nordpipe.runner.executors import execute
@@ -250,7 +252,12 @@ class StageRun:
             "stage": self.stage,
             "input": self.record["input"],
             "input_identity": input_identity(self.input_path) if self.input is not None else None,
+            # what read what: ``nordpipe report`` follows these from the final stage back to
+            # ingest, whatever the folders are called and wherever they were moved
+            "upstream": upstream_outputs(self.input_path) if self.input is not None else [],
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(self.started)),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "nordpipe_version": __version__,
             "documents_out": stats.get("documents_out", 0),
             "quarantined": stats.get("quarantined_total", 0),
             # what the run wrote: later runs take their inputs' content digests from here
