@@ -179,10 +179,11 @@ COOKIES = [
     "Indstillinger",
 ]
 
-# Per language: navigation items, a consent banner, footer lines, a template for generated
+# Per language: a few stop words, navigation items, a consent banner, footer lines, a template for generated
 # shop pages ({0}, {1}: product, place) and "Read also" -- written here for the generators.
 WEB_PARTS: dict[str, dict[str, list[str]]] = {
     "da": {
+        "stop": ["i", "og", "på", "til", "for", "med", "det", "er"],
         "menu": MENU,
         "cookies": COOKIES,
         "footer": ["Kontakt os på tlf. 70 20 30 40", "Alle rettigheder forbeholdes.", "Del på Facebook", "Del på Twitter",
@@ -194,6 +195,7 @@ WEB_PARTS: dict[str, dict[str, list[str]]] = {
         "places": ["København", "Aarhus", "Odense", "Aalborg", "Esbjerg", "Vejle", "Horsens", "Randers"],
     },
     "nb": {
+        "stop": ["i", "og", "på", "til", "for", "med", "det", "er"],
         "menu": ["Forside", "Nyheter", "Sport", "Kultur", "Om oss", "Kontakt", "Jobb", "Logg inn", "Søk", "Butikk",
                  "Handlekurv", "Blogg"],
         "cookies": ["Vi bruker informasjonskapsler for å gi deg en bedre opplevelse.",
@@ -208,6 +210,7 @@ WEB_PARTS: dict[str, dict[str, list[str]]] = {
         "places": ["Oslo", "Bergen", "Trondheim", "Stavanger", "Tromsø", "Drammen", "Kristiansand", "Bodø"],
     },
     "nn": {
+        "stop": ["i", "og", "på", "til", "for", "med", "det", "er"],
         "menu": ["Framside", "Nyhende", "Sport", "Kultur", "Om oss", "Kontakt", "Jobb", "Logg inn", "Søk", "Butikk",
                  "Handlekorg", "Blogg"],
         "cookies": ["Vi brukar informasjonskapslar for å gje deg ei betre oppleving.",
@@ -222,6 +225,7 @@ WEB_PARTS: dict[str, dict[str, list[str]]] = {
         "places": ["Førde", "Voss", "Volda", "Ørsta", "Sogndal", "Florø", "Stord", "Odda"],
     },
     "sv": {
+        "stop": ["i", "och", "på", "till", "för", "med", "det", "är"],
         "menu": ["Startsida", "Nyheter", "Sport", "Kultur", "Om oss", "Kontakt", "Jobb", "Logga in", "Sök", "Butik",
                  "Varukorg", "Blogg"],
         "cookies": ["Vi använder cookies för att ge dig en bättre upplevelse på vår webbplats.",
@@ -277,10 +281,12 @@ def junk_documents(rng: random.Random, per_kind: int = 20, language: str = "da",
         line = " ".join(rng.sample(words, 8)).capitalize() + "."
         other = " ".join(rng.sample(words, 8)).capitalize() + "."
         kinds["repeated"].append("\n".join([line] * rng.randint(10, 30) + [other]))
-        # A page of navigation, bullet-point menus, footer and one teaser line: no article.
-        page = [" | ".join(rng.sample(menu, 5)), *("- " + item for item in rng.sample(menu, 6)),
-                *rng.sample(parts["footer"], 7), " ".join(rng.sample(words, 7)).capitalize() + "...",
-                f"© {rng.randint(2005, 2024)} {rng.choice(menu)}"]
+        # A page of navigation, bullet-point menus, footer and teaser headlines: no article, but
+        # 60+ words, so that Gopher's length rule alone does not settle it.
+        teasers = [" ".join([*rng.sample(words, rng.randint(4, 7)), *rng.sample(parts["stop"], 2)]).capitalize()
+                   + rng.choice(["", "...", ":"]) for _ in range(rng.randint(5, 9))]
+        page = [" | ".join(rng.sample(menu, 5)), *("- " + item for item in rng.sample(menu, 6)), parts["footer"][4],
+                *teasers, *rng.sample(parts["footer"], 8), f"© {rng.randint(2005, 2024)} {rng.choice(menu)}"]
         kinds["boilerplate"].append("\n".join(page))
         # Machine-generated shop pages: one template filled with products and places.
         sentences = [rng.choice(parts["template"]).format(rng.choice(parts["products"]), rng.choice(parts["places"]))
