@@ -139,9 +139,13 @@ def side(args: argparse.Namespace) -> int:
     by_key: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for d in docs:
         by_key[(d["language"], d["group"])].append(d)
+    result["filters_before_rules"] = {}
     for (language, group), group_docs in by_key.items():
         reasons = filter_reasons([d["text"] for d in group_docs], language)
         result["filters"][f"{language}|{group}"] = reasons
+        if args.side == "after":
+            result["filters_before_rules"][f"{language}|{group}"] = filter_reasons(
+                [d["text"] for d in group_docs], language, BEFORE_RULES)
     import bench_quality
 
     two_kb = [{"id": str(i), "language": "da", "text": text}
@@ -287,6 +291,12 @@ def report(args: argparse.Namespace, sides: dict[str, dict[str, Any]], docs: lis
     say("")
     say(f"**Goals met after: real prose {'yes' if met else 'NO'}, junk removed >= {GOALS['junk_removed']:.0%} in "
         f"every language {'yes' if junk_ok else 'NO'}.**")
+    say("")
+    same = sum(a == b for key, reasons in sides["before"]["filters"].items()
+               for a, b in zip(reasons, sides["after"]["filters_before_rules"][key], strict=True))
+    say(f"Check: the new code with `BEFORE_RULES` (2a9947d's rules as settings) gives the same verdict and reason "
+        f"as 2a9947d on {same:,} of {len(docs):,} documents, so each difference above comes from a changed rule "
+        "or threshold.")
     say("")
 
     # 2. The whole stage through the CLI.

@@ -1,8 +1,10 @@
 """Tests of the quality filters (nordpipe.quality) and ``nordpipe filter quality``.
 
 The filters are compared with datatrove's own GopherQualityFilter / GopherRepetitionFilter /
-C4QualityFilter configured with the same settings; real Danish and Swedish prose comes from
-``../shared/data/ud`` (skipped without it); junk is generated here.
+C4QualityFilter configured with the same settings (nordpipe's deliberate departures turned off
+with ``DATATROVE_RULES``; the departures have tests of their own). Real prose -- Danish and
+Swedish UD sentences, Bokmål and Nynorsk NorNE sentences -- comes from ``../shared/data``
+(skipped without it) composed into documents by ``prose_corpus.py``; junk is generated there.
 """
 
 from __future__ import annotations
@@ -631,6 +633,38 @@ def test_cli_filters_and_reports(tmp_path: Path, nordpipe_cli: Any) -> None:
     result = nordpipe_cli("filter", "quality", tmp_path / "in", tmp_path / "out3", "--languages", "xx")
     assert result.returncode == 2
     assert nordpipe_cli("filter", "quality", "--help").returncode == 0
+
+
+@pytest.mark.slow
+def test_cli_stage_keeps_real_prose(shared: Path, tmp_path: Path, nordpipe_cli: Any) -> None:
+    """The whole stage (lingua language id, then the filters with the language it gives) on
+    real prose of da, nb, nn and sv through the CLI: the goals of the true-language evaluation
+    hold for the documents lingua labels right; its confusions are counted apart."""
+    from collections import Counter
+
+    from prose_corpus import EVALUATED_LANGUAGES, GOALS
+
+    docs = [(f"{lang}-{bucket}-{i}", lang, bucket, text) for lang in EVALUATED_LANGUAGES for bucket in ("paragraph", "article")
+            for i, text in enumerate(real_documents(shared, lang, bucket))]
+    path = tmp_path / "in"
+    path.mkdir()
+    with gzip.open(path / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for doc_id, _, _, text in docs:
+            handle.write(json.dumps({"id": doc_id, "text": text, "source": "ud", "added": "2026-12-07",
+                                     "created": "2020-01-01, 2021-01-01", "metadata": {}}) + "\n")
+    out = tmp_path / "out"
+    result = nordpipe_cli("filter", "quality", path, out, "--languages", "da,nb,nn,sv,is,fo,fi", "--keep-removed")
+    assert result.returncode == 0, result.stderr
+    verdicts = {r["id"]: r["metadata"]["nordpipe"] for r in read_jsonl_gz(out / "documents") + read_jsonl_gz(out / "removed")}
+    assert len(verdicts) == len(docs)
+    confused = sum(verdicts[doc_id]["language"] != lang for doc_id, lang, _, _ in docs)
+    assert confused <= 0.02 * len(docs), f"lingua mislabelled {confused} of {len(docs)}"
+    for lang in EVALUATED_LANGUAGES:
+        for bucket in ("paragraph", "article"):
+            right = [verdicts[d] for d, lg, b, _ in docs if lg == lang and b == bucket and verdicts[d]["language"] == lang]
+            kept = sum("removed" not in v for v in right) / len(right)
+            reasons = Counter(v.get("removed") for v in right if "removed" in v)
+            assert kept >= GOALS[bucket], f"{lang} {bucket}: kept {kept:.1%} ({reasons})"
 
 
 def test_steps_pickle_without_per_process_codes() -> None:
