@@ -1,8 +1,10 @@
 """Tests of the quality filters (nordpipe.quality) and ``nordpipe filter quality``.
 
 The filters are compared with datatrove's own GopherQualityFilter / GopherRepetitionFilter /
-C4QualityFilter configured with the same settings; real Danish and Swedish prose comes from
-``../shared/data/ud`` (skipped without it); junk is generated here.
+C4QualityFilter configured with the same settings (nordpipe's deliberate departures turned off
+with ``DATATROVE_RULES``; the departures have tests of their own). Real prose -- Danish and
+Swedish UD sentences, Bokmål and Nynorsk NorNE sentences -- comes from ``../shared/data``
+(skipped without it) composed into documents by ``prose_corpus.py``; junk is generated there.
 """
 
 from __future__ import annotations
@@ -16,9 +18,21 @@ from typing import Any
 
 import pytest
 from datatrove.data import Document
+from datatrove.utils.text import PUNCTUATION_SET
+from prose_corpus import (
+    DANISH_WORDS,
+    JUNK_KINDS,
+    WEB_PARTS,
+    compose,
+    junk_documents,
+    language_stream,
+    real_documents,
+    ud_sentences,
+)
 
 from nordpipe.documents import removal_reason
 from nordpipe.quality import (
+    DATATROVE_RULES,
     C4QualityFilter,
     GopherQualityFilter,
     GopherRepetitionFilter,
@@ -34,23 +48,6 @@ from nordpipe.quality import (
 # Helpers
 
 
-def ud_sentences(shared: Path, name: str) -> list[str]:
-    text = (shared / "data" / "ud" / name).read_text(encoding="utf-8")
-    return [line[len("# text = "):].strip() for line in text.splitlines() if line.startswith("# text = ")]
-
-
-def compose(rng: random.Random, sentences: list[str], target: int = 2000) -> str:
-    """A document of paragraphs of 1-4 real sentences, ~``target`` characters."""
-    picked = rng.sample(sentences, min(60, len(sentences)))
-    paragraphs, size, i = [], 0, 0
-    while size < target and i < len(picked):
-        k = rng.randint(1, 4)
-        paragraphs.append(" ".join(picked[i : i + k]))
-        i += k
-        size += len(paragraphs[-1])
-    return "\n\n".join(paragraphs)
-
-
 def run_steps(texts: list[str], steps: list[Any] | None = None, language: str | None = None) -> list[Document]:
     docs = []
     for i, text in enumerate(texts):
@@ -60,52 +57,6 @@ def run_steps(texts: list[str], steps: list[Any] | None = None, language: str | 
     for step in steps if steps is not None else quality_steps():
         stream = step.run(stream)
     return list(stream)
-
-
-DANISH_WORDS = [
-    "kommunen", "byen", "skolen", "huset", "vejret", "regeringen", "borgerne", "forslaget", "mødet", "året",
-    "dagen", "landet", "besluttede", "fortalte", "viste", "åbnede", "sagde", "mente", "fandt", "købte",
-    "byggede", "skrev", "ny", "gammel", "stor", "lille", "vigtig", "dansk", "lokal", "næste", "sidste",
-    "hele", "mange", "flere",
-]
-MENU = ["Forside", "Nyheder", "Sport", "Kultur", "Om os", "Kontakt", "Job", "Log ind", "Søg", "Shop", "Kurv", "Blog"]
-COOKIES = [
-    "Vi bruger cookies for at give dig den bedste oplevelse på vores hjemmeside.",
-    "Denne hjemmeside anvender cookies til statistik og markedsføring.",
-    "Ved at klikke på Accepter giver du samtykke til cookies.",
-    "Læs mere i vores privatlivspolitik.",
-    "Accepter alle",
-    "Afvis",
-    "Indstillinger",
-]
-
-
-def junk_documents(rng: random.Random, per_kind: int = 20) -> dict[str, list[str]]:
-    """Web junk of seven kinds, made up here (seeded)."""
-    kinds: dict[str, list[str]] = {k: [] for k in ("menu", "cookie", "spam", "lorem", "code", "numbers", "repeated")}
-    for _ in range(per_kind):
-        kinds["menu"].append("\n".join(" | ".join(rng.sample(MENU, rng.randint(1, 5))) for _ in range(rng.randint(15, 40))))
-        # A consent banner: every line different, so only the C4 notice rules can catch it.
-        banner = [*COOKIES, *rng.sample(MENU, 3), " ".join(rng.sample(DANISH_WORDS, 8)).capitalize() + "."]
-        rng.shuffle(banner)
-        kinds["cookie"].append("\n".join(banner))
-        words = rng.sample(DANISH_WORDS, 4)
-        kinds["spam"].append(" ".join(rng.choice(words) for _ in range(rng.randint(200, 400))))
-        # Placeholder text in an otherwise ordinary page.
-        lines = [" ".join(["Det", "er", "en", *rng.sample(DANISH_WORDS, 9)]) + "." for _ in range(12)]
-        lines.insert(rng.randint(0, 12), "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod.")
-        kinds["lorem"].append("\n".join(lines))
-        kinds["code"].append("\n".join(
-            f"function f{i}(x) {{ var y = x * {rng.randint(1, 99)}; if (y > 10) {{ return y; }} return 0; }}"
-            for i in range(rng.randint(15, 40))
-        ))
-        kinds["numbers"].append("\n".join(
-            " ".join(f"{rng.uniform(0, 9999):.2f}" for _ in range(rng.randint(3, 8))) for _ in range(rng.randint(20, 60))
-        ))
-        line = " ".join(rng.sample(DANISH_WORDS, 8)).capitalize() + "."
-        other = " ".join(rng.sample(DANISH_WORDS, 8)).capitalize() + "."
-        kinds["repeated"].append("\n".join([line] * rng.randint(10, 30) + [other]))
-    return kinds
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,9 +75,21 @@ def test_shipped_settings_come_from_fineweb2(shared: Path) -> None:
         assert ours["gopher_quality"]["min_avg_word_length"] == reference["min_avg_word_length"]
         assert ours["gopher_quality"]["max_avg_word_length"] == reference["max_avg_word_length"]
         assert ours["gopher_repetition"]["dup_line_frac"] == reference["dup_line_frac"]
-        assert ours["gopher_repetition"]["top_n_grams"] == reference["top_n_grams"]
+        if code in ("nb", "nn"):
+            # Deliberate departure (issue 19, reasons in nb.yaml/nn.yaml): Gopher's thresholds
+            # instead of FineWeb-2's 0.087/0.107/0.131 (nb) and 0.899/0.705/0.375 (nn).
+            assert reference["top_n_grams"] != ours["gopher_repetition"]["top_n_grams"]
+            assert ours["gopher_repetition"]["top_n_grams"] == [[2, 0.2], [3, 0.18], [4, 0.16]]
+        else:
+            assert ours["gopher_repetition"]["top_n_grams"] == reference["top_n_grams"]
         assert ours["gopher_repetition"]["dup_n_grams"] == reference["dup_n_grams"]
         assert ours["gopher_quality"]["min_stop_words"] == 2
+        # Departures of every Nordic language (module docstring): C4's 5 sentences -> 3, alpha
+        # ratio over words, top n-grams only when they repeat; dialogue dashes except in Finnish.
+        assert ours["c4"]["min_num_sentences"] == 3
+        assert ours["gopher_quality"]["alpha_ratio_over"] == "words"
+        assert ours["gopher_repetition"]["top_n_gram_min_count"] == 2
+        assert ours["gopher_quality"]["dialogue_dashes"] is (code != "fi")
         assert ours["c4"]["policy_phrases"], f"{code} has no policy phrases"
     assert settings["en"]["gopher_quality"]["stop_words"] == ["the", "be", "to", "of", "and", "that", "have", "with"]
 
@@ -258,7 +221,8 @@ def test_agrees_with_datatrove_on_prose_and_junk(shared: Path) -> None:
     texts = [compose(rng, sentences, rng.randint(300, 2500)) for _ in range(40)]
     texts += [t for group in junk_documents(rng, 3).values() for t in group]
     theirs = datatrove_filters()
-    ours = run_steps(texts, language="da")
+    # nordpipe's departures (module docstring) turned off: the shared rules must agree as before.
+    ours = run_steps(texts, quality_steps(DATATROVE_RULES), language="da")
     agree = 0
     for text, doc in zip(texts, ours, strict=True):
         kept, their_text = datatrove_keeps(theirs, text)
@@ -269,6 +233,28 @@ def test_agrees_with_datatrove_on_prose_and_junk(shared: Path) -> None:
     assert agree >= 0.97 * len(texts)
 
 
+DEPARTURE_RULES = ("gopher_quality:too_many_bullets", "gopher_quality:below_alpha_ratio",
+                   "gopher_repetition:top_2_gram", "gopher_repetition:top_3_gram", "gopher_repetition:top_4_gram")
+
+
+def test_departures_from_datatrove_start_at_a_departed_rule(shared: Path) -> None:
+    """With the shipped settings, a document judged differently than with DATATROVE_RULES is one
+    that a departed rule (bullets, alpha ratio, top n-gram) removes there; here it is kept or a
+    later rule removes it."""
+    departures = []
+    for language in ("da", "nb"):
+        texts = real_documents(shared, language, "paragraph")[:120]
+        texts += [t for group in junk_documents(random.Random(12), 3).values() for t in group]
+        compatible = run_steps(texts, quality_steps(DATATROVE_RULES), language=language)
+        shipped = run_steps(texts, language=language)
+        departures += [(removal_reason(c), removal_reason(d)) for c, d in zip(compatible, shipped, strict=True)
+                       if removal_reason(c) != removal_reason(d)]
+    assert departures, "real paragraphs meet no departed rule: the departures are untested"
+    for theirs, ours in departures:
+        assert theirs in DEPARTURE_RULES, (theirs, ours)
+    assert any(ours is None for _, ours in departures)
+
+
 def test_rules_fire_with_their_reasons() -> None:
     rng = random.Random(5)
     def prose_line() -> str:
@@ -277,7 +263,9 @@ def test_rules_fire_with_their_reasons() -> None:
     cases = {
         "gopher_quality:stop_words": "\n".join(" ".join(rng.sample(DANISH_WORDS, 10)) + "." for _ in range(12)),
         "gopher_quality:too_many_hashes": good + "\n" + " ".join(f"#{w}" for w in DANISH_WORDS),
-        "gopher_quality:too_many_bullets": "\n".join("- " + prose_line() for _ in range(12)),
+        # List items without sentence-final punctuation: a dash line ending a sentence would be a
+        # dialogue line (not a bullet) in Danish since issue 19.
+        "gopher_quality:too_many_bullets": "\n".join("- " + prose_line().rstrip(".") for _ in range(12)),
         "gopher_repetition:dup_line_frac": "\n".join([prose_line()] * 8 + [prose_line() for _ in range(8)]),
         "c4:lorem_ipsum": good + "\nLorem ipsum dolor sit amet, consectetur adipiscing elit.",
         "c4:curly_bracket": good + "\nHer er en {klamme} i teksten, som C4 ikke vil have.",
@@ -286,9 +274,11 @@ def test_rules_fire_with_their_reasons() -> None:
     docs = run_steps(list(cases.values()), language="da")
     for (reason, _), doc in zip(cases.items(), docs, strict=True):
         assert removal_reason(doc) == reason
-    # Repetition runs first and removes very short texts (one n-gram is a large share of them).
-    short = run_steps(["Det er kort og godt."], [GopherQualityFilter()], language="da")[0]
+    # A very short text is removed for its length; repetition runs first but an n-gram that
+    # occurs once is no repetition (issue 19: datatrove's rule removed it as top_2_gram).
+    short = run_steps(["Det er kort og godt."], language="da")[0]
     assert removal_reason(short) == "gopher_quality:short_doc"
+    assert short.metadata["nordpipe"]["quality"]["gopher_repetition"]["top_2_gram"] == 0.0
     kept = run_steps([good], language="da")[0]
     assert removal_reason(kept) is None
     scores = kept.metadata["nordpipe"]["quality"]
@@ -316,14 +306,17 @@ def test_c4_drops_policy_lines_in_each_language() -> None:
 
 
 def test_settings_follow_the_documents_language() -> None:
-    # FineWeb-2's Bokmål 2-gram threshold (0.087) is far stricter than Danish's (0.367).
+    # FineWeb-2's Finnish 2-gram threshold (0.101) is far stricter than Danish's (0.367). (This
+    # test used Bokmål's 0.087 until issue 19 replaced it with Gopher's 0.2, see nb.yaml.)
+    thresholds = {lang: dict(load_settings()[lang]["gopher_repetition"]["top_n_grams"])[2] for lang in ("da", "fi")}
+    assert thresholds == {"da": 0.367, "fi": 0.101}
     rng = random.Random(4)
     text = "\n".join("Det er " + " ".join(rng.sample(DANISH_WORDS, 6)) + "." for _ in range(12))
     danish = run_steps([text], [GopherRepetitionFilter()], language=None)[0]  # default language: da
     assert removal_reason(danish) is None
-    assert 0.087 < danish.metadata["nordpipe"]["quality"]["gopher_repetition"]["top_2_gram"] < 0.367
-    bokmal = run_steps([text], [GopherRepetitionFilter()], language="nb")[0]
-    assert removal_reason(bokmal) == "gopher_repetition:top_2_gram"
+    assert 0.101 < danish.metadata["nordpipe"]["quality"]["gopher_repetition"]["top_2_gram"] < 0.367
+    finnish = run_steps([text], [GopherRepetitionFilter()], language="fi")[0]
+    assert removal_reason(finnish) == "gopher_repetition:top_2_gram"
 
 
 @pytest.mark.parametrize("text", ["", " ", "   \n\t  \n", "12345 67890 !!! ---", "…" * 5000, "\u2028\u2029\x85"])
@@ -368,6 +361,226 @@ def test_real_prose_kept_and_junk_removed(shared: Path) -> None:
     for kind, texts in junk.items():
         removed = [removal_reason(d) is not None for d in run_steps(texts, [LanguageIdentifier(), *quality_steps()])]
         assert sum(removed) >= 0.95 * len(texts), f"{kind}: removed {sum(removed)} of {len(texts)}"
+
+
+# --------------------------------------------------------------------------------------------
+# Real Nordic prose (issue 19): one test per departure from datatrove on real sentences from
+# ../shared, each with a synthetic twin that checks the same rule without it.
+
+FINEWEB2_TOP_N_GRAMS = {"nb": [[2, 0.087], [3, 0.107], [4, 0.131]], "nn": [[2, 0.899], [3, 0.705], [4, 0.375]]}
+
+
+def real_dash_paragraph(shared: Path, language: str, words: int = 60) -> str:
+    """Consecutive real sentences from the first one opened by a dialogue dash whose run of at
+    least ``words`` words ends a sentence, on one line (one paragraph)."""
+    stream = [sentence for sentence, _, _ in language_stream(shared, language)]
+    for start, sentence in enumerate(stream):
+        if not sentence.startswith("- "):
+            continue
+        taken: list[str] = []
+        for following in stream[start:]:
+            taken.append(following)
+            if sum(len(t.split()) for t in taken) >= words:
+                break
+        if taken[-1].endswith((".", "!", "?")):
+            return " ".join(taken)
+    raise AssertionError(f"no real {language} paragraph opened by a dialogue dash")
+
+
+@pytest.mark.parametrize("language", ["da", "nb", "nn"])
+def test_real_dialogue_dash_paragraph_is_not_a_bullet_list(shared: Path, language: str) -> None:
+    text = real_dash_paragraph(shared, language)
+    kept = run_steps([text], [GopherQualityFilter()], language=language)[0]
+    assert removal_reason(kept) is None
+    assert kept.metadata["nordpipe"]["quality"]["gopher_quality"]["bullet_lines_ratio"] == 0.0
+    # datatrove's rule: one line starting with "-" is a 100% bullet list.
+    theirs = run_steps([text], [GopherQualityFilter(DATATROVE_RULES)], language=language)[0]
+    assert removal_reason(theirs) == "gopher_quality:too_many_bullets"
+
+
+def test_dialogue_dash_lines_synthetic() -> None:
+    from nordpipe.quality import is_dialogue_line
+
+    assert is_dialogue_line("- Vi har barn som går i barnehagen, sier hun.")
+    assert is_dialogue_line("– Det er for sent nå?")
+    assert is_dialogue_line("— Kom hit!»")
+    for line in ("- Forside", "- Gratis fragt over 500 kr", "-Nej.", "- Ja.", "• Det er en lang linje her.", "-- x y."):
+        assert not is_dialogue_line(line), line
+    speech = ("- Vi har barn som går i barnehagen her, og de trenger en trygg skolevei hver eneste dag, sier hun. "
+              "Hun har bodd i bygda i mange år og mener kommunen må ta ansvar for veien. Nå vil hun samle "
+              "naboene til et møte i neste uke, og hun håper at ordføreren kommer for å høre på dem.")
+    assert len(speech.split()) >= 50
+    assert removal_reason(run_steps([speech], [GopherQualityFilter()], language="nb")[0]) is None
+    # With the setting off (Finnish, DATATROVE_RULES) the line is a bullet, as in Gopher.
+    dashes_off = {"nb": {"gopher_quality": {"dialogue_dashes": False}}}
+    for settings in (dashes_off, DATATROVE_RULES):
+        doc = run_steps([speech], [GopherQualityFilter(settings)], language="nb")[0]
+        assert removal_reason(doc) == "gopher_quality:too_many_bullets"
+    menu = "\n".join(f"- {item}" for item in WEB_PARTS["nb"]["menu"]) + "\n" + speech[2:]
+    assert removal_reason(run_steps([menu], [GopherQualityFilter()], language="nb")[0]) == "gopher_quality:too_many_bullets"
+
+
+def test_real_prose_alpha_ratio_counts_words_not_punctuation(shared: Path) -> None:
+    """Real paragraphs that datatrove's measure (letters per token, punctuation included) removes
+    pass Gopher's (letters per word); the figure recorded is the share of words."""
+    removed_by_token_measure = []
+    for language in ("da", "nb", "nn", "sv"):
+        texts = real_documents(shared, language, "paragraph")
+        tokens = run_steps(texts, [GopherQualityFilter(DATATROVE_RULES)], language=language)
+        removed_by_token_measure += [(language, doc.text) for doc in tokens
+                                     if removal_reason(doc) == "gopher_quality:below_alpha_ratio"]
+    assert removed_by_token_measure, "no real paragraph fails the token measure: nothing tested"
+    for language, text in removed_by_token_measure:
+        doc = run_steps([text], [GopherQualityFilter()], language=language)[0]
+        assert removal_reason(doc) is None, (language, text[:200])
+        words = [w for w in split_words(text) if w.strip("".join(PUNCTUATION_SET))]
+        expected = sum(any(c.isalpha() for c in w) for w in words) / len(words)
+        assert doc.metadata["nordpipe"]["quality"]["gopher_quality"]["alpha_words_ratio"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_alpha_ratio_counts_words_synthetic() -> None:
+    # 60 Swedish words, each followed by a comma: half the tokens are punctuation.
+    words = ["och", "i", "staden", "bor", "många", "människor", "som", "arbetar", "hårt", "varje", "dag"]
+    text = ", ".join(words[i % len(words)] for i in range(60)) + "."
+    assert removal_reason(run_steps([text], [GopherQualityFilter()], language="sv")[0]) is None
+    their = run_steps([text], [GopherQualityFilter(DATATROVE_RULES)], language="sv")[0]
+    assert removal_reason(their) == "gopher_quality:below_alpha_ratio"
+    # Numbers are words without letters: a table with a few words still fails.
+    table = "och i " + " ".join(f"{i * 7.25:.2f} {i}" for i in range(40))
+    assert removal_reason(run_steps([table], [GopherQualityFilter()], language="sv")[0]) == "gopher_quality:below_alpha_ratio"
+
+
+def short_real_texts(shared: Path, language: str, count: int = 60) -> list[str]:
+    """Runs of consecutive real sentences with 15-45 words (below Gopher's 50-word minimum)."""
+    stream = [sentence for sentence, _, _ in language_stream(shared, language)]
+    texts, taken = [], []
+    for sentence in stream:
+        taken.append(sentence)
+        n = sum(len(t.split()) for t in taken)
+        if n >= 15:
+            if n <= 45:
+                texts.append(" ".join(taken))
+            taken = []
+        if len(texts) == count:
+            break
+    return texts
+
+
+def test_real_short_unique_texts_are_short_not_repetitive(shared: Path) -> None:
+    texts = short_real_texts(shared, "nb")
+    assert len(texts) >= 30
+    # The reported failure: FineWeb-2's Bokmål thresholds with datatrove's top n-gram (an n-gram
+    # occurring once counts) remove short unique texts as repetition.
+    old_rule = {"nb": {"gopher_repetition": {"top_n_grams": FINEWEB2_TOP_N_GRAMS["nb"], "top_n_gram_min_count": 1}}}
+    before = [removal_reason(d) for d in run_steps(texts, quality_steps(old_rule), language="nb")]
+    assert sum(str(r).startswith("gopher_repetition:top_") for r in before) >= len(texts) // 4, before
+    after = run_steps(texts, language="nb")
+    unique = 0
+    for doc in after:
+        assert removal_reason(doc) == "gopher_quality:short_doc", (removal_reason(doc), doc.text)
+        scores = doc.metadata["nordpipe"]["quality"]["gopher_repetition"]
+        unique += all(scores[k] == 0.0 for k in scores if k.startswith("top_"))
+    assert unique >= len(texts) // 2  # most short texts repeat no 2-gram: their top n-grams score 0
+
+
+def test_top_ngram_counts_only_repeated_ngrams_synthetic() -> None:
+    text = "Stortingets budsjettbehandling fortsetter neste uke med nye forhandlinger."
+    with_once = {"nb": {"gopher_repetition": {"top_n_grams": FINEWEB2_TOP_N_GRAMS["nb"], "top_n_gram_min_count": 1}}}
+    assert removal_reason(run_steps([text], [GopherRepetitionFilter(with_once)], language="nb")[0]) == "gopher_repetition:top_2_gram"
+    doc = run_steps([text], [GopherRepetitionFilter()], language="nb")[0]
+    assert removal_reason(doc) is None
+    assert doc.metadata["nordpipe"]["quality"]["gopher_repetition"]["top_2_gram"] == 0.0
+    # A repeated 2-gram still counts, with its full share of the characters.
+    spam = " ".join(["billige flybilletter"] * 10 + ["til", "Oslo", "og", "Bergen", "i", "dag"])
+    doc = run_steps([spam], [GopherRepetitionFilter()], language="nb")[0]
+    assert removal_reason(doc) == "gopher_repetition:top_2_gram"
+    assert doc.metadata["nordpipe"]["quality"]["gopher_repetition"]["top_2_gram"] == pytest.approx(
+        len("billige flybilletter") * 10 / len(spam), abs=1e-4)
+
+
+def test_real_norwegian_paragraphs_pass_gophers_top_ngram_thresholds(shared: Path) -> None:
+    """FineWeb-2's Bokmål thresholds removed real Bokmål paragraphs (a 3-gram said twice in
+    ~600 characters); Gopher's, now shipped for nb and nn, remove none of the real paragraphs."""
+    texts = real_documents(shared, "nb", "paragraph")
+    fineweb2 = {"nb": {"gopher_repetition": {"top_n_grams": FINEWEB2_TOP_N_GRAMS["nb"]}}}
+    before = [removal_reason(d) for d in run_steps(texts, [GopherRepetitionFilter(fineweb2)], language="nb")]
+    assert any(str(r).startswith("gopher_repetition:top_") for r in before)
+    for language in ("nb", "nn"):
+        texts = real_documents(shared, language, "paragraph") + real_documents(shared, language, "article")
+        after = [removal_reason(d) for d in run_steps(texts, [GopherRepetitionFilter()], language=language)]
+        assert not any(str(r).startswith("gopher_repetition:top_") for r in after), language
+
+
+def test_norwegian_top_ngram_thresholds_synthetic() -> None:
+    # The top 2-gram covers about half: over Gopher's 0.2, under FineWeb-2's Nynorsk 0.899; no
+    # 3-gram repeats.
+    places = ["Førde", "Voss", "Volda", "Ørsta", "Odda"]
+    text = " ".join(f"billeg straum {word} {place}" for word, place in zip(["i", "på", "til", "frå", "ved"], places, strict=True))
+    for language in ("nb", "nn"):
+        doc = run_steps([text], [GopherRepetitionFilter()], language=language)[0]
+        assert removal_reason(doc) == "gopher_repetition:top_2_gram", language
+    fineweb2 = {"nn": {"gopher_repetition": {"top_n_grams": FINEWEB2_TOP_N_GRAMS["nn"]}}}
+    assert removal_reason(run_steps([text], [GopherRepetitionFilter(fineweb2)], language="nn")[0]) is None
+
+
+def test_real_paragraphs_of_three_sentences_pass_c4(shared: Path) -> None:
+    five = {"all": {"c4": {"min_num_sentences": 5}}}
+    for language in ("da", "nb", "nn", "sv"):
+        texts = real_documents(shared, language, "paragraph")
+        docs = run_steps(texts, [C4QualityFilter(edit_text=False)], language=language)
+        sentences = [d.metadata["nordpipe"]["quality"]["c4"].get("sentences", 0) for d in docs]
+        short = [t for t, n in zip(texts, sentences, strict=True) if n in (3, 4)]
+        assert short, language
+        assert all(removal_reason(d) is None for d in run_steps(short, [C4QualityFilter()], language=language))
+        assert all(removal_reason(d) == "c4:too_few_sentences"
+                   for d in run_steps(short, [C4QualityFilter(five)], language=language))
+
+
+def test_c4_needs_three_sentences_synthetic() -> None:
+    three = ("Kommunen har besluttet at bygge en ny skole i den nordlige del af byen til næste år. "
+             "Forslaget blev vedtaget på mødet i går med stort flertal blandt politikerne i byrådet. "
+             "Borgerne i området har længe ønsket sig en skole tættere på deres hjem og børn.")
+    two = three.rsplit(" Borgerne", 1)[0]
+    step = C4QualityFilter()
+    assert removal_reason(run_steps([three], [step], language="da")[0]) is None
+    assert removal_reason(run_steps([two], [step], language="da")[0]) == "c4:too_few_sentences"
+    assert removal_reason(run_steps([three], [step], language="en")[0]) == "c4:too_few_sentences"  # C4's 5
+
+
+def test_real_prose_evaluation_meets_the_goals(shared: Path) -> None:
+    """The evaluation of benchmarks/bench_prose.py (filters with each document's true language):
+    >= 98% of article-length and >= 90% of paragraph-length real prose kept in da, nb, nn and
+    sv, >= 97% of generated junk removed in each."""
+    from collections import Counter
+
+    from prose_corpus import EVALUATED_LANGUAGES, GOALS, filter_reasons, language_junk
+
+    for language in EVALUATED_LANGUAGES:
+        for bucket in ("article", "paragraph"):
+            texts = real_documents(shared, language, bucket)
+            reasons = filter_reasons(texts, language)
+            kept = reasons.count(None) / len(texts)
+            assert len(texts) >= 20
+            assert kept >= GOALS[bucket], f"{language} {bucket}: kept {kept:.1%}, {Counter(filter(None, reasons))}"
+        junk = [t for texts in language_junk(shared, language).values() for t in texts]
+        removed = sum(r is not None for r in filter_reasons(junk, language)) / len(junk)
+        assert removed >= GOALS["junk_removed"], f"{language} junk: removed {removed:.1%}"
+
+
+def test_prose_evaluation_synthetic() -> None:
+    """Without ../shared: junk of every kind removed in each language's settings, and prose with
+    a dialogue-dash paragraph, short paragraphs of three sentences and commas kept."""
+    from prose_corpus import EVALUATED_LANGUAGES, filter_reasons, language_junk
+
+    for language in EVALUATED_LANGUAGES:
+        junk = language_junk(None, language, per_kind=5)
+        assert set(junk) == set(JUNK_KINDS)
+        for kind, texts in junk.items():
+            assert all(r is not None for r in filter_reasons(texts, language)), (language, kind)
+    paragraph = ("- Vi har barn som går i barnehagen her, og de trenger en trygg skolevei hver dag, sier hun. "
+                 "Hun har bodd i bygda i mange år, og hun mener at kommunen må ta ansvar for veien. "
+                 "Nå vil hun samle naboene til et møte i neste uke for å snakke om saken.")
+    assert filter_reasons([paragraph], "nb") == [None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -420,6 +633,38 @@ def test_cli_filters_and_reports(tmp_path: Path, nordpipe_cli: Any) -> None:
     result = nordpipe_cli("filter", "quality", tmp_path / "in", tmp_path / "out3", "--languages", "xx")
     assert result.returncode == 2
     assert nordpipe_cli("filter", "quality", "--help").returncode == 0
+
+
+@pytest.mark.slow
+def test_cli_stage_keeps_real_prose(shared: Path, tmp_path: Path, nordpipe_cli: Any) -> None:
+    """The whole stage (lingua language id, then the filters with the language it gives) on
+    real prose of da, nb, nn and sv through the CLI: the goals of the true-language evaluation
+    hold for the documents lingua labels right; its confusions are counted apart."""
+    from collections import Counter
+
+    from prose_corpus import EVALUATED_LANGUAGES, GOALS
+
+    docs = [(f"{lang}-{bucket}-{i}", lang, bucket, text) for lang in EVALUATED_LANGUAGES for bucket in ("paragraph", "article")
+            for i, text in enumerate(real_documents(shared, lang, bucket))]
+    path = tmp_path / "in"
+    path.mkdir()
+    with gzip.open(path / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for doc_id, _, _, text in docs:
+            handle.write(json.dumps({"id": doc_id, "text": text, "source": "ud", "added": "2026-12-07",
+                                     "created": "2020-01-01, 2021-01-01", "metadata": {}}) + "\n")
+    out = tmp_path / "out"
+    result = nordpipe_cli("filter", "quality", path, out, "--languages", "da,nb,nn,sv,is,fo,fi", "--keep-removed")
+    assert result.returncode == 0, result.stderr
+    verdicts = {r["id"]: r["metadata"]["nordpipe"] for r in read_jsonl_gz(out / "documents") + read_jsonl_gz(out / "removed")}
+    assert len(verdicts) == len(docs)
+    confused = sum(verdicts[doc_id]["language"] != lang for doc_id, lang, _, _ in docs)
+    assert confused <= 0.02 * len(docs), f"lingua mislabelled {confused} of {len(docs)}"
+    for lang in EVALUATED_LANGUAGES:
+        for bucket in ("paragraph", "article"):
+            right = [verdicts[d] for d, lg, b, _ in docs if lg == lang and b == bucket and verdicts[d]["language"] == lang]
+            kept = sum("removed" not in v for v in right) / len(right)
+            reasons = Counter(v.get("removed") for v in right if "removed" in v)
+            assert kept >= GOALS[bucket], f"{lang} {bucket}: kept {kept:.1%} ({reasons})"
 
 
 def test_steps_pickle_without_per_process_codes() -> None:
