@@ -192,6 +192,19 @@ TITLE_SUFFIXES = (
 _WEAK_RULES = frozenset(("first_name", "last_name", "coordination"))
 
 
+# Endings of a lower-case role noun in the definite form right before a name ("israelaren
+# Ofer", "socialdemokraten Scheidemann", "væbneren Aikin"): context only, never a token class
+# (a capitalised "Karen" is a name).
+_ROLE_ENDINGS = ("aren", "eren", "isten", "kraten", "venen", "venninnen", "paret", "rinsen", "essen")
+# Reporting verbs in the present or past that follow a speaker ("Epiktet skriv:", "Steen Gade
+# siger"): a lone unknown word right before one is a name.
+_REPORTING_AFTER = frozenset(("siger", "sagde", "sier", "seier", "sa", "säger", "sade", "skriv", "skriver", "skrev",
+                              "mener", "meiner", "menar", "fortæller", "forteller", "fortel", "berättar", "svarer",
+                              "svarar", "svarede", "innrømmer", "indrømmer", "erkender", "understreger",
+                              "understreker", "understrekar", "påpeger", "påpeker", "påpeikar", "forklarer",
+                              "forklarar", "tilføjer", "konstaterer", "fastslår", "presenterer"))
+
+
 class NameSpan(NamedTuple):
     start: int
     end: int
@@ -209,6 +222,10 @@ def _names_of(locale: str) -> tuple[set[str], set[str]]:
     last.discard("Doe")  # is_IS's placeholder
     return first, last
 
+
+# Traditional Nordic given names Faker's short lists lack (no_NO has only 200): "Aslaug",
+# "Trygve", "Dagfinn"; words that are also common nouns ("Sten", "Grim") are left out.
+NORDIC_GIVEN_NAMES_EXTRA = frozenset(["Aslaug", "Halldis", "Haakon", "Trygve", "Ågot", "Sølvi", "Torstein", "Halvard", "Jostein", "Ingvild", "Magnhild", "Oddny", "Vigdis", "Eldbjørg", "Hallvard", "Audun", "Dagfinn", "Gaute", "Halfdan", "Jarle", "Njål", "Roald", "Torgeir", "Torleif", "Ådne", "Målfrid", "Oddbjørn", "Sigve", "Snorre", "Tarjei", "Tormod", "Vebjørn", "Ørjan", "Bård", "Betzy", "Bjarke", "Vibeke", "Aslak", "Asle", "Audhild", "Borghild", "Brynjulf", "Dagny", "Eilif", "Eyvind", "Gjermund", "Gudmund", "Gunvor", "Hallgeir", "Helga", "Herborg", "Hjalmar", "Idun", "Ingebjørg", "Ingolf", "Jorun", "Kolbjørn", "Ketil", "Lavrans", "Magnar", "Margit", "Oddleif", "Oddmund", "Olve", "Ottar", "Ragna", "Ragnvald", "Reidun", "Rønnaug", "Sigbjørn", "Signy", "Sigmund", "Sissel", "Solfrid", "Steingrim", "Svanhild", "Sveinung", "Synne", "Sylvi", "Tjostolv", "Torunn", "Torhild", "Torvald", "Trude", "Turi", "Ulf", "Unn", "Valborg", "Vemund", "Vårin", "Yngvild", "Åshild", "Åsmund", "Øydis", "Øystein", "Eskil", "Embla", "Frøydis", "Gudbrand", "Halstein", "Haldor", "Bendik", "Eldar", "Erlend", "Fridtjof", "Geirmund", "Gisle", "Gjert", "Guttorm", "Halvor", "Herleif", "Joar", "Oddvin", "Olaug", "Sjur", "Sølve", "Thorvald", "Tollef", "Torfinn", "Torkel", "Vetle", "Vilde", "Ylva", "Svenning", "Viggo", "Holger", "Aksel", "Valdemar", "Esben", "Asger", "Anker", "Agneta", "Barbro", "Birgitta", "Gunilla", "Ulla", "Göran", "Bengt", "Lennart", "Stig", "Torsten", "Sixten", "Sølvi", "Ragnhild", "Gunhild", "Jorunn", "Bjørg", "Turid", "Torill", "Eldbjørg", "Hulda", "Astrid", "Ingrid", "Sigrid", "Solveig"])
 
 CENSUS_SURNAMES = 30_000
 """How many of the US Census 1990 surnames (by frequency, of 88,799) to know: below that rank
@@ -247,6 +264,7 @@ def name_lists(international: bool = True) -> tuple[frozenset[str], frozenset[st
         f, la = _names_of(locale)
         first |= f
         last |= la
+    first |= NORDIC_GIVEN_NAMES_EXTRA
     if international:
         census_first, census_last = census_names()
         first |= census_first
@@ -258,10 +276,15 @@ def name_lists(international: bool = True) -> tuple[frozenset[str], frozenset[st
     return frozenset(filter(keep, first)), frozenset(filter(keep, last))
 
 
+# Nynorsk function words (spaCy bundles no Nynorsk list; its Bokmål one lacks these)
+NYNORSK_FUNCTION_WORDS = frozenset(["eg", "ho", "dei", "me", "oss", "dykk", "kva", "kvifor", "korleis", "kven", "kor", "kvar", "ikkje", "medan", "difor", "sidan", "berre", "òg", "enno", "heile", "nokon", "noko", "ingen", "mykje", "vart", "vert", "blei", "frå", "saman", "utan", "mellom", "etter", "då", "no", "her", "der", "dette", "desse", "slik", "elles", "framleis", "likevel"])
+
+
 @functools.lru_cache(maxsize=1)
 def common_words() -> frozenset[str]:
-    """Lower-cased function words of the Nordic languages and English (spaCy's bundled lists)."""
-    words: set[str] = set()
+    """Lower-cased function words of the Nordic languages and English (spaCy's bundled lists)
+    and ``NYNORSK_FUNCTION_WORDS``."""
+    words: set[str] = set(NYNORSK_FUNCTION_WORDS)
     for lang in STOPWORD_LANGUAGES:
         try:
             module = importlib.import_module(f"spacy.lang.{lang}.stop_words")
@@ -419,6 +442,18 @@ class NameFinder:
             i -= 1
         return i < 0 or text[i] in _SENTENCE_END
 
+    @staticmethod
+    def _speaker(text: str, end: int) -> bool:
+        """A reporting verb right after ``end`` (one space between): the word before it is the
+        speaker."""
+        if not text.startswith(" ", end):
+            return False
+        stop = end + 1
+        size = len(text)
+        while stop < size and text[stop].isalpha() and stop - end < 14:
+            stop += 1
+        return stop > end + 1 and text[end + 1 : stop] in _REPORTING_AFTER and (stop == size or not text[stop].isalnum())
+
     def _context_before(self, text: str, start: int) -> bool:
         """A title word, role noun, age adjective or reporting verb right before ``start``."""
         found = word_before(text, start, _DOTTED_TITLE_MAX)
@@ -436,7 +471,8 @@ class NameFinder:
             if len(self._title_memo) > 100_000:
                 self._title_memo.clear()
             verdict = self._title_memo[word] = (
-                word in TITLE_WORDS or word.endswith(TITLE_SUFFIXES) or bool(_AGE_ADJECTIVE_RE.search(word))
+                word in TITLE_WORDS or word.endswith(TITLE_SUFFIXES) or word.endswith(_ROLE_ENDINGS)
+                or bool(_AGE_ADJECTIVE_RE.search(word))
             )
         return verdict
 
@@ -481,7 +517,9 @@ class NameFinder:
                 if cls in _NEVER_ALONE:
                     continue
                 chain = [token]
-                if cls == UNKNOWN and not self._context_before(text, start):
+                if cls == UNKNOWN and not self._context_before(text, start) and not (
+                    self._speaker(text, end) and not self._sentence_initial(text, start)
+                ):
                     undecided.append(chain)
                     continue
             else:
@@ -599,8 +637,10 @@ class NameFinder:
             return None  # only function words and places
         if ORG in classes or chain[0][2] in _SAINT_WORDS or text[max(0, chain[0][0] - 5) : chain[0][0]].endswith(("St. ", "Skt. ")):
             return None
-        context = self._context_before(text, chain[0][0])
         initial_pos = self._sentence_initial(text, chain[0][0])
+        # a verb of saying after the chain, not at a sentence start ("Eg meiner", "Kilden
+        # understreker": pronouns and nouns)
+        context = self._context_before(text, chain[0][0]) or (not initial_pos and self._speaker(text, chain[-1][1]))
         # leading titles ("Fru Baumann", "Statsminister Poul Nyrup Rasmussen")
         lead = 0
         while lead < len(chain) and classes[lead] == TITLE:
