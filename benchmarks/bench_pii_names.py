@@ -20,6 +20,7 @@ token-level ("removed": a gold name token inside any predicted span).
     .venv/bin/python benchmarks/bench_pii_names.py                     # the finder on PYTHONPATH
     .venv/bin/python benchmarks/bench_pii_names.py --before /tmp/pii-before/src   # and an old tree, side by side
     .venv/bin/python benchmarks/bench_pii_names.py --json             # one JSON line (used for --before)
+    .venv/bin/python benchmarks/bench_pii_names.py --model benchmarks/work/name_model.json   # with the experimental model
 """
 
 from __future__ import annotations
@@ -162,10 +163,15 @@ def finder_accepts_language() -> bool:
     return "language" in inspect.signature(NameFinder.find).parameters
 
 
-def measure() -> list[dict]:
+def measure(model: str | None = None) -> list[dict]:
     from nordpipe.pii.names import NameFinder
 
-    finder = NameFinder()
+    if model:
+        from nordpipe.pii.names import NameModel
+
+        finder = NameFinder(model=NameModel.from_file(model))
+    else:
+        finder = NameFinder()
     with_language = finder_accepts_language()
     rows = []
     for language, label, name, half, role in SPLITS:
@@ -186,6 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", help="src folder of an older nordpipe tree, measured side by side in a subprocess")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON line")
+    parser.add_argument("--model", help="a NameModel JSON file (benchmarks/train_pii_names.py) for the after column")
     parser.add_argument("--errors", help="print missed/extra names of this split label (e.g. 'DDT train-10k')")
     args = parser.parse_args()
     if not NER.exists():
@@ -202,7 +209,7 @@ def main() -> None:
             for text, missed, extra in errors:
                 print(f"MISSED {missed} EXTRA {extra} :: {text[:200]}")
         return
-    rows = measure()
+    rows = measure(args.model)
     if args.json:
         print(json.dumps(rows))
         return

@@ -45,6 +45,8 @@ not reached: most misses are surnames used alone with no first mention in the sa
 organisations. The Census surnames cost precision on English-looking titles ("Rock Band",
 "World Tour"); ``CENSUS_SURNAMES`` is the knob. ``NameModel`` (a small logistic model over
 the undecided chains, off by default) did not generalise from ~700 training names.
+Speed: the larger gazetteers send more lone words through the chain rules (prose: ~70 ->
+~80 µs a document for names; the whole scan +6%).
 
 Optionally, ``SpacyNameFinder`` and ``TransformersNameFinder`` wrap a user-given local spaCy
 pipeline or Hugging Face token-classification model directory (nothing is downloaded).
@@ -823,10 +825,11 @@ class NameModel:
     lone-word verdicts. Trained by ``benchmarks/train_pii_names.py`` on the tuning splits
     (DDT train-10k, the first halves of NorNE dev nb/nn).
 
-    Not shipped and off by default: measured 2026-12-07 (benchmarks/results/pii.md), it lifts
-    recall on the tuning splits (nn 0.60 -> 0.88) but not on the held-out ones (DDT dev
-    0.853 -> 0.833, NorNE nb B 0.684 -> 0.707, nn B 0.618 -> 0.614) and costs precision there:
-    ~700 training names are too few. Kept for experiments (``NameFinder(model=NameModel.from_file(...))``)."""
+    Not shipped and off by default: measured 2026-12-07 (benchmarks/results/pii.md) on top of
+    the rules, it lifts recall on the tuning splits (nn A 0.713 -> 0.919) but little on the
+    held-out ones (DDT dev 0.865 -> 0.872, NorNE nb B 0.774 -> 0.786, nn B 0.662 -> 0.688)
+    and costs precision there (0.888 -> 0.819, 0.611 -> 0.565, 0.891 -> 0.842): ~700
+    training names are too few. Kept for experiments (``NameFinder(model=NameModel.from_file(...))``)."""
 
     def __init__(self, weights: dict[str, float], bias: float, threshold: float = 0.0):
         self.weights = weights
