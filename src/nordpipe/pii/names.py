@@ -266,6 +266,13 @@ def census_names() -> tuple[frozenset[str], frozenset[str]]:
     return frozenset(first), frozenset(last)
 
 
+@functools.lru_cache(maxsize=2)
+def _faker_first_names(international: bool) -> frozenset[str]:
+    """Given names of Faker's lists and ``NORDIC_GIVEN_NAMES_EXTRA`` (not the Census list)."""
+    locales = NORDIC_LOCALES + (INTERNATIONAL_LOCALES if international else ())
+    return frozenset(name for locale in locales for name in _names_of(locale)[0]) | NORDIC_GIVEN_NAMES_EXTRA
+
+
 @functools.lru_cache(maxsize=4)
 def name_lists(international: bool = True) -> tuple[frozenset[str], frozenset[str]]:
     """(first names, last names) from Faker's person providers (and, with ``international``,
@@ -382,8 +389,7 @@ class NameFinder:
         self.places = place_names()
         self.first = frozenset(first | set(extra_first_names))
         self.census_first = census_names()[0] if international else frozenset()
-        self.faker_first = name_lists(False)[0] | frozenset(extra_first_names) | (
-            frozenset(f for loc in INTERNATIONAL_LOCALES for f in _names_of(loc)[0]) if international else frozenset())
+        self.faker_first = _faker_first_names(international) | frozenset(extra_first_names)
         self.last = frozenset(last | set(extra_last_names))
         self.memory = memory
         self._class_cache: dict[str, int] = {}
