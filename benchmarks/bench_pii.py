@@ -21,6 +21,10 @@ synthetic corpus for each engine, and how often the outputs are identical.
 
     .venv/bin/python benchmarks/bench_pii.py            # full run (3,000 documents)
     .venv/bin/python benchmarks/bench_pii.py --quick    # 300 documents
+
+Before/after a change: run the same script with the older tree's sources first on the path
+(``PYTHONPATH=/tmp/pii-before/src``, a ``git worktree`` of the older commit with the compiled
+``_loops`` module built or copied in); the printed module path says which code ran.
 """
 
 from __future__ import annotations
@@ -134,7 +138,8 @@ def main() -> None:
     replacer = Replacer()
     import nordpipe.pii.engine
 
-    print(f"nordpipe scanner module: {Path(nordpipe.pii.engine.__file__).name}")
+    print(f"nordpipe scanner module: {Path(nordpipe.pii.engine.__file__).name} ({Path(nordpipe.pii.engine.__file__).parent}), "
+          f"compiled loops: {nordpipe.pii.engine.number_runs is not nordpipe.pii.engine.number_runs_regex}")
 
     def ours(text: str) -> str:
         return replacer.replace(text, scanner.scan(text))[0]
@@ -173,11 +178,11 @@ def main() -> None:
         results = run_interleaved(engines, docs)
         base_out, base_cpu, _ = results["nordpipe"]
         print()
-        print(f"{'engine':44} {'chars/s/core':>14} {'wall s':>8} {'cpu s':>8} {'recall':>8} {'kept':>8} {'same output':>12} {'ours faster':>12}")
+        print(f"{'engine':44} {'chars/s/core':>14} {'docs/s/core':>12} {'wall s':>8} {'cpu s':>8} {'recall':>8} {'kept':>8} {'same output':>12} {'ours faster':>12}")
         for label, (outputs, cpu, wall) in results.items():
             rec, kept = recall(outputs, docs)
             same = sum(a == b for a, b in zip(outputs, base_out, strict=True)) / len(docs)
-            print(f"{label:44} {chars / cpu:>14,.0f} {wall:>8.2f} {cpu:>8.2f} {rec:>8.4f} {kept:>8.4f} {same:>12.3f} {cpu / base_cpu:>11.1f}x")
+            print(f"{label:44} {chars / cpu:>14,.0f} {len(docs) / cpu:>12,.0f} {wall:>8.2f} {cpu:>8.2f} {rec:>8.4f} {kept:>8.4f} {same:>12.3f} {cpu / base_cpu:>11.1f}x")
         by_kind = Counter()
         by_kind_total = Counter()
         for out, doc in zip(base_out, docs, strict=True):

@@ -39,14 +39,17 @@ from nordpipe.pii.names import NameFinder, NameSpan
 from nordpipe.pii.recognizers import (
     ALL_ENTITIES,
     CONTEXT_WINDOW,
+    IP_ADDRESS,
     NAME,
     PHONE,
     WEAK,
     PatternSpec,
     specs_for,
+    structured_number,
 )
 
 NAME_SCORE = 0.6
+_STRUCTURED_ENTITIES = frozenset((IP_ADDRESS, PHONE))
 _SENTENCE_START = re.compile(r"[.!?]\s+[A-ZÆØÅÄÖÜ]|\n")
 _NEGATIVE_WINDOW = 25
 _NON_SPACE = re.compile(r"\S*")
@@ -150,6 +153,8 @@ def accept_candidate(spec: PatternSpec, text: str, start: int, end: int, languag
         return None
     if spec.entity == PHONE and _AMOUNT_AFTER.match(text, end):
         return None
+    if spec.entity in _STRUCTURED_ENTITIES and structured_number(text, start, end):
+        return None  # a section number, law reference or version ("kap. 3.5.2.2", "§ 12 stk. 3")
     # context belongs to the candidate's own sentence; the sentence start is looked for only
     # when the whole window holds a context word at all (most do not)
     has_context = False

@@ -611,6 +611,46 @@ except ImportError:  # not compiled: same result, slower
 
 
 # --------------------------------------------------------------------------------------------
+# Structured numbers: section numbers, law references, versions (not IP addresses or phones)
+
+# Words right before a number that make it a reference into a text, a law or a release:
+# "kap. 3.5.2.2", "§ 12", "jf. 11.3.1", "stk. 2", "version 10.2.0.1" (lower case; the number
+# may follow after spaces and one "nr."). "nr." alone is not one: "tlf. nr. 33 44 55 66".
+_REFERENCE_WORDS = (
+    "§", "§§", "stk.", "stk", "styk", "afsnit", "afsnittet", "avsnitt", "avsnittet", "kapitel", "kapitlet",
+    "kapittel", "kapitlet", "kap.", "kap", "punkt", "punktet", "pkt.", "pkt", "ledd", "leddet", "litra", "jf.", "jf",
+    "jfr.", "jfr", "jævnfør", "jamfør", "section", "sektion", "sec.", "version", "versjon", "versio",
+    "ver.", "v.", "udgave", "utgave", "utgåve", "release", "build", "firmware", "bilag", "vedlegg", "figur",
+    "fig.", "tabel", "tabell", "afs.",
+)
+_REFERENCE_BEFORE = re.compile(
+    r"(?:^|[\s(])(?:" + "|".join(re.escape(w) for w in sorted(set(_REFERENCE_WORDS), key=len, reverse=True))
+    + r")(?:\s+nr\.?)?\s*$"
+)
+# a section number heading: at a line start, small parts, then a capitalised heading word
+_SECTION_PARTS = re.compile(r"\d{1,2}(?:\.\d{1,2})+\.?")
+_HEADING_AFTER = re.compile(r"\.?[ \t]+(\w)")
+
+
+def structured_number(text: str, start: int, end: int) -> bool:
+    """``text[start:end]`` is a section number, a law/text reference or a version, not an IP
+    address or phone number: a reference word (``kap.``, ``§``, ``stk.``, ``afsnit``,
+    ``punkt``, ``ledd``, ``jf.``, ``version``...) right before it on its line, or a dotted
+    number of parts <= 99 at a line start followed by a capitalised heading (``3.5.4.1 Nytt
+    fagråd``). Trade-off: a private IP such as ``10.0.0.1`` written at a line start and
+    followed by a word is taken for a heading (with a context word such as "IP" before it,
+    it is not at a line start)."""
+    line_start = text.rfind("\n", 0, start) + 1
+    before = text[max(line_start, start - 30) : start].lower()
+    if before and _REFERENCE_BEFORE.search(before):
+        return True
+    if not before.strip() and _SECTION_PARTS.fullmatch(text, start, end):
+        heading = _HEADING_AFTER.match(text, end)
+        return heading is not None and heading.group(1).isupper()
+    return False
+
+
+# --------------------------------------------------------------------------------------------
 # The specs
 
 # an IPv6 address has "::" or eight groups; the hint starts with a literal ":" so the regex

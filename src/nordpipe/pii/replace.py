@@ -10,6 +10,13 @@ Fake values:
 - are consistent within a document: the same original value (same digits, same name word)
   gets the same fake everywhere in the document, so references still line up;
 - never equal the original, nor any other original value of the same document;
+- fit the document's language (``Replacer.replace(..., language)``, from
+  ``metadata.nordpipe.language`` / ``metadata.language``, default ``da``): names and the
+  names in fake e-mail addresses come from that language's Faker lists (da_DK, no_NO for
+  nb/nn, sv_SE, fi_FI, is_IS with ``-son``/``-dóttir`` patronymics), a given name keeps the
+  original's gender when a gendered list knows it, and a national phone number valid in the
+  language's region (NO for nb/nn) gets a fake valid there. The scanner finds no addresses or
+  cities, so no fake cities are drawn;
 - are drawn from a random generator seeded by (salt, document id): reproducible for a given
   salt, not invertible without it. E-mail domains are the reserved ``example.*`` domains and
   IP addresses come from the documentation ranges, so a fake never points at a real party.
@@ -18,9 +25,12 @@ Fake values:
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import importlib
 import random
 import string
 from collections.abc import Callable
+from typing import NamedTuple
 
 from stdnum import iban as std_iban
 from stdnum import luhn
@@ -36,7 +46,6 @@ from nordpipe.pii.names import name_lists
 
 MODES = ("tag", "fake")
 _HETU_TABLE = "0123456789ABCDEFHJKLMNPRSTUVWXY"
-_FAKE_NAME_LOCALES = ("da_DK", "no_NO", "sv_SE", "fi_FI")
 
 
 def tag_for(entity: str) -> str:
@@ -131,8 +140,22 @@ def fake_kennitala(original: str, rng: random.Random) -> str:
     raise RuntimeError("no kennitala found")  # pragma: no cover
 
 
-def fake_phone(original: str, rng: random.Random) -> str:
+# the phone region of a document language: a national number valid there gets a fake valid there
+PHONE_REGION = {"da": "DK", "nb": "NO", "nn": "NO", "no": "NO", "sv": "SE", "fi": "FI", "is": "IS"}
+
+
+def _national(digits: str) -> str:
+    return digits[1:] if digits.startswith("0") else digits
+
+
+def fake_phone(original: str, rng: random.Random, language: str | None = None) -> str:
+    """A valid phone number in the original's layout, keeping its country code and first
+    digit; when the original is a valid national number of the document language's region
+    (8 digits in a Norwegian text: NO, not DK), so is the fake."""
     digits = r._digits(original)
+    region = PHONE_REGION.get(language or DEFAULT_LANGUAGE)
+    national = not original.lstrip().startswith(("+", "00"))
+    in_region = bool(region and national and r.is_valid_national_number(_national(digits), region))
     # keep the country code (+45 / 0045) and the first digit of the national number so the
     # fake stays a number of the same kind (mobile, Stockholm landline...)
     if original.lstrip().startswith("+"):
@@ -147,15 +170,18 @@ def fake_phone(original: str, rng: random.Random) -> str:
     for _ in range(200):
         number = digits[:keep_digits] + _rand_digits(rng, len(digits) - keep_digits)
         fake = _reformat(original, number)
-        if number != digits and r.validate_phone(fake) == r.STRONG:
+        if number != digits and r.validate_phone(fake) == r.STRONG and (
+            not in_region or r.is_valid_national_number(_national(number), region)  # type: ignore[arg-type]
+        ):
             return fake
     return _reformat(original, digits[:keep_digits] + _rand_digits(rng, len(digits) - keep_digits))
 
 
-def fake_email(original: str, rng: random.Random) -> str:
-    first, last = _nordic_names()
-    local = f"{rng.choice(first)}.{rng.choice(last)}".lower()
-    local = local.translate(str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "a", "ö": "o", "ü": "u", "é": "e"}))
+def fake_email(original: str, rng: random.Random, language: str | None = None) -> str:
+    pools = name_pools(language)
+    local = f"{rng.choice(pools.first)}.{rng.choice(pools.last)}".lower()
+    local = local.translate(str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "ä": "a", "ö": "o", "ü": "u", "é": "e",
+                                           "á": "a", "í": "i", "ó": "o", "ú": "u", "ý": "y", "ð": "d", "þ": "th"}))
     local = "".join(c for c in local if c.isascii() and (c.isalnum() or c == "."))
     return f"{local}{rng.randint(1, 99)}@example.{rng.choice(('com', 'org', 'net'))}"
 
@@ -207,25 +233,76 @@ def fake_card(original: str, rng: random.Random) -> str:
     return _reformat(original, body + luhn.calc_check_digit(body))
 
 
-def _nordic_names() -> tuple[list[str], list[str]]:
-    global _NAMES_CACHE
-    if _NAMES_CACHE is None:
-        import importlib
+DEFAULT_LANGUAGE = "da"
+"""The language of a document whose metadata names none (the fakes' names and phone region)."""
 
-        first: set[str] = set()
-        last: set[str] = set()
-        for locale in _FAKE_NAME_LOCALES:
-            provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
-            first.update(provider.first_names)
-            last.update(provider.last_names)
-        _NAMES_CACHE = (sorted(first), sorted(last))
-    return _NAMES_CACHE
+# Faker locale of each document language whose names fakes are drawn from
+NAME_LOCALES = {"da": "da_DK", "nb": "no_NO", "nn": "no_NO", "no": "no_NO", "sv": "sv_SE", "fi": "fi_FI", "is": "is_IS"}
 
 
-_NAMES_CACHE: tuple[list[str], list[str]] | None = None
+class NamePools(NamedTuple):
+    """Names of one language to draw fakes from: given names by gender (``first``: all) and
+    surnames by gender (the same list but for Icelandic ``-son``/``-dóttir``)."""
+
+    first: tuple[str, ...]
+    first_male: tuple[str, ...]
+    first_female: tuple[str, ...]
+    last: tuple[str, ...]
+    last_male: tuple[str, ...]
+    last_female: tuple[str, ...]
 
 
-FAKERS: dict[str, Callable[[str, random.Random], str]] = {
+@functools.cache
+def name_pools(language: str | None) -> NamePools:
+    """The name pools of ``language`` (``da`` for an unknown or missing one)."""
+    locale = NAME_LOCALES.get((language or DEFAULT_LANGUAGE).lower().split("-")[0].split("_")[0], NAME_LOCALES[DEFAULT_LANGUAGE])
+    provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+    male = tuple(sorted(set(provider.first_names_male)))
+    female = tuple(sorted(set(provider.first_names_female) - set(male)))
+    male = tuple(n for n in male if n not in set(provider.first_names_female))
+    if locale == "is_IS":
+        stems = sorted(set(provider.last_names_without_suffix))
+        last_male = tuple(f"{stem}son" for stem in stems)
+        last_female = tuple(f"{stem}dóttir" for stem in stems)
+        last = last_male + last_female
+    else:
+        last = last_male = last_female = tuple(sorted(set(provider.last_names)))
+    return NamePools(male + female, male, female, last, last_male, last_female)
+
+
+@functools.cache
+def given_name_genders() -> dict[str, str]:
+    """Given name -> ``"m"`` or ``"f"``, from the gendered lists of every Faker locale the name
+    finder knows and the US Census lists; a name on both sides of any list has no entry."""
+    from nordpipe.pii.names import INTERNATIONAL_LOCALES, NORDIC_LOCALES
+
+    sides: dict[str, set[str]] = {}
+    for locale in NORDIC_LOCALES + INTERNATIONAL_LOCALES:
+        provider = importlib.import_module(f"faker.providers.person.{locale}").Provider
+        for attr, gender in (("first_names_male", "m"), ("first_names_female", "f")):
+            for name in getattr(provider, attr, ()) or ():
+                sides.setdefault(name, set()).add(gender)
+    return {name: next(iter(genders)) for name, genders in sides.items() if len(genders) == 1}
+
+
+def name_gender(words: list[str]) -> str | None:
+    """The gender of a name from its first known given name, or from an Icelandic
+    patronymic (``-son``/``-dóttir``); None when unknown."""
+    genders = given_name_genders()
+    for word in words:
+        gender = genders.get(word) or genders.get(word.title())
+        if gender is not None:
+            return gender
+    for word in words:
+        lower = word.lower()
+        if lower.endswith(("dóttir", "dottir", "dotter")):
+            return "f"
+        if lower.endswith("son") and len(lower) > 4:
+            return "m"
+    return None
+
+
+FAKERS: dict[str, Callable[..., str]] = {
     r.CPR: fake_cpr,
     r.FODSELSNUMMER: fake_fodselsnummer,
     r.PERSONNUMMER: fake_personnummer,
@@ -238,6 +315,10 @@ FAKERS: dict[str, Callable[[str, random.Random], str]] = {
     r.IP_ADDRESS: fake_ip,
     r.CARD: fake_card,
 }
+
+
+# fakers that take the document language as a third argument
+_LANGUAGE_FAKERS = frozenset((r.PHONE, r.EMAIL))
 
 
 def _normalise(entity: str, value: str) -> str:
@@ -274,8 +355,10 @@ class Replacer:
     def mode_for(self, entity: str) -> str:
         return self.modes.get(entity, self.default_mode)
 
-    def replace(self, text: str, spans: list[Span], doc_id: str = "") -> tuple[str, list[str]]:
-        """(new text, the replacement written for each span)."""
+    def replace(self, text: str, spans: list[Span], doc_id: str = "", language: str | None = None) -> tuple[str, list[str]]:
+        """(new text, the replacement written for each span). ``language``: the document's
+        language (``da``, ``nb``, ``nn``, ``sv``, ``fi``, ``is``; default ``da``), which fake
+        names, e-mail names and phone regions are drawn for."""
         if not spans:
             return text, []
         if self.default_mode == "tag" and "fake" not in self.modes.values():
@@ -310,12 +393,13 @@ class Replacer:
             if self.mode_for(span.entity) == "tag":
                 new = tag_for(span.entity)
             elif span.entity == r.NAME:
-                new = self._fake_name(value, rng, word_map, name_words)
+                new = self._fake_name(value, rng, word_map, name_words, language)
             else:
                 key = (span.entity, _normalise(span.entity, value))
                 fake_key = mapping.get(key)
                 if fake_key is None:
-                    fake_key = self._fresh_fake(span.entity, value, rng, originals.get(span.entity, set()), mapping)
+                    fake_key = self._fresh_fake(span.entity, value, rng, originals.get(span.entity, set()), mapping,
+                                                language)
                     mapping[key] = fake_key
                 new = _render_like(span.entity, value, fake_key)
             pieces.append(text[pos : span.start])
@@ -326,20 +410,28 @@ class Replacer:
         return "".join(pieces), written
 
     def _fresh_fake(self, entity: str, value: str, rng: random.Random, originals: set[str],
-                    mapping: dict[tuple[str, str], str]) -> str:
+                    mapping: dict[tuple[str, str], str], language: str | None = None) -> str:
         used = {v for (e, _), v in mapping.items() if e == entity}
         faker = FAKERS[entity]
         for _ in range(100):
-            fake = faker(value, rng)
+            fake = faker(value, rng, language) if entity in _LANGUAGE_FAKERS else faker(value, rng)
             norm = _normalise(entity, fake)
             if norm not in originals and norm not in used:
                 return norm if entity not in (r.EMAIL, r.IP_ADDRESS) else fake
         raise RuntimeError(f"could not make a fake {entity} different from the originals")  # pragma: no cover
 
-    def _fake_name(self, value: str, rng: random.Random, word_map: dict[str, str], originals: set[str]) -> str:
-        first_pool, last_pool = _nordic_names()
+    def _fake_name(self, value: str, rng: random.Random, word_map: dict[str, str], originals: set[str],
+                   language: str | None = None) -> str:
+        """A fake name for ``value``, word by word: given names from the document language's
+        given names of the original's gender (when a list knows it), surnames from its
+        surnames; the same original word gets the same fake word in the whole document."""
+        pools = name_pools(language)
+        pieces = _split_name(value)
+        gender = name_gender([p for p in pieces if p.strip() and p not in "- "])
+        first_pool = pools.first_male if gender == "m" else pools.first_female if gender == "f" else pools.first
+        last_pool = pools.last_male if gender == "m" else pools.last_female if gender == "f" else pools.last
         out = []
-        for piece in _split_name(value):
+        for piece in pieces:
             if not piece.strip() or piece in ("-", " ") or piece.lower() in ("von", "van", "de", "af", "der", "den"):
                 out.append(piece)
                 continue

@@ -101,7 +101,8 @@ class PiiReplace(PipelineStep):
                     nordpipe_meta(doc)["pii"] = dict(counts)
                     self.stat_update("documents")
                     if spans:
-                        doc.text, written = replacer.replace(text, spans, str(doc.id))
+                        doc.text, written = replacer.replace(text, spans, str(doc.id),
+                                                             language if isinstance(language, str) else None)
                         self.stat_update("documents_with_pii")
                         for entity, count in counts.items():
                             self.stat_update(entity, value=count)
