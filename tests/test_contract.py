@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import nordpipe_executable, record, wait_for
 
+from nordpipe.documents import decode_record
 from nordpipe.runner import PAUSE_ENV, descendants
 from nordpipe.stages import STAGES, Stage
 
@@ -478,7 +479,7 @@ def test_no_stage_internal_field_leaks_and_characters_chain_up(tmp_path: Path, c
         for path in [*out.glob("documents/*.jsonl.gz"), *out.glob("removed/*.jsonl.gz")]:
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 for line in handle:
-                    doc = json.loads(line)
+                    doc = decode_record(json.loads(line))
                     assert "chars_in" not in doc["metadata"].get("nordpipe", {}), (stage.name, doc["id"])
                     if "documents" in path.parts:
                         written += len(doc["text"])

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from datatrove.data import Document
 
-from nordpipe.documents import removal_reason
+from nordpipe.documents import decode_record, removal_reason
 from nordpipe.quality import (
     C4QualityFilter,
     GopherQualityFilter,
@@ -386,7 +386,7 @@ def read_jsonl_gz(folder: Path) -> list[dict[str, Any]]:
     records = []
     for file in sorted(folder.glob("*.jsonl.gz")):
         with gzip.open(file, "rt", encoding="utf-8") as handle:
-            records += [json.loads(line) for line in handle]
+            records += [decode_record(json.loads(line)) for line in handle]
     return records
 
 

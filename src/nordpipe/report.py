@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 from urllib.parse import urlsplit
 
-from nordpipe.documents import iter_jsonl_lines
+from nordpipe.documents import iter_document_lines
 from nordpipe.layout import OutputLayout
 from nordpipe.runner import merge_task_stats
 from nordpipe.steps import list_document_files
@@ -106,7 +106,7 @@ def collect(root: str) -> dict[str, Any]:
                 if counter.isupper() or counter.startswith(("entity:", "pii:")):
                     pii[counter.split(":")[-1]] += int(value)
         for path in list_document_files(os.path.join(folder, "removed")) if os.path.isdir(os.path.join(folder, "removed")) else []:
-            for item in iter_jsonl_lines(path):
+            for item in iter_document_lines(path):
                 url = (item.record or {}).get("metadata", {}).get("url") if item.record else None
                 if url:
                     removed_domains[urlsplit(url).hostname or "?"] += 1
@@ -140,7 +140,7 @@ def collect(root: str) -> dict[str, Any]:
     sampled = 0
     for folder in final:
         for path in list_document_files(folder):
-            for item in iter_jsonl_lines(path):
+            for item in iter_document_lines(path):
                 if sampled >= LENGTH_SAMPLE or item.record is None:
                     break
                 lengths[_bucket(len(item.record.get("text", "")))] += 1
