@@ -43,6 +43,7 @@ STAGE_ARGS: dict[str, list[str]] = {
     "tokenize": [],
     "export sentences": [],
     "export pairs": ["--anchor", "metadata.title", "--positive", "text"],
+    "export hf": [],
 }
 # Another value of a parameter the run record holds, for the --force tests.
 OTHER_PARAMETERS: dict[str, list[str]] = {
@@ -54,8 +55,9 @@ OTHER_PARAMETERS: dict[str, list[str]] = {
     "tokenize": ["--tasks", "1"],
     "export sentences": ["--min-chars", "5"],
     "export pairs": ["--test-ratio", "0.5"],
+    "export hf": ["--row-group-size", "1MiB"],
 }
-REBUILDS_EVERY_RUN = {"export sentences", "export pairs"}
+REBUILDS_EVERY_RUN = {"export sentences", "export pairs", "export hf"}
 """Stages without --force: they rebuild OUTPUT on every run (still only their own OUTPUT)."""
 
 

@@ -693,10 +693,11 @@ def iter_records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 _DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
-def encode_record(record: dict[str, Any]) -> dict[str, Any]:
+def encode_record(record: Any) -> Any:
     """The on-disk form of a record: a shallow copy whose dict ``metadata`` is a JSON string
-    (module doc); a metadata that is already a string (or not a dict) is left as it is."""
-    metadata = record.get("metadata")
+    (module doc); a metadata that is already a string (or not a dict), or a record that is not
+    a dict (a bad line being quarantined), is left as it is."""
+    metadata = record.get("metadata") if type(record) is dict else None
     if type(metadata) is not dict:
         return record
     encoded = dict(record)
@@ -704,7 +705,7 @@ def encode_record(record: dict[str, Any]) -> dict[str, Any]:
     return encoded
 
 
-def dumps_record(record: dict[str, Any]) -> bytes:
+def dumps_record(record: Any) -> bytes:
     """One jsonl line (with newline) for a record in the on-disk form (``encode_record``:
     metadata as a JSON string); non-str keys and numpy values tolerated."""
     return orjson.dumps(encode_record(record), option=orjson.OPT_APPEND_NEWLINE | _DUMPS_OPTIONS)
