@@ -206,9 +206,9 @@ def bench_publish(records: list[dict]) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10,000 documents instead of 60,000")
+    parser.add_argument("--quick", action="store_true", help="10,000 documents instead of 30,000")
     args = parser.parse_args()
-    count = 10_000 if args.quick else 60_000
+    count = 10_000 if args.quick else 30_000
     WORK.mkdir(parents=True, exist_ok=True)
     records = make_records(count)
     text_mb = sum(len(r["text"].encode()) for r in records) / 1e6

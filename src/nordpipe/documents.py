@@ -17,7 +17,7 @@ source (a web crawl has ``url``, a book corpus ``title``) and ``metadata.nordpip
 document (a quality score here, a MinHash cluster there), so an object column is a different
 struct in each file: ``datasets`` fails (``Couldn't cast array of type struct<url: string, ...>``),
 polars silently drops the fields the first file lacks. Measured alternatives (datasets 5.2,
-polars 2.1, see ``tests/test_loaders.py``):
+polars 2.1, duckdb 2.0; ``tests/test_publish.py`` loads every stage output with each):
 
 - a fixed set of typed metadata fields (``url``, ``language``, ``license``, ... always present,
   null when absent) plus the rest as a JSON string fails as soon as one file has a field null on
@@ -31,8 +31,8 @@ polars 2.1, see ``tests/test_loaders.py``):
   ``pl.col("metadata").str.json_decode()``, duckdb with ``metadata::JSON ->> '$.url'``.
 
 So the top-level schema is fixed (six non-null strings) and ``metadata`` is a string. The cost is
-one extra ``orjson.dumps``/``loads`` of the (small) metadata per record; measured in
-``benchmarks/results/contract.md`` (section "metadata as a JSON string").
+one extra ``orjson.dumps``/``loads`` of the (small) metadata per record, and ~3 % more bytes
+(escaped quotes); measured in ``benchmarks/results/publish.md`` (section 1).
 
 Readers accept both forms (``decode_record``): files written before this change, and input in
 REFERENCE §1's object form, read as they always did. ``dumps_record`` is the one writer.

@@ -1103,7 +1103,8 @@ def is_standardized(fields_: Any, config: IngestConfig) -> bool:
     """True for a record already in the standardized format, read with no mapping flags.
 
     The test is on shape, not on values: only standardized fields, at least ``id``, ``text``,
-    ``added`` and ``created``, a string id and an object (or no) ``metadata``. The reader
+    ``added`` and ``created``, a string id and an object (or no) ``metadata``, or nordpipe's
+    JSON string of an object (a nordpipe output read again). The reader
     decides once per file, from its first record, so that one bad date or id later in the file
     is quarantined instead of silently getting a new id. Any mapping flag (``--text-field``,
     ``--id-field``, ``--id-template``, ``--created-field``, ``--added-field``,

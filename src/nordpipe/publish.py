@@ -73,6 +73,7 @@ DEFAULT_SHARD_BYTES = 512 << 20
 MAX_ROW_GROUP_ROWS = 100_000
 TOKENIZE_BATCH = 256
 """Documents per ``encode_batch`` call."""
+DEFAULT_PRETTY_NAME = "Nordic pre-training corpus (nordpipe)"
 _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _DATASHEET_SEARCH_DEPTH = 64
 
@@ -192,7 +193,8 @@ class HFExport:
         tokenizer: ``nordpipe tokenize``'s ``--tokenizer`` spec (default ``mistral-7b-v0.1``).
         row_group_bytes: text bytes per parquet row group (streaming memory).
         shard_bytes: text bytes per parquet file.
-        pretty_name: the card's ``pretty_name`` (default: OUTPUT's folder name).
+        pretty_name: the card's ``pretty_name`` (default ``DEFAULT_PRETTY_NAME``: the card does not
+            depend on where OUTPUT is, as no stage output does).
         datasheets: a folder holding ``NAME/README.md`` datasheets, searched first.
     """
 
@@ -276,8 +278,7 @@ class HFExport:
                 source: _source_card(source, writers[source], sheets.get(source), languages.get(source, Counter()))
                 for source in sources
             }
-            pretty = self.pretty_name or os.path.basename(os.path.abspath(output_path).rstrip("/"))
-            card = render_card(pretty, card_sources, tokenizer.describe(), files)
+            card = render_card(self.pretty_name or DEFAULT_PRETTY_NAME, card_sources, tokenizer.describe(), files)
             with open(os.path.join(tmp, "README.md"), "w", encoding="utf-8") as handle:
                 handle.write(card)
             _write_quarantine(tmp, quarantine)

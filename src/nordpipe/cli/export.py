@@ -245,7 +245,7 @@ def hf_command(
         "--row-group-size", help="Text bytes per parquet row group (what a streaming reader holds).")] = "32MiB",
     shard_size: Annotated[str, typer.Option("--shard-size", help="Text bytes per parquet file.")] = "512MiB",
     pretty_name: Annotated[str | None, typer.Option(
-        "--pretty-name", help="The card's pretty_name \\[default: OUTPUT's folder name].")] = None,
+        "--pretty-name", help="The card's pretty_name \\[default: Nordic pre-training corpus (nordpipe)].")] = None,
     datasheets: Annotated[str | None, typer.Option(
         "--datasheets", help="Folder with NAME/README.md datasheets (default: found through the stages' run records).")] = None,
     strict: StrictOpt = False,
