@@ -136,6 +136,9 @@ def read_records(folder: Path, sub: str = "documents") -> list[dict[str, Any]]:
     for path in files:
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             records += [json.loads(line) for line in handle if line.strip()]
+    for record in records:  # metadata is a JSON string on disk (README, "The standardized format")
+        if isinstance(record.get("metadata"), str):
+            record["metadata"] = json.loads(record["metadata"])
     return records
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from nordpipe.documents import decode_record
 from nordpipe.robots import ConsentReader
 
 TODAY = dt.datetime.now(dt.UTC).date().isoformat()
@@ -110,7 +111,7 @@ def read_out(out: Path, folder: str) -> dict[str, dict[str, Any]]:
     if not path.exists():
         return {}
     with gzip.open(path, "rt") as handle:
-        return {m["url"]: m.get("nordpipe", {}) for m in (json.loads(line)["metadata"] for line in handle)}
+        return {m["url"]: m.get("nordpipe", {}) for m in (decode_record(json.loads(line))["metadata"] for line in handle)}
 
 
 def test_all_unreachable_fetch_reports_failures_and_exits_1(sites: Sites, closed_port: int, tmp_path: Path,

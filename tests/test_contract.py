@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 from conftest import nordpipe_executable, record, wait_for
 
+from nordpipe.documents import decode_record
 from nordpipe.runner import PAUSE_ENV, descendants
 from nordpipe.stages import STAGES, Stage
 
@@ -42,6 +43,7 @@ STAGE_ARGS: dict[str, list[str]] = {
     "tokenize": [],
     "export sentences": [],
     "export pairs": ["--anchor", "metadata.title", "--positive", "text"],
+    "export hf": [],
 }
 # Another value of a parameter the run record holds, for the --force tests.
 OTHER_PARAMETERS: dict[str, list[str]] = {
@@ -53,8 +55,9 @@ OTHER_PARAMETERS: dict[str, list[str]] = {
     "tokenize": ["--tasks", "1"],
     "export sentences": ["--min-chars", "5"],
     "export pairs": ["--test-ratio", "0.5"],
+    "export hf": ["--row-group-size", "1MiB"],
 }
-REBUILDS_EVERY_RUN = {"export sentences", "export pairs"}
+REBUILDS_EVERY_RUN = {"export sentences", "export pairs", "export hf"}
 """Stages without --force: they rebuild OUTPUT on every run (still only their own OUTPUT)."""
 
 
@@ -478,7 +481,7 @@ def test_no_stage_internal_field_leaks_and_characters_chain_up(tmp_path: Path, c
         for path in [*out.glob("documents/*.jsonl.gz"), *out.glob("removed/*.jsonl.gz")]:
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 for line in handle:
-                    doc = json.loads(line)
+                    doc = decode_record(json.loads(line))
                     assert "chars_in" not in doc["metadata"].get("nordpipe", {}), (stage.name, doc["id"])
                     if "documents" in path.parts:
                         written += len(doc["text"])

@@ -89,3 +89,36 @@ def test_invalid_utf8_and_json_are_reported_per_line(tmp_path):
     assert items[0].record == {"a": 1}
     assert items[1].error.startswith("invalid UTF-8")
     assert items[2].error.startswith("invalid JSON")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl", ".parquet"])
+def test_metadata_is_a_json_string_on_disk_and_a_dict_in_memory(tmp_path, make_records, suffix):
+    """Written: metadata as a JSON string (one schema whatever it holds); read: the dict again.
+    Files with metadata as an object (REFERENCE §1, older nordpipe) read to the same records."""
+    import orjson
+    import pyarrow.parquet as pq
+
+    records = [make_records("a", "Hej", url="https://x.dk/", nordpipe={"language": "da", "score": 0.5}),
+               make_records("b", "Hallo", title="T", pages=3, tags=["x", "y"])]
+    path = tmp_path / f"new{suffix}"
+    write_records(str(path), records)
+    if suffix == ".parquet":
+        on_disk = pq.read_table(path).column("metadata").to_pylist()
+    else:
+        on_disk = [item.record["metadata"] for item in iter_jsonl_lines(str(path))]
+    assert all(isinstance(m, str) for m in on_disk)
+    assert [orjson.loads(m) for m in on_disk] == [r["metadata"] for r in records]
+    assert [r for _, r in iter_records(str(path))] == records
+    assert record_to_document({**records[0], "metadata": on_disk[0]}).metadata["url"] == "https://x.dk/"
+    old = tmp_path / "old.jsonl"
+    old.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    assert [r for _, r in iter_records(str(old))] == records
+
+
+def test_a_metadata_string_that_is_not_an_object_fails_validation(make_records):
+    from nordpipe.documents import decode_record
+
+    for bad in ("[1, 2]", "{broken", "plain text"):
+        record = decode_record({**make_records("a", "Hej"), "metadata": bad})
+        with pytest.raises(InvalidRecord, match="metadata is a string that is not a JSON object"):
+            validate_record(record)

@@ -21,7 +21,7 @@ import yaml
 from conftest import nordpipe_executable
 
 from nordpipe.datasheet import parse_front_matter
-from nordpipe.documents import iter_jsonl_lines
+from nordpipe.documents import iter_document_lines
 from nordpipe.runner import OutputLock
 from nordpipe.sample import generate_jsonl_corpus, generate_sample
 
@@ -94,7 +94,7 @@ def test_each_raw_format_ingests_and_validates(tmp_path, nordpipe_cli, fmt):
                           "--license", "other", "--license-name", "Test license", *extra, check=True)
     assert "documents out" in result.stdout
     dataset = tmp_path / "out" / "demo"
-    records = [item.record for f in sorted((dataset / "documents").glob("*.jsonl.gz")) for item in iter_jsonl_lines(str(f))]
+    records = [item.record for f in sorted((dataset / "documents").glob("*.jsonl.gz")) for item in iter_document_lines(str(f))]
     expected = 21 if fmt == "txt" else 20
     assert len(records) == expected
     assert all(r["source"] == "demo" for r in records)
@@ -126,7 +126,7 @@ def test_real_warc_samples(tmp_path, nordpipe_cli, shared):
         assert stats["documents_in"] >= 1, result.stdout
         if stats["documents_out"]:
             assert nordpipe_cli("validate", out / "crawl").returncode == 0
-            first = next(iter_jsonl_lines(str(next((out / "crawl" / "documents").glob("*.jsonl.gz"))))).record
+            first = next(iter_document_lines(str(next((out / "crawl" / "documents").glob("*.jsonl.gz"))))).record
             assert first["metadata"]["url"].startswith("http")
     stats = json.loads((tmp_path / "dolma-sample-0000_warc_gz" / "crawl" / ".nordpipe" / "stats.json").read_text())
     assert stats["documents_out"] >= 5
@@ -173,7 +173,7 @@ def _bad_corpus(folder: Path) -> tuple[list[str], dict[tuple[str, int], str]]:
             handle.write(orjson.dumps({"id": f"t{i}", "text": f"Tekst {i} " * 20, "created": "2020-01-01"}) + b"\n")
     data = buffer.getvalue()
     (folder / "truncated.jsonl.gz").write_bytes(data[: len(data) // 2])
-    survivors = [item.record["id"] for item in iter_jsonl_lines(str(folder / "truncated.jsonl.gz")) if item.record]
+    survivors = [item.record["id"] for item in iter_document_lines(str(folder / "truncated.jsonl.gz")) if item.record]
     good.extend(survivors)
     bad[("truncated.jsonl.gz", len(survivors) + 1)] = "broken compression"
     return good, bad
@@ -185,7 +185,7 @@ def test_bad_input_is_quarantined_and_nothing_is_lost(tmp_path, nordpipe_cli):
     result = nordpipe_cli("ingest", tmp_path / "raw", "--dataset", "mixed", "--output", out, "--id-field", "id")
     assert result.returncode == 0, result.stderr
     dataset = out / "mixed"
-    kept = [item.record["id"] for f in sorted((dataset / "documents").glob("*.jsonl.gz")) for item in iter_jsonl_lines(str(f))]
+    kept = [item.record["id"] for f in sorted((dataset / "documents").glob("*.jsonl.gz")) for item in iter_document_lines(str(f))]
     assert sorted(kept) == sorted(good)
     quarantined = {}
     for file in (dataset / "quarantine").glob("*.jsonl"):
@@ -216,7 +216,7 @@ def test_duplicate_ids_across_files_are_quarantined(tmp_path, nordpipe_cli):
         (raw / name).write_text("".join(json.dumps({"id": i, "text": f"tekst {name} {i}", "created": "2020"}) + "\n" for i in ids))
     nordpipe_cli("ingest", raw, "--dataset", "dups", "--output", tmp_path / "out", "--id-field", "id", "--tasks", "2", check=True)
     dataset = tmp_path / "out" / "dups"
-    kept = sorted(item.record["text"] for f in (dataset / "documents").glob("*.jsonl.gz") for item in iter_jsonl_lines(str(f)))
+    kept = sorted(item.record["text"] for f in (dataset / "documents").glob("*.jsonl.gz") for item in iter_document_lines(str(f)))
     assert kept == ["tekst a.jsonl x", "tekst a.jsonl y", "tekst b.jsonl z"]
     assert nordpipe_cli("validate", dataset).returncode == 0
     stats = json.loads((dataset / ".nordpipe" / "stats.json").read_text())
@@ -285,7 +285,7 @@ def test_dataset_config_file(tmp_path, nordpipe_cli):
                                       "id_field": "id", "created_field": "date", "metadata_fields": ["url"],
                                       "metadata": {"organization": "DMI"}}))
     nordpipe_cli("ingest", raw, "--config", config, "--output", tmp_path / "out", check=True)
-    record = next(iter_jsonl_lines(str(tmp_path / "out" / "vejr" / "documents" / "dump.jsonl.gz"))).record
+    record = next(iter_document_lines(str(tmp_path / "out" / "vejr" / "documents" / "dump.jsonl.gz"))).record
     assert record["id"] == "r0"
     assert record["metadata"] == {"url": "https://a0.dk/x", "organization": "DMI", "license": "cc-by-4.0", "language": "da"}
     bad = tmp_path / "bad.yaml"

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import zstandard
 
-from nordpipe.documents import iter_jsonl_lines
+from nordpipe.documents import iter_document_lines, iter_jsonl_lines
 from nordpipe.ingest import ConfigError, IngestConfig, MissingDateError, ingest
 
 
@@ -32,7 +32,7 @@ def _run(cli: Any, raw: Path, out: Path, *flags: str, dataset: str = "ds") -> tu
     kept = {
         item.record["id"]: item.record
         for f in sorted((folder / "documents").glob("*.jsonl.gz"))
-        for item in iter_jsonl_lines(str(f))
+        for item in iter_document_lines(str(f))
     }
     quarantined = [json.loads(line) for f in sorted((folder / "quarantine").glob("*.jsonl")) for line in f.read_text().splitlines()]
     return kept, sorted(quarantined, key=lambda q: (q["file"], q["line"]))

@@ -19,6 +19,7 @@ from conftest import nordpipe_executable, record
 
 import nordpipe.lines as lines_module
 from nordpipe.bloom import BloomFilter
+from nordpipe.documents import decode_record
 from nordpipe.lines import LineDedupConfig, normalized_lines, remove_lines, run_line_dedup
 from nordpipe.runner import RunError, RunOptions
 
@@ -76,7 +77,7 @@ def read_documents(output: Path) -> dict[str, dict[str, Any]]:
     for path in sorted((output / "documents").glob("*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             for line in handle:
-                doc = json.loads(line)
+                doc = decode_record(json.loads(line))
                 docs[doc["id"]] = doc
     return docs
 
@@ -85,7 +86,7 @@ def read_inputs(folder: Path) -> list[dict[str, Any]]:
     docs = []
     for path in sorted((folder / "documents").glob("*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as handle:
-            docs.extend(json.loads(line) for line in handle)
+            docs.extend(decode_record(json.loads(line)) for line in handle)
     return docs
 
 
@@ -283,7 +284,7 @@ def test_exempt_sources_short_lines_and_removed_documents(tmp_path: Path) -> Non
     assert sum(d["text"].split("\n").count("Menu") for d in web) <= 1
     removed_files = list((tmp_path / "out" / "removed").glob("*.jsonl.gz"))
     if stats["line_dedup"]["documents_emptied"]:
-        removed = [json.loads(line) for p in removed_files for line in gzip.open(p, "rt")]
+        removed = [decode_record(json.loads(line)) for p in removed_files for line in gzip.open(p, "rt")]
         assert {d["metadata"]["nordpipe"]["removed"] for d in removed} == {"line_dedup:empty"}
         assert all(d["metadata"]["nordpipe"]["line_dedup"]["lines_removed"] > 0 for d in removed)
 

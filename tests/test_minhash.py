@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nordpipe.documents import decode_record
 from nordpipe.minhash import (
     MinhashConfig,
     MinhashHasher,
@@ -59,7 +60,7 @@ def read_output(output: Path) -> dict[str, dict[str, Any]]:
         for path in sorted((output / sub).glob("*.jsonl.gz")) if (output / sub).exists() else []:
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 for line in handle:
-                    item = json.loads(line)
+                    item = decode_record(json.loads(line))
                     found[item["id"]] = item
     return found
 

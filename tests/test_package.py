@@ -31,6 +31,7 @@ import pytest
 
 import nordpipe
 from nordpipe.blocklists import shipped_blocklists
+from nordpipe.documents import decode_record
 
 REPO = Path(__file__).resolve().parents[1]
 EDITABLE_NORDPIPE = Path(sys.executable).parent / "nordpipe"
@@ -276,7 +277,7 @@ def test_wheel_outside_checkout_equals_editable_install(wheel_install: dict[str,
         if not path.startswith("urls/"):
             continue
         for line in lines:
-            record = json.loads(line)
+            record = decode_record(json.loads(line))
             if record["source"] == "urltest":
                 fate[record["id"]] = record["metadata"].get("nordpipe", {}).get("removed")
     assert fate == {doc_id: reason for doc_id, _, reason in URL_DOCS}

@@ -14,6 +14,7 @@ from stdnum import luhn
 from stdnum.dk import cpr as std_cpr
 from stdnum.no import fodselsnummer as std_fnr
 
+from nordpipe.documents import decode_record
 from nordpipe.pii import recognizers as r
 from nordpipe.pii.engine import PiiScanner
 from nordpipe.pii.names import NameFinder
@@ -483,7 +484,7 @@ def _read_output(folder: Path) -> list[dict]:
     out = []
     for path in sorted((folder / "documents").glob("*.jsonl.gz")):
         with gzip.open(path, "rt", encoding="utf-8") as handle:
-            out.extend(json.loads(line) for line in handle)
+            out.extend(decode_record(json.loads(line)) for line in handle)
     return out
 
 

@@ -30,7 +30,7 @@ from prose_corpus import (
     ud_sentences,
 )
 
-from nordpipe.documents import removal_reason
+from nordpipe.documents import decode_record, removal_reason
 from nordpipe.quality import (
     DATATROVE_RULES,
     C4QualityFilter,
@@ -599,7 +599,7 @@ def read_jsonl_gz(folder: Path) -> list[dict[str, Any]]:
     records = []
     for file in sorted(folder.glob("*.jsonl.gz")):
         with gzip.open(file, "rt", encoding="utf-8") as handle:
-            records += [json.loads(line) for line in handle]
+            records += [decode_record(json.loads(line)) for line in handle]
     return records
 
 

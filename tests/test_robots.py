@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from nordpipe.documents import decode_record
 from nordpipe.robots import AddressPolicy, ConsentReader, tdm_reserved
 
 TODAY = dt.datetime.now(dt.UTC).date().isoformat()
@@ -159,7 +160,7 @@ def test_every_site_gets_its_documented_decision(server: VirtualHosts, tmp_path:
     removed = {}
     with gzip.open(out / "removed" / "00000.jsonl.gz", "rt") as handle:
         for line in handle:
-            record = json.loads(line)
+            record = decode_record(json.loads(line))
             removed[record["metadata"]["url"]] = record["metadata"]["nordpipe"]["removed"]
     expected = {
         f"http://gptbot.test:{port}/side/1": f"consent:robots.txt(GPTBot)@{TODAY}",
@@ -179,7 +180,7 @@ def test_every_site_gets_its_documented_decision(server: VirtualHosts, tmp_path:
     kept[f"http://error.test:{port}/side/1"] = f"unknown:robots.txt(http 500)@{TODAY}"
     kept[f"http://slow.test:{port}/side/1"] = f"unknown:robots.txt(timeout)@{TODAY}"
     with gzip.open(out / "documents" / "00000.jsonl.gz", "rt") as handle:
-        records = [json.loads(line)["metadata"] for line in handle]
+        records = [decode_record(json.loads(line))["metadata"] for line in handle]
     assert {m["url"]: m.get("nordpipe", {}).get("consent") for m in records} == kept
     stats = json.loads(result.stdout)
     assert stats["removed_total"] == len(expected)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from nordpipe.blocklists import parse_list_line
+from nordpipe.documents import decode_record
 from nordpipe.urls import DATATROVE_REASONS, UrlBlocklistFilter, parent_domains, url_host
 
 
@@ -172,7 +173,7 @@ def test_filter_urls_cli(tmp_path: Path, nordpipe_cli: Any, make_records: Any) -
                                 "urls:blocklist(gambling)": 1}
     assert stats["documents_out"] == 2
     with gzip.open(out / "removed" / "00000.jsonl.gz", "rt") as handle:
-        removed = {r["id"]: r["metadata"]["nordpipe"] for r in map(json.loads, handle)}
+        removed = {r["id"]: r["metadata"]["nordpipe"] for r in (decode_record(json.loads(line)) for line in handle)}
     assert removed["d1"] == {"removed": "urls:blocklist(user)", "urls": {"matched": "blocked.dk"}}
     assert removed["d4"]["urls"] == {"matched": "porn"}
     # Usage errors exit 2, a missing list file exits 1.

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from conftest import nordpipe_executable, record
 
-from nordpipe.documents import iter_jsonl_lines, write_records
+from nordpipe.documents import iter_document_lines, write_records
 from nordpipe.validate import classify_folder, validate_paths
 
 Cli = Callable[..., subprocess.CompletedProcess[str]]
@@ -47,7 +47,7 @@ def _copy(src: Path, dst: Path) -> Path:
 
 
 def _records(path: Path) -> list[dict[str, Any]]:
-    return [item.record for item in iter_jsonl_lines(str(path))]
+    return [item.record for item in iter_document_lines(str(path))]
 
 
 def _report(cli: Cli, *args: object) -> tuple[int, dict[str, Any], str]:

@@ -78,7 +78,8 @@ def render_datasheet(config: IngestConfig, stats: dict[str, Any]) -> str:
         f"| languages | {', '.join(config.language) or 'unspecified'} |",
         f"| quarantined at ingest | {quarantined:,} |",
         "",
-        "Records are in `documents/*.jsonl.gz` (fields `id`, `text`, `source`, `added`, `created`, `metadata`);",
+        "Records are in `documents/*.jsonl.gz` (fields `id`, `text`, `source`, `added`, `created`, `metadata`,",
+        "the last a JSON object encoded as a string so that every file loads with one schema);",
         "records that failed validation are in `quarantine/` with file, line and reason.",
         "",
     ]

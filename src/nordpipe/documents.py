@@ -8,6 +8,37 @@ A standardized record is one JSON object per line (REFERENCE §1)::
 Everything nordpipe's stages add lives under ``metadata["nordpipe"]`` (``NORDPIPE_KEY``) so
 that the source's own metadata is never overwritten.
 
+On disk, ``metadata`` is that object *encoded as a JSON string* (``"metadata": "{\"url\": ...}"``);
+in memory (records, datatrove Documents) it is always a dict. Why: every stage output must load
+with one schema across files in ``datasets`` (``load_dataset("json", ...)``, also streaming),
+polars (``read_ndjson``/``scan_ndjson``) and duckdb (``read_json_auto``), and all three infer a
+schema from the first file (or first rows) and then cast the rest to it. Metadata differs by
+source (a web crawl has ``url``, a book corpus ``title``) and ``metadata.nordpipe`` by stage and
+document (a quality score here, a MinHash cluster there), so an object column is a different
+struct in each file: ``datasets`` fails (``Couldn't cast array of type struct<url: string, ...>``),
+polars silently drops the fields the first file lacks. Measured alternatives (datasets 5.2,
+polars 2.1, duckdb 2.0; ``tests/test_publish.py`` loads every stage output with each):
+
+- a fixed set of typed metadata fields (``url``, ``language``, ``license``, ... always present,
+  null when absent) plus the rest as a JSON string fails as soon as one file has a field null on
+  every line: the first file's schema says ``null``, and the next file's strings cannot be cast
+  to it (datasets: ``Couldn't cast array of type string to null``; polars: ``incoming: String !=
+  target: Null``). Only non-null sentinels ("" for absent) would avoid that, which loses the
+  difference between absent and empty and still cannot carry a number.
+- the whole metadata object as one JSON string has the same type (string) in every file of every
+  stage whatever it holds, loses nothing, and is what ``datasets``' own ``Json()`` feature stores
+  (``features=Features({..., "metadata": Json()})`` gives the dicts back); polars reads it with
+  ``pl.col("metadata").str.json_decode()``, duckdb with ``metadata::JSON ->> '$.url'``.
+
+So the top-level schema is fixed (six non-null strings) and ``metadata`` is a string. The cost is
+one extra ``orjson.dumps``/``loads`` of the (small) metadata per record: measured on 30,000
+stage-output-like records (``benchmarks/results/publish.md``, section 1, CPU time) writing cost
+the same as before (22.8 against 22.9 µs per record) and reading 5 % more (14.0 against 13.4 µs),
+and the files are 2.6 % larger (escaped quotes).
+
+Readers accept both forms (``decode_record``): files written before this change, and input in
+REFERENCE §1's object form, read as they always did. ``dumps_record`` is the one writer.
+
 Inside a datatrove pipeline a record is a ``datatrove.data.Document`` whose ``metadata`` holds
 the source metadata flattened, plus ``source``, ``added`` and ``created`` (so datatrove's own
 steps find ``metadata["url"]`` where they expect it). ``record_to_document`` and
@@ -50,6 +81,32 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 class InvalidRecord(ValueError):
     """A record that breaks the standardized schema; the message is the reason."""
+
+
+def decode_metadata(value: Any) -> Any:
+    """The in-memory form of an on-disk ``metadata`` value: a JSON string holding an object is
+    parsed into a dict; anything else (a dict written in the object form, or a bad value that
+    validation will name) comes back unchanged."""
+    if type(value) is str and value[:1] == "{":
+        try:
+            return orjson.loads(value)
+        except orjson.JSONDecodeError:
+            return value
+    return value
+
+
+def decode_record(record: Any) -> Any:
+    """Turn a record as read from disk into its in-memory form (metadata a dict), in place.
+
+    Both on-disk forms are accepted: ``metadata`` as a JSON string (what nordpipe writes) and as
+    an object (REFERENCE §1, files written by nordpipe before metadata became a string). A
+    string that is not a JSON object stays a string, and ``validate_record`` rejects it.
+    """
+    if type(record) is dict:
+        metadata = record.get("metadata")
+        if type(metadata) is str:
+            record["metadata"] = decode_metadata(metadata)
+    return record
 
 
 # --------------------------------------------------------------------------------------------
@@ -95,6 +152,8 @@ def validate_record(
         if not isinstance(record[field], str):
             raise InvalidRecord(f"wrong type: {field} is {type(record[field]).__name__}, expected a string")
     if not isinstance(record["metadata"], dict):
+        if isinstance(record["metadata"], str):
+            raise InvalidRecord("wrong type: metadata is a string that is not a JSON object")
         raise InvalidRecord(f"wrong type: metadata is {type(record['metadata']).__name__}, expected an object")
     if not record["id"]:
         raise InvalidRecord("empty id: the id is an empty string")
@@ -125,8 +184,9 @@ def check_text(text: str, *, max_chars: int = DEFAULT_MAX_CHARS) -> None:
 
 
 def record_to_document(record: dict[str, Any]) -> Document:
-    """Standardized record -> datatrove Document (metadata flattened, see module doc)."""
-    metadata = dict(record.get("metadata") or {})
+    """Standardized record -> datatrove Document (metadata flattened, see module doc); the
+    record's metadata may be in either on-disk form (``decode_record``)."""
+    metadata = dict(decode_metadata(record.get("metadata")) or {})
     for field in TOP_LEVEL_FIELDS:
         if field in metadata:
             # A source metadata key that collides with a top-level field is kept, renamed.
@@ -580,6 +640,15 @@ def iter_jsonl_lines(path: str, max_line_bytes: int | None = None, keep_raw: boo
             yield RawLine(item.line, error=json_error_reason(err), raw=data.rstrip(b"\r"))
 
 
+def iter_document_lines(path: str, max_line_bytes: int | None = None, keep_raw: bool = False) -> Iterator[RawLine]:
+    """``iter_jsonl_lines`` for standardized files: each parsed record's metadata is decoded to
+    a dict (``decode_record``); ``raw`` is the line as it is on disk."""
+    for item in iter_jsonl_lines(path, max_line_bytes, keep_raw):
+        if item.record is not None:
+            decode_record(item.record)
+        yield item
+
+
 def json_error_reason(err: orjson.JSONDecodeError) -> str:
     """The quarantine reason for a line orjson cannot parse: bad UTF-8, too deep, or invalid JSON."""
     message = str(err)
@@ -603,7 +672,8 @@ def raw_for_quarantine(raw: bytes | str | None) -> dict[str, str]:
 
 
 def iter_records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield ``(line, record)`` from a standardized file (jsonl[.gz|.zst] or parquet).
+    """Yield ``(line, record)`` from a standardized file (jsonl[.gz|.zst] or parquet), metadata
+    decoded to a dict (``decode_record``).
 
     Raises ``InvalidRecord`` with the line number on the first unparsable line; use
     ``iter_jsonl_lines`` to get bad lines instead of an exception.
@@ -613,26 +683,44 @@ def iter_records(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
 
         with fsspec.open(path, "rb") as handle:
             table = pq.read_table(handle)
-        yield from enumerate(table.to_pylist(), start=1)
+        for line, record in enumerate(table.to_pylist(), start=1):
+            yield line, decode_record(record)
         return
     for item in iter_jsonl_lines(path):
         if item.error:
             raise InvalidRecord(f"{path}:{item.line}: {item.error}")
-        yield item.line, item.record
+        yield item.line, decode_record(item.record)
 
 
-def dumps_record(record: dict[str, Any]) -> bytes:
-    """One jsonl line (with newline) for a record; non-str keys and numpy values tolerated."""
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY)
+_DUMPS_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def encode_record(record: Any) -> Any:
+    """The on-disk form of a record: a shallow copy whose dict ``metadata`` is a JSON string
+    (module doc); a metadata that is already a string (or not a dict), or a record that is not
+    a dict (a bad line being quarantined), is left as it is."""
+    metadata = record.get("metadata") if type(record) is dict else None
+    if type(metadata) is not dict:
+        return record
+    encoded = dict(record)
+    encoded["metadata"] = orjson.dumps(metadata, option=_DUMPS_OPTIONS).decode()
+    return encoded
+
+
+def dumps_record(record: Any) -> bytes:
+    """One jsonl line (with newline) for a record in the on-disk form (``encode_record``:
+    metadata as a JSON string); non-str keys and numpy values tolerated."""
+    return orjson.dumps(encode_record(record), option=orjson.OPT_APPEND_NEWLINE | _DUMPS_OPTIONS)
 
 
 def write_records(path: str, records: list[dict[str, Any]] | Iterator[dict[str, Any]]) -> int:
-    """Write records to ``path`` (format from the suffix). Not atomic: see ``steps.DocumentWriter``."""
+    """Write records to ``path`` (format from the suffix; metadata as a JSON string in both).
+    Not atomic: see ``steps.DocumentWriter``."""
     if path.endswith(".parquet"):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        rows = list(records)
+        rows = [encode_record(record) for record in records]
         with fsspec.open(path, "wb") as handle:
             pq.write_table(pa.Table.from_pylist(rows), handle)
         return len(rows)

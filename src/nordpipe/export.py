@@ -69,7 +69,7 @@ import pyarrow.ipc as ipc
 import xxhash
 
 from nordpipe import languages
-from nordpipe.documents import NORDPIPE_KEY, iter_jsonl_lines, iter_records, raw_for_quarantine
+from nordpipe.documents import NORDPIPE_KEY, iter_document_lines, iter_records, raw_for_quarantine
 from nordpipe.layout import OutputLayout
 from nordpipe.steps import reason_category
 
@@ -386,7 +386,7 @@ def iter_documents(path: str, quarantine: _Quarantine) -> Iterator[tuple[int, di
             quarantine.add(path, 0, f"unreadable parquet: {err}")
             return
     else:
-        rows = ((item.line, item.record, item.error, item.raw) for item in iter_jsonl_lines(path))
+        rows = ((item.line, item.record, item.error, item.raw) for item in iter_document_lines(path))
     for line, record, error, raw in rows:
         if error is None:
             error = _record_problem(record)

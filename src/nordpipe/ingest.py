@@ -93,9 +93,11 @@ from nordpipe.documents import (
     ByteLine,
     ByteSource,
     InvalidRecord,
+    decode_metadata,
     document_to_record,
     dumps_record,
     iter_byte_lines,
+    iter_document_lines,
     iter_jsonl_lines,
     json_error_reason,
     max_line_bytes_for,
@@ -1112,7 +1114,8 @@ def is_standardized(fields_: Any, config: IngestConfig) -> bool:
     """True for a record already in the standardized format, read with no mapping flags.
 
     The test is on shape, not on values: only standardized fields, at least ``id``, ``text``,
-    ``added`` and ``created``, a string id and an object (or no) ``metadata``. The reader
+    ``added`` and ``created``, a string id and an object (or no) ``metadata``, or nordpipe's
+    JSON string of an object (a nordpipe output read again). The reader
     decides once per file, from its first record, so that one bad date or id later in the file
     is quarantined instead of silently getting a new id. Any mapping flag (``--text-field``,
     ``--id-field``, ``--id-template``, ``--created-field``, ``--added-field``,
@@ -1122,7 +1125,7 @@ def is_standardized(fields_: Any, config: IngestConfig) -> bool:
         isinstance(fields_, dict)
         and {"id", "text", "added", "created"} <= fields_.keys() <= STANDARD_FIELDS
         and isinstance(fields_["id"], str)
-        and isinstance(fields_.get("metadata", {}), dict)
+        and isinstance(decode_metadata(fields_.get("metadata", {})), dict)
         and config.text_field == "text"
         and config.id_field is None
         and config.id_template == _DEFAULT_ID_TEMPLATE
@@ -1139,7 +1142,7 @@ def _map_standardized(fields_: Any, config: IngestConfig) -> dict[str, Any]:
     the config's constant metadata, license and language are added as for raw records."""
     if not isinstance(fields_, dict):
         raise InvalidRecord(f"not an object: the record is a JSON {type(fields_).__name__}")
-    metadata = fields_.get("metadata", {})
+    metadata = decode_metadata(fields_.get("metadata", {}))  # a nordpipe output: a JSON string
     if not isinstance(metadata, dict):
         raise InvalidRecord(f"wrong type: metadata is {type(metadata).__name__}, expected an object")
     metadata = dict(metadata)
@@ -1233,7 +1236,7 @@ def _map_raw(fields_: Any, line: int, unit: RawUnit, config: IngestConfig, added
     except DateError as err:
         raise InvalidRecord(f"bad date: {err}") from err
     metadata: dict[str, Any] = {}
-    nested = fields_.get("metadata")
+    nested = decode_metadata(fields_.get("metadata"))  # an object, or nordpipe's JSON string
     if isinstance(nested, dict):
         metadata.update(nested)
         used.add("metadata")
@@ -1442,7 +1445,7 @@ def _stage_stem(output_path: str, ids_dir: str, stem: str, flagged: set[int]) ->
     for name in _id_shards(docs_dir, stem):
         path = os.path.join(docs_dir, name)
         kept = []
-        for line_no, item in enumerate(iter_jsonl_lines(path), start=1):
+        for line_no, item in enumerate(iter_document_lines(path), start=1):
             if position in flagged:
                 record = item.record
                 quarantine_lines.append(orjson.dumps({
@@ -1638,7 +1641,7 @@ def documents_of(dataset_dir: str) -> Iterator[Document]:
     from nordpipe.steps import list_document_files
 
     for path in list_document_files(dataset_dir):
-        for item in iter_jsonl_lines(path):
+        for item in iter_document_lines(path):
             if item.record is not None:
                 yield record_to_document(item.record)
 

@@ -79,6 +79,7 @@ from nordpipe.documents import (
     INPUT_KEY,
     LINE_KEY,
     InvalidRecord,
+    decode_record,
     mark_removed,
     nordpipe_meta,
     record_to_document,
@@ -371,6 +372,7 @@ class LineDedupSignature(PipelineStep):
                         record = None
                     ok = False
                     if type(record) is dict:
+                        decode_record(record)  # metadata as a JSON string -> dict, as the reader does
                         doc_id, text = record.get("id"), record.get("text")
                         added, created = record.get("added"), record.get("created")
                         # Accepts only records that validate_record accepts too; the rest ask it.

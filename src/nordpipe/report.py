@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from nordpipe.documents import iter_jsonl_lines
+from nordpipe.documents import iter_document_lines
 from nordpipe.layout import DOCUMENTS, REMOVED, STATE_DIR, OutputLayout, list_document_files
 from nordpipe.stages import STAGES
 
@@ -308,7 +308,7 @@ def _removed_records(folders: list[str]) -> Any:
         if not os.path.isdir(removed):
             continue
         for path in list_document_files(removed):
-            for item in iter_jsonl_lines(path):
+            for item in iter_document_lines(path):
                 if isinstance(item.record, dict):
                     yield item.record
 
@@ -449,7 +449,7 @@ def collect(root: str) -> dict[str, Any]:
     sampled = 0
     for output in by_stage.get(final_name, []) if final_name else []:
         for path in list_document_files(OutputLayout.of(output.path).documents):
-            for item in iter_jsonl_lines(path):
+            for item in iter_document_lines(path):
                 if sampled >= LENGTH_SAMPLE:
                     break
                 if isinstance(item.record, dict):

@@ -373,10 +373,10 @@ def iter_input_urls(path: str) -> Iterator[str]:
 
 def iter_document_urls(files: Iterable[str]) -> Iterator[str]:
     """``metadata.url`` of every record of these document files."""
-    from nordpipe.documents import iter_jsonl_lines, iter_records
+    from nordpipe.documents import iter_document_lines, iter_records
 
     for file in files:
-        records = ((r.record for r in iter_jsonl_lines(file) if r.error is None) if not file.endswith(".parquet")
+        records = ((r.record for r in iter_document_lines(file) if r.error is None) if not file.endswith(".parquet")
                    else (record for _, record in iter_records(file)))
         for record in records:
             metadata = record.get("metadata") if isinstance(record, dict) else None

@@ -74,6 +74,9 @@ STAGES: dict[str, Stage] = {
         Stage("export pairs", ("export", "pairs"), "(anchor, positive) pairs and an IR split",
               "nordpipe.export:PairExport.run", writes=("data", "jsonl", "ir", QUARANTINE), removes_documents=False,
               in_pipelines=False),
+        Stage("export hf", ("export", "hf"), "the corpus as a Hugging Face dataset: parquet per source, dataset card",
+              "nordpipe.publish:HFExport.run", writes=("data", "README.md", QUARANTINE), removes_documents=False,
+              in_pipelines=False),
     )
 }
 """Every stage, in chain order."""

@@ -37,7 +37,7 @@ from nordpipe.documents import (
     InvalidRecord,
     document_to_record,
     dumps_record,
-    iter_jsonl_lines,
+    iter_document_lines,
     iter_records,
     mark_removed,
     max_line_bytes_for,
@@ -154,7 +154,7 @@ class DocumentReader(PipelineStep):
         else:
             # a line longer than any valid record is skipped to its end, never held in memory
             limit = max_line_bytes_for(self.max_chars)
-            lines = ((r.line, r.record, r.error, r.raw) for r in iter_jsonl_lines(path, max_line_bytes=limit))
+            lines = ((r.line, r.record, r.error, r.raw) for r in iter_document_lines(path, max_line_bytes=limit))
         seen_ids: set[str] = set()
         for line, record, error, raw in lines:
             if error is None:

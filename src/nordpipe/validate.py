@@ -31,6 +31,12 @@ Invariants:
 - ids are unique per ``(folder, source)``: within a dataset (whose source is fixed) or per
   source within a stage output; a loose file's folder is its parent directory. Ids are kept as
   64-bit xxhash digests, so memory stays ~100 bytes per record.
+- The on-disk form of ``metadata`` is checked per file (``documents`` module doc): nordpipe
+  writes it as a JSON string so that every output loads with one schema in ``datasets``, polars
+  and duckdb. The object form (REFERENCE §1, nordpipe's outputs before that change) is valid and
+  read as before, and reported (``FileReport.metadata_form`` = ``"object"``, a note on stderr)
+  because such files do not load together when their metadata differ. One file holding both
+  forms is invalid: no reader can give its lines one schema, and nordpipe never writes one.
 - A file named twice (``validate X X``, or a file and its folder) is validated once.
 - The report is never ``ok`` for nothing: a missing path, a path without document files, or
   a path whose files hold no record at all is a path problem (``ValidationReport.problems``)
@@ -54,6 +60,7 @@ from nordpipe.documents import (
     DOCUMENT_SUFFIXES,
     NORDPIPE_KEY,
     InvalidRecord,
+    decode_record,
     iter_jsonl_lines,
     iter_records,
     validate_record,
@@ -78,6 +85,9 @@ class FileReport:
     invalid: int = 0
     errors: list[dict[str, Any]] = field(default_factory=list)
     kind: FolderKind = "files"
+    metadata_form: str | None = None
+    """How the file stores ``metadata``: ``"string"`` (a JSON string, what nordpipe writes),
+    ``"object"`` (REFERENCE §1's object, the older form) or None (no record, or parquet)."""
 
     def add_error(self, line: int, reason: str) -> None:
         self.invalid += 1
@@ -91,6 +101,12 @@ class ValidationReport:
     datasheet_problems: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     """Path problems: missing paths, folders without document files or without records."""
+
+    @property
+    def object_metadata_files(self) -> list[str]:
+        """Files whose metadata is stored as an object: valid, but not loadable with one schema
+        across files whose metadata differ (see the module doc)."""
+        return [f.path for f in self.files if f.metadata_form == "object"]
 
     @property
     def ok(self) -> bool:
@@ -108,6 +124,7 @@ class ValidationReport:
             "records": sum(f.records for f in self.files),
             "invalid": sum(f.invalid for f in self.files),
             "problems": self.problems,
+            "object_metadata_files": self.object_metadata_files,
             "datasheet_problems": self.datasheet_problems,
         }
 
@@ -188,16 +205,20 @@ def classify_folder(folder: str, files: list[str]) -> Folder:
     return Folder(folder, "dataset", name)
 
 
-def _lines(path: str) -> Iterator[tuple[int, Any, str | None]]:
+def _lines(path: str) -> Iterator[tuple[int, Any, str | None, str | None]]:
+    """``(line, record, error, metadata form)``; the record's metadata decoded to a dict."""
     if path.endswith(".parquet"):
         try:
             for line, record in iter_records(path):
-                yield line, record, None
+                yield line, record, None, None
         except Exception as err:  # a broken parquet file
-            yield 0, None, f"unreadable parquet: {err}"
+            yield 0, None, f"unreadable parquet: {err}", None
         return
     for item in iter_jsonl_lines(path):
-        yield item.line, item.record, item.error
+        record = item.record
+        metadata = record.get("metadata") if type(record) is dict else None
+        form = "string" if type(metadata) is str else "object" if type(metadata) is dict else None
+        yield item.line, decode_record(record), item.error, form
 
 
 def check_stage_record(record: dict[str, Any]) -> None:
@@ -211,6 +232,9 @@ def check_stage_record(record: dict[str, Any]) -> None:
         raise InvalidRecord(f"wrong type: metadata.{NORDPIPE_KEY} is {type(meta).__name__}, expected an object")
     if meta.get("removed"):
         raise InvalidRecord(f"removed document among the kept ones: metadata.{NORDPIPE_KEY}.removed is {meta['removed']!r}")
+
+
+_FORM_NAMES = {"string": "a JSON string", "object": "an object"}
 
 
 class _Validator:
@@ -239,11 +263,22 @@ class _Validator:
     def validate_file(self, path: str, folder: Folder) -> FileReport:
         file_report = FileReport(path, kind=folder.kind)
         source = folder.name if folder.kind == "dataset" else None
-        for line, record, error in _lines(path):
+        first_form: tuple[str, int] | None = None  # the metadata form of the file's first record
+        for line, record, error, form in _lines(path):
             file_report.records += 1
             if error is not None:
                 file_report.add_error(line, error)
                 continue
+            if form is not None:
+                if first_form is None:
+                    first_form = (form, line)
+                    file_report.metadata_form = form
+                elif form != first_form[0]:
+                    file_report.metadata_form = "mixed"
+                    file_report.add_error(line, f"mixed metadata forms: metadata is {_FORM_NAMES[form]} here and "
+                                                f"{_FORM_NAMES[first_form[0]]} at line {first_form[1]}; one file "
+                                                "must use one form to load with one schema")
+                    continue
             try:
                 validate_record(record, source=source, max_chars=self.max_chars)
                 if folder.kind == "stage":

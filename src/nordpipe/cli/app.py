@@ -24,7 +24,7 @@ filter_app = typer.Typer(help="Remove documents: by URL and consent, or by quali
 dedup_app = typer.Typer(help="Deduplicate: repeated lines (Bloom filter) or near-duplicate documents (MinHash).", no_args_is_help=True, context_settings=CONTEXT)
 robots_app = typer.Typer(help="Fetch and inspect robots.txt, ai.txt and tdmrep.json consent signals.", no_args_is_help=True, context_settings=CONTEXT)
 blocklists_app = typer.Typer(help="Manage the URL blocklists.", no_args_is_help=True, context_settings=CONTEXT)
-export_app = typer.Typer(help="Export downstream datasets (sentences, pairs).", no_args_is_help=True, context_settings=CONTEXT)
+export_app = typer.Typer(help="Export downstream datasets (sentences, pairs) and the corpus for the Hugging Face hub (hf).", no_args_is_help=True, context_settings=CONTEXT)
 
 
 def installed_version() -> str:

@@ -44,6 +44,12 @@ def validate_command(
     report = validate_paths(list(paths), check_datasheets=not no_datasheet, max_chars=max_chars)
     for problem in report.problems:
         sys.stderr.write(f"nordpipe validate: {problem}\n")
+    legacy = report.object_metadata_files
+    if legacy:
+        sys.stderr.write(
+            f"nordpipe validate: note: {len(legacy)} file(s) store metadata as an object (e.g. {legacy[0]}): valid, "
+            "but files with different metadata do not load together in datasets/polars/duckdb; rerunning the "
+            "stage writes metadata as a JSON string\n")
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), indent=2, ensure_ascii=False) + "\n")
     elif console.is_terminal:
