@@ -51,6 +51,14 @@ NORDIC_NEWS = ["dr.dk", "tv2.dk", "politiken.dk", "berlingske.dk", "jyllands-pos
 """Real Nordic news sites: never removed."""
 
 
+def decoded_line(line: str) -> dict[str, Any]:
+    """A record of a stage output with its metadata as a dict (on disk it is a JSON string)."""
+    record = json.loads(line)
+    if isinstance(record.get("metadata"), str):
+        record["metadata"] = json.loads(record["metadata"])
+    return record
+
+
 def shipped_entries() -> dict[str, dict[str, set[str]]]:
     """``{category: {"domains": ..., "urls": ...}}`` of the shipped UT1 files, read the plain way:
     UT1 lines are ``host`` or ``host/path``; ``#`` lines are our header."""
@@ -91,7 +99,7 @@ def fates(nordpipe_cli: Any, tmp_path: Path, name: str, urls: list[str], *option
     for folder in ("documents", "removed"):
         for path in (out / folder).glob("*.jsonl.gz"):
             with gzip.open(path, "rt", encoding="utf-8") as handle:
-                for record in map(json.loads, handle):
+                for record in map(decoded_line, handle):
                     decided[record["metadata"]["url"]] = record["metadata"].get("nordpipe", {}).get("removed")
     assert len(decided) == len(urls)
     return decided
@@ -397,7 +405,7 @@ def test_update_fetches_ut1_tarballs_and_replaces_the_shipped_copy(tarball_serve
     for folder in ("documents", "removed"):
         for path in (tmp_path / "out" / folder).glob("*.jsonl.gz"):
             with gzip.open(path, "rt") as handle:
-                for record in map(json.loads, handle):
+                for record in map(decoded_line, handle):
                     decided[record["metadata"]["url"]] = record["metadata"].get("nordpipe", {}).get("removed")
     assert decided == urls
     # Without the store, the shipped list removes that domain.

@@ -12,7 +12,7 @@ import io
 import json
 from pathlib import Path
 
-from nordpipe.documents import iter_jsonl_lines
+from nordpipe.documents import iter_document_lines
 from nordpipe.extract import html_to_text
 
 ISSUE_SENTENCES = [
@@ -78,7 +78,7 @@ def write_warc(path: Path, pages: list[tuple[str, bytes]]) -> None:
 def ingested_texts(nordpipe_cli, warc: Path, out: Path) -> dict[str, str]:
     nordpipe_cli("ingest", warc, "--dataset", "crawl", "--output", out, "--language", "da", check=True)
     records = [item.record for f in sorted((out / "crawl" / "documents").glob("*.jsonl.gz"))
-               for item in iter_jsonl_lines(str(f))]
+               for item in iter_document_lines(str(f))]
     return {r["metadata"]["url"]: r["text"] for r in records}
 
 

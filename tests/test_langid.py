@@ -31,6 +31,14 @@ SENTENCES = {
 }
 
 
+def decoded_line(line: str) -> dict[str, Any]:
+    """A record of a stage output with its metadata as a dict (on disk it is a JSON string)."""
+    record = json.loads(line)
+    if isinstance(record.get("metadata"), str):
+        record["metadata"] = json.loads(record["metadata"])
+    return record
+
+
 def label(step: LanguageIdentifier, texts: list[str]) -> list[Document]:
     docs = [Document(text=t, id=str(i), metadata={}) for i, t in enumerate(texts)]
     return list(step.run(iter(docs)))
@@ -277,7 +285,7 @@ def test_cli_languages_no_keeps_bokmal_and_nynorsk(tmp_path: Path, nordpipe_cli:
         records = {}
         for file in folder.glob("*.jsonl.gz"):
             with gzip.open(file, "rt", encoding="utf-8") as handle:
-                records.update((r["id"], r) for r in map(json.loads, handle))
+                records.update((r["id"], r) for r in map(decoded_line, handle))
         return records
 
     kept, removed = read(out / "documents"), read(out / "removed")
