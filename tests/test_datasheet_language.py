@@ -91,6 +91,17 @@ def test_mixed_and_foreign_languages_are_listed_by_share(tmp_path: Path, nordpip
     assert stats["language_sample"] == {"da": 10, "sv": 6, "de": 3}
 
 
+FAROESE = ("Hetta er ein føroysk tekstur um veðrið í Tórshavn í dag. Tað regnar nógv, og vindurin er harður við "
+           "strondina. Veðurfrøðingarnir vænta meiri sól um vikuskiftið, men tað verður kalt um náttina. Søga {i}.")
+
+
+def test_faroese_gets_its_second_opinion(tmp_path: Path, nordpipe_cli) -> None:
+    raw = jsonl(tmp_path / "raw" / "fo.jsonl", [FAROESE.format(i=i) for i in range(5)])
+    nordpipe_cli("ingest", raw, "--dataset", "fo", "--output", tmp_path / "out", "--text-field", "text",
+                 "--created", "2024", check=True)
+    assert datasheet(tmp_path / "out" / "fo")[0]["language"] == ["fo"]
+
+
 def test_no_identifiable_text_is_unknown(tmp_path: Path, nordpipe_cli) -> None:
     raw = jsonl(tmp_path / "raw" / "numbers.jsonl", ["12 34 56 -- 78", "2024-01-01 12:00", "+45 12 34 56 78"])
     nordpipe_cli("ingest", raw, "--dataset", "numbers", "--output", tmp_path / "out", "--text-field", "text",
