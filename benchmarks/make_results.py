@@ -3,7 +3,7 @@
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["ingest", "urls", "quality", "lines", "minhash", "pii", "tokenize", "export", "pipeline", "contract"]
+ORDER = ["ingest", "ingest_language", "urls", "quality", "lines", "minhash", "pii", "tokenize", "export", "pipeline", "contract"]
 
 
 def main() -> None:
