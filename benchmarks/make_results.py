@@ -3,8 +3,8 @@
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["ingest", "extract", "urls", "blocklists", "quality", "prose", "langid", "lines", "minhash", "pii", "publish",
-         "tokenize", "export", "pipeline", "contract"]
+ORDER = ["ingest", "ingest_language", "extract", "urls", "blocklists", "quality", "prose", "langid", "lines", "minhash", "pii",
+         "publish", "tokenize", "export", "pipeline", "contract"]
 
 
 def main() -> None:

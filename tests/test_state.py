@@ -151,7 +151,12 @@ def test_rerun_seen_runs_anyway_and_keep_generations(tmp_path: Path, kind: str) 
     batch = make_batch(tmp_path, 0)
     state = tmp_path / "state"
     assert dedup(kind, batch, tmp_path / "out", state, "--keep-generations", "1").returncode == 0
-    result = dedup(kind, batch, tmp_path / "out-seen", state, "--rerun-seen", "--keep-generations", "1", "--json")
+    # the same data again removes everything, which the removal guard refuses unless told; the
+    # same command told so accepts that run (committed to the state once: one generation added)
+    refused = dedup(kind, batch, tmp_path / "out-seen", state, "--rerun-seen", "--keep-generations", "1")
+    assert refused.returncode == 1 and "removed 100.0% of its input" in " ".join(refused.stderr.split())
+    result = dedup(kind, batch, tmp_path / "out-seen", state, "--rerun-seen", "--keep-generations", "1", "--json",
+                   "--max-removed-share", "1")
     assert result.returncode == 0, result.stderr
     stats = json.loads(result.stdout)
     if kind == "lines":

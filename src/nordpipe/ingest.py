@@ -1559,7 +1559,7 @@ def ingest(
 
     ``starts``: where to start reading append-only raw files (by raw path as given); what was
     read of every raw file is recorded in ``.nordpipe/raw-files.json`` (``record_raw_reads``)."""
-    from nordpipe.datasheet import write_datasheet
+    from nordpipe.datasheet import sample_languages, write_datasheet
 
     options = options or RunOptions()
     # The ingested datasets are what teams store and share: spend CPU on a smaller file.
@@ -1578,6 +1578,9 @@ def ingest(
         record_raw_reads(dataset_dir, units)
         resolve_duplicate_ids(dataset_dir)  # before the stats: it moves records to quarantine
         stats = run.merge_stats()
+        if not config.language:
+            # the datasheet states no language it was not told or did not find (datasheet.py)
+            stats["language_sample"] = sample_languages(dataset_dir)
         write_datasheet(dataset_dir, config, stats)
         return run.complete(stats)
 

@@ -7,6 +7,7 @@ A pipeline file names the datasets to ingest and the stages to run, in order::
     executor: local                   # or slurm: one job per stage, chained with afterok
     slurm: {partition: null, time: "02:00:00", mem_per_cpu: 2}
     sample: {seed: 42, scale: 1.0, files: 1}    # optional: generate sample raw data into ROOT/sample first
+    max_removed_share: 0.95           # optional: each stage, and the whole chain, may remove at most this share
     datasets:
       - name: nyheder
         raw: ["{root}/sample/raw/nyheder"]      # files, folders or globs; {root} is expanded
@@ -30,8 +31,11 @@ Runs are incremental, in batches: a run ingests only raw files, and parts of raw
 not ingested before (``ROOT/state/ingested.json``, below), runs the stages on that batch (``ROOT/batches/NNNN/``), and
 stages with persistent state (line dedup ``--state``, MinHash ``--index``) dedup the batch against
 everything before it. A batch interrupted by a crash is finished by the next run before new
-files are taken. A batch whose documents are all quarantined or removed is a valid, finished
-batch (every stage writes a valid empty output); the next run takes new raw files as usual.
+files are taken. A batch whose documents are all quarantined at ingest is a valid, finished
+batch (every stage writes a valid empty output); the next run takes new raw files as usual. A
+stage that removes more than ``max_removed_share`` (default 0.95) of its input, or a chain whose
+stages together remove more than that share of the ingested documents, fails and leaves the
+batch unfinished until a run with a higher limit accepts it (``runner.removal_guard``).
 Batches give the same documents as one run over all the data, with one
 exception inherent to near-duplicate clustering: when a later document is near two earlier
 documents that were not near each other, one run puts all three in one cluster and keeps only
@@ -131,7 +135,7 @@ STAGE_COMMANDS: dict[str, list[str]] = {name: list(stage.command) for name, stag
 """Stage types (the stage registry's names) and the nordpipe command each runs."""
 INGEST_COMMAND = list(STAGES["ingest"].command)
 
-TOP_LEVEL_KEYS = ("name", "root", "executor", "slurm", "sample", "datasets", "stages", "description")
+TOP_LEVEL_KEYS = ("name", "root", "executor", "slurm", "sample", "datasets", "stages", "description", "max_removed_share")
 DATASET_KEYS = ("name", "raw", "config", "params", "resources")
 STAGE_KEYS = ("type", "name", "params", "resources")
 MAX_INLINE_FILES = 200
@@ -521,6 +525,9 @@ class Pipeline:
     datasets: list[DatasetSpec]
     stages: list[StageSpec]
     schema: Schema | None = None
+    max_removed_share: float | None = None
+    """The file's (or ``nordpipe run --max-removed-share``'s) limit for every stage that removes
+    documents and for the whole chain (``runner.removal_guard``); None: the default."""
 
     def stage_names(self) -> list[str]:
         return ["ingest", *[s.name for s in self.stages]]
@@ -561,7 +568,7 @@ def check_raw_paths(pipeline: Pipeline) -> None:
 
 
 def load_pipeline(path: str, root: str | None = None, executor: str | None = None,
-                  schema: Schema | None = None) -> Pipeline:
+                  schema: Schema | None = None, max_removed_share: float | None = None) -> Pipeline:
     """Parse and check a pipeline file; ``PipelineConfigError`` names the line and allowed values.
 
     ``schema`` maps a stage command to its options (``ParamSpec``); by default the CLI's own
@@ -584,6 +591,12 @@ def load_pipeline(path: str, root: str | None = None, executor: str | None = Non
         raise PipelineConfigError(f"{_where(path, data, 'executor')}: executor {executor!r}; allowed: local, slurm")
     slurm = data.get("slurm") or {}
     _check_keys(path, slurm, SLURM_KEYS, "slurm") if slurm else None
+    if max_removed_share is None and data.get("max_removed_share") is not None:
+        value = data["max_removed_share"]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise PipelineConfigError(f"{_where(path, data, 'max_removed_share')}: max_removed_share {value!r}; allowed: "
+                                      "a number from 0 to 1 (1 accepts any removal)")
+        max_removed_share = float(value)
     sample = data.get("sample")
     if sample is not None and not isinstance(sample, dict):
         raise PipelineConfigError(f"{_where(path, data, 'sample')}: sample must be a mapping (seed, scale, files)")
@@ -662,7 +675,7 @@ def load_pipeline(path: str, root: str | None = None, executor: str | None = Non
         params, flags = checked(item.get("params"), item, kind, CheckContext(root, bool(sample)))
         stages.append(StageSpec(name, kind, params, dict(item.get("resources") or {}), flags))
     pipeline = Pipeline(path, str(data.get("name", os.path.basename(path).split(".")[0])), root, executor, dict(slurm),
-                        expand(dict(sample)) if sample else None, datasets, stages, schema)
+                        expand(dict(sample)) if sample else None, datasets, stages, schema, max_removed_share)
     check_raw_paths(pipeline)
     return pipeline
 
@@ -1031,6 +1044,9 @@ class PipelineRun:
         for index, stage in enumerate(self.pipeline.stages, start=1):
             output = os.path.join(base, f"{index:02d}-{stage.name}")
             argv = [*stage.command, previous, output, *stage.flags]
+            own_limit = any(str(key).replace("-", "_") == "max_removed_share" for key in stage.params)
+            if self.pipeline.max_removed_share is not None and STAGES[stage.type].removes_documents and not own_limit:
+                argv += ["--max-removed-share", f"{self.pipeline.max_removed_share:g}"]
             steps.append(Step(stage.name, argv, output, stage.resources, input=previous, previous=previous_name,
                               datasets=ingested if previous_name == "ingest" else []))
             previous, previous_name = output, stage.name
@@ -1243,7 +1259,8 @@ def _prepare_sample(pipeline: Pipeline, log: Callable[[str], None]) -> None:
         generate_sample(target, seed=int(pipeline.sample.get("seed", 42)), scale=float(pipeline.sample.get("scale", 1.0)),
                         files=int(pipeline.sample.get("files", 1)))
         log(f"sample\t{target}")
-    load_pipeline(pipeline.path, root=pipeline.root, executor=pipeline.executor, schema=pipeline.schema)
+    load_pipeline(pipeline.path, root=pipeline.root, executor=pipeline.executor, schema=pipeline.schema,
+                  max_removed_share=pipeline.max_removed_share)
 
 
 def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None = None, dry_run: bool = False,
@@ -1286,6 +1303,7 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
             runner.run_local(steps, log)
         all_steps = runner.plan(batch, files, write_lists=False)  # the lists were written above
         if all(s.done() for s in all_steps):
+            check_batch_removal(pipeline, batch, all_steps)
             runner.finish_batch(batch, files, log)
             last = (all_steps[-1].layout.completed() or {}) if all_steps else {}
             if last.get("documents_out") == 0:
@@ -1294,6 +1312,29 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
             else:
                 log(f"finished\tbatch {batch}")
         return {"batch": batch, "outputs": [s.output for s in steps]}
+
+
+def check_batch_removal(pipeline: Pipeline, batch: str, steps: list[Step]) -> float | None:
+    """The whole chain's removal guard (``runner.removal_guard.check_chain``): the documents the
+    batch's stages removed over the documents its ingest produced. Over the limit, the batch is
+    left unfinished (``RemovalShareExceeded``, exit 1); rerunning with a higher limit finishes it
+    without running any stage again (every step is done)."""
+    from nordpipe.runner import DEFAULT_MAX_REMOVED_SHARE, check_chain
+
+    def stats(step: Step) -> dict[str, Any]:
+        try:
+            return dict(step.layout.read_json(step.layout.stats))
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    ingested = sum(int(stats(s).get("documents_out", 0)) for s in steps if s.stage == "ingest")
+    limit = pipeline.max_removed_share if pipeline.max_removed_share is not None else DEFAULT_MAX_REMOVED_SHARE
+    return check_chain(
+        f"batch {batch} of {pipeline.path}", ingested,
+        [(s.stage, stats(s)) for s in steps if s.stage != "ingest"], limit,
+        hint=(f"The batch is NOT finished. If this removal is expected, rerun with `nordpipe run {pipeline.path} "
+              "--max-removed-share 1` (or set max_removed_share: in the file): no stage runs again."),
+    )
 
 
 def final_outputs(root: str) -> list[str]:

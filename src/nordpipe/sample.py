@@ -83,7 +83,10 @@ FAKER_LOCALES = {"da": "da_DK", "nb": "no_NO", "sv": "sv_SE"}
 
 
 def find_shared() -> Path | None:
-    """``../shared`` next to the repository or the working directory (or ``$NORDPIPE_SHARED``)."""
+    """``../shared`` next to the repository or the working directory (or ``$NORDPIPE_SHARED``;
+    ``NORDPIPE_SHARED=none``: none, the shipped sentences only, as in a fresh clone)."""
+    if os.environ.get("NORDPIPE_SHARED") == "none":
+        return None
     candidates = [os.environ.get("NORDPIPE_SHARED")]
     here = Path(__file__).resolve()
     candidates += [str(p / "shared") for p in list(here.parents)[:5]]

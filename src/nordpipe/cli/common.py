@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nordpipe.layout import InputError, UsageError
-from nordpipe.runner import Interrupted, RunError, RunOptions, SlurmOptions
+from nordpipe.runner import DEFAULT_MAX_REMOVED_SHARE, Interrupted, RunError, RunOptions, SlurmOptions
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -40,6 +40,10 @@ MemOpt = Annotated[int, typer.Option("--mem-per-cpu", min=1, help="Slurm memory 
 EnvOpt = Annotated[str | None, typer.Option("--env-command", help="Shell line activating nordpipe on the nodes [default: this venv].", rich_help_panel="Slurm")]
 NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Submit the Slurm job and return without waiting.", rich_help_panel="Slurm")]
 KeepRemovedOpt = Annotated[bool, typer.Option("--keep-removed", help="Write removed documents, with their reason, to OUTPUT/removed/.")]
+MaxRemovedShareOpt = Annotated[float, typer.Option(
+    "--max-removed-share", min=0.0, max=1.0,
+    help="Fail (exit 1, output not marked complete) if the stage removes more than this share of its input "
+         "documents; 1 accepts any removal. A rerun with a higher share accepts the output already written.")]
 StrictOpt = Annotated[bool, typer.Option("--strict", help="Exit 1 if any record was quarantined.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Start over if OUTPUT holds a run with other parameters.")]
 VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Log every task's progress (datatrove INFO logs).")]
@@ -71,6 +75,7 @@ def run_options(
     force: bool = False,
     verbose: bool = False,
     max_shard_bytes: int | None = None,
+    max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE,
 ) -> RunOptions:
     executor = executor.lower()
     if executor not in ("local", "slurm"):
@@ -84,6 +89,7 @@ def run_options(
         force=force,
         verbose=verbose,
         max_shard_bytes=max_shard_bytes,
+        max_removed_share=max_removed_share,
         slurm=SlurmOptions(
             partition=partition, time=time, cpus_per_task=cpus, mem_per_cpu_gb=mem_per_cpu,
             env_command=env_command, wait=not no_wait,
@@ -106,6 +112,7 @@ _RUN_OPTION_ANNOTATIONS: dict[str, Any] = {
     "env_command": EnvOpt,
     "no_wait": NoWaitOpt,
     "keep_removed": KeepRemovedOpt,
+    "max_removed_share": MaxRemovedShareOpt,
     "strict": StrictOpt,
     "force": ForceOpt,
     "verbose": VerboseOpt,
@@ -117,10 +124,12 @@ RUN_OPTIONS = RunOptions()
 RUN_OPTIONS``); ``with_run_options`` always passes the options the user chose instead."""
 
 
-def with_run_options(keep_removed: bool = True) -> Callable[[F], F]:
+def with_run_options(keep_removed: bool = True, removes_documents: bool | None = None) -> Callable[[F], F]:
     """Decorate a stage command that takes ``options: RunOptions``: on the command line that
     parameter becomes the shared run options (``--keep-removed`` only when the stage can keep
-    removed documents), and the command receives the ``RunOptions`` built from them."""
+    removed documents, ``--max-removed-share`` only when it removes documents: default, as
+    ``keep_removed``), and the command receives the ``RunOptions`` built from them."""
+    removes = keep_removed if removes_documents is None else removes_documents
 
     def decorate(func: F) -> F:
         own = inspect.signature(func, eval_str=True)
@@ -130,7 +139,7 @@ def with_run_options(keep_removed: bool = True) -> Callable[[F], F]:
         shared = [
             inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=defaults[name].default)
             for name, annotation in _RUN_OPTION_ANNOTATIONS.items()
-            if keep_removed or name != "keep_removed"
+            if (name != "keep_removed" or keep_removed) and (name != "max_removed_share" or removes)
         ]
         shared_names = {p.name for p in shared}
         parameters: list[inspect.Parameter] = []

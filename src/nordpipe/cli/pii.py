@@ -50,7 +50,7 @@ def _parse_modes(values: list[str] | None) -> dict[str, str]:
 
 @app.command("pii")
 @stage_command
-@with_run_options()
+@with_run_options(removes_documents=False)
 def pii_command(
     input_path: InputArg,
     output_path: OutputArg,

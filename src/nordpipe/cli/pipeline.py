@@ -103,6 +103,10 @@ def run_command(
     start: Annotated[str | None, typer.Option("--from", help="First stage to run (ingest or a stage name); its input must be complete.")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Last stage to run.")] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="With slurm: submit the chained jobs and return.")] = False,
+    max_removed_share: Annotated[float | None, typer.Option(
+        "--max-removed-share", min=0.0, max=1.0,
+        help="Fail if a stage, or the whole chain, removes more than this share of its input [default: the file's "
+             "max_removed_share:, else 0.95]; 1 accepts any removal. A stage's own params value wins for that stage.")] = None,
 ) -> None:
     """Run a whole pipeline: ingest the new raw files, then every stage, locally or as chained Slurm jobs.
 
@@ -118,7 +122,8 @@ def run_command(
     from nordpipe.pipeline import PipelineConfigError, load_pipeline, run_pipeline
 
     try:
-        pipeline = load_pipeline(pipeline_file, root=root, executor=executor, schema=param_specs)
+        pipeline = load_pipeline(pipeline_file, root=root, executor=executor, schema=param_specs,
+                                 max_removed_share=max_removed_share)
     except PipelineConfigError as err:
         err_console.print(f"nordpipe: config error: {err}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from err

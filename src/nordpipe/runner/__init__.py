@@ -15,7 +15,7 @@ an interrupted-then-rerun stage equals that of an uninterrupted one.
 The package, along its seams: ``options`` (RunOptions, RunError), ``processes`` (signals,
 workers that die with their parent), ``lock`` (the run lock), ``executors`` (supervised local
 workers, Slurm job arrays), ``stage_run`` (``StageRun``, the protocol every stage follows, and
-the stats it merges). Everything is importable from ``nordpipe.runner``.
+the stats it merges), ``removal_guard`` (a stage or chain that removes almost everything fails). Everything is importable from ``nordpipe.runner``.
 """
 
 from nordpipe.layout import STATE_DIR, InputError, UsageError
@@ -26,7 +26,14 @@ from nordpipe.runner.executors import (
     wait_for_slurm_job,
 )
 from nordpipe.runner.lock import ExclusiveLock, OutputLock
-from nordpipe.runner.options import MAX_DEFAULT_TASKS, RunError, RunOptions, SlurmOptions, options_as_dict
+from nordpipe.runner.options import (
+    DEFAULT_MAX_REMOVED_SHARE,
+    MAX_DEFAULT_TASKS,
+    RunError,
+    RunOptions,
+    SlurmOptions,
+    options_as_dict,
+)
 from nordpipe.runner.processes import (
     KILL_ENV,
     PAUSE_ENV,
@@ -40,9 +47,11 @@ from nordpipe.runner.processes import (
     process_start_time,
     terminate_descendants,
 )
+from nordpipe.runner.removal_guard import RemovalShareExceeded, check_chain, check_stage
 from nordpipe.runner.stage_run import StageRun, default_tasks, finalize, merge_task_stats, run_stage
 
 __all__ = [
+    "DEFAULT_MAX_REMOVED_SHARE",
     "KILL_ENV",
     "MAX_DEFAULT_TASKS",
     "PAUSE_ENV",
@@ -52,11 +61,14 @@ __all__ = [
     "InterruptOnSignals",
     "Interrupted",
     "OutputLock",
+    "RemovalShareExceeded",
     "RunError",
     "RunOptions",
     "SlurmOptions",
     "StageRun",
     "UsageError",
+    "check_chain",
+    "check_stage",
     "default_env_command",
     "default_tasks",
     "descendants",

@@ -6,6 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_DEFAULT_TASKS = 1024
+DEFAULT_MAX_REMOVED_SHARE = 0.95
+"""The share of its input a stage (or a pipeline's chain) may remove before it fails
+(``runner.removal_guard``); ``1`` accepts any removal."""
 
 
 class RunError(RuntimeError):
@@ -48,6 +51,11 @@ class RunOptions:
     verbose: bool = False
     compression_level: int = 1
     """gzip level of the documents a stage writes (ingest uses 6 for the stored datasets)."""
+    max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
+    """A stage that removes more than this share of its input documents fails (exit 1) and its
+    output is not marked complete (``runner.removal_guard``). Not a parameter of the output:
+    changing it never needs ``--force``, and a rerun with a higher limit completes the output
+    already written."""
 
 
 

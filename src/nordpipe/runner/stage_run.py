@@ -33,6 +33,7 @@ from nordpipe.runner.executors import execute
 from nordpipe.runner.lock import ExclusiveLock, OutputLock
 from nordpipe.runner.options import MAX_DEFAULT_TASKS, RunError, RunOptions
 from nordpipe.runner.processes import InterruptOnSignals
+from nordpipe.runner.removal_guard import RemovalShareExceeded, check_stage
 from nordpipe.stages import STAGES
 from nordpipe.steps import DocumentReader, DocumentWriter, list_document_files
 
@@ -54,7 +55,9 @@ class StageRun:
     stopped, the lock is released on the way out), the lock is taken, the run record is checked
     (other parameters: refuse, or with ``--force`` delete what this stage wrote and start over),
     and the stage calls ``run.execute(...)`` for each phase and ``run.finish()`` once, which
-    merges the tasks' stats into ``stats.json`` and writes the completion record last.
+    merges the tasks' stats into ``stats.json`` and writes the completion record last -- unless
+    a stage that removes documents removed more than ``--max-removed-share`` of its input
+    (``removal_guard``): then no completion record, exit 1.
 
     ``owned`` names what the stage writes in OUTPUT besides ``.nordpipe`` (default: the stage
     registry's ``writes``); ``raw_inputs`` replaces the checked INPUT for stages that read raw files
@@ -244,8 +247,21 @@ class StageRun:
 
     def complete(self, stats: dict[str, Any]) -> dict[str, Any]:
         """Write the final ``stats`` and then, last and atomically, the completion record that lets
-        later stages and pipelines read this output. Call it after every other write of the run."""
+        later stages and pipelines read this output. Call it after every other write of the run.
+
+        A stage that removes documents first checks the share it removed (``removal_guard``):
+        over ``--max-removed-share``, the stats are written (``nordpipe status`` shows them) but
+        no completion record, and ``RemovalShareExceeded`` (exit 1) says how to accept it."""
         atomic_write_json(self.layout.stats, stats)
+        registered = STAGES.get(self.stage)
+        if registered is not None and registered.removes_documents:
+            try:
+                check_stage(self.stage, stats, self.options.max_removed_share, command=registered.cli)
+            except RemovalShareExceeded:
+                # an earlier run under a higher limit completed it: this command refuses it
+                if os.path.exists(self.layout.completion):
+                    os.remove(self.layout.completion)
+                raise
         previous = self.layout.completed() or {}
         atomic_write_json(self.layout.completion, {
             "id": previous.get("id") or uuid.uuid4().hex,
