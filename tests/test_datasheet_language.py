@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from nordpipe.datasheet import LANGUAGE_SAMPLE, parse_front_matter
-from nordpipe.documents import iter_jsonl_lines
+from nordpipe.documents import iter_document_lines
 
 ENGLISH = ("The weather in London was grey again this morning, and the forecast promises more rain for the "
            "weekend. Commuters crowded the buses while the river rose slowly under the bridges. Story {i}.")
@@ -55,7 +55,7 @@ def datasheet(dataset: Path) -> tuple[dict, str]:
 
 
 def records(dataset: Path) -> list[dict]:
-    return [item.record for f in sorted((dataset / "documents").glob("*.jsonl.gz")) for item in iter_jsonl_lines(str(f))]
+    return [item.record for f in sorted((dataset / "documents").glob("*.jsonl.gz")) for item in iter_document_lines(str(f))]
 
 
 def test_english_warc_without_language_is_english(tmp_path: Path, nordpipe_cli) -> None:
