@@ -206,3 +206,30 @@ def test_engine_usage_errors_exit_2(tmp_path, nordpipe_cli, make_records):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
     help_text = nordpipe_cli("pii", "--help")
     assert "--engine" in help_text.stdout and "--recognizers" in help_text.stdout
+
+
+def test_pipeline_file_checks_engine_and_recognizers_at_load(tmp_path, nordpipe_cli):
+    """A pipeline file's pii ``params`` get the same checks (``--dry-run`` catches them) and a
+    good recognizer file reaches the stage as ``--engine presidio --recognizers FILE``."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "a.jsonl").write_text('{"text": "Hej"}\n')
+    good = tmp_path / "ours.yaml"
+    good.write_text(RECOGNIZERS)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("recognizers:\n  - name: x\n    supported_entity: X\n    patterns: [{name: p, regex: '(', score: 1}]\n")
+
+    def dry_run(params: str):
+        text = (f"root: {tmp_path / 'root'}\ndatasets:\n  - name: d\n    raw: [{raw}]\n    params: {{license: cc0-1.0}}\n"
+                f"stages:\n  - type: pii\n    params: {params}\n")
+        (tmp_path / "p.yaml").write_text(text)
+        return nordpipe_cli("run", tmp_path / "p.yaml", "--dry-run")
+
+    plan = dry_run(f"{{engine: presidio, recognizers: {good}}}")
+    assert plan.returncode == 0, plan.stderr
+    assert f"--engine presidio --recognizers {good}" in plan.stdout
+    for params, problem in ((f"{{engine: presidio, recognizers: {bad}}}", f"{bad}: recognizer 1 ('x'): regex '('"),
+                            (f"{{recognizers: {good}}}", "recognizers: needs engine: presidio"),
+                            ("{engine: spacy}", "engine 'spacy'; allowed: fast, presidio")):
+        result = dry_run(params)
+        assert result.returncode == 2 and "p.yaml:8" in result.stderr and problem in result.stderr, (params, result.stderr)
