@@ -434,6 +434,7 @@ def _check_minhash(params: dict[str, Any], ctx: CheckContext) -> None:
 
 
 def _check_pii(params: dict[str, Any], ctx: CheckContext) -> None:
+    from nordpipe.pii import ENGINES
     from nordpipe.pii.recognizers import ALL_ENTITIES
     from nordpipe.pii.replace import MODES
 
@@ -450,6 +451,20 @@ def _check_pii(params: dict[str, Any], ctx: CheckContext) -> None:
     unknown = sorted(set(names) - set(ALL_ENTITIES))
     if unknown:
         raise _ParamProblem("entities", f"entities: unknown entity types {', '.join(unknown)}; allowed: {', '.join(ALL_ENTITIES)}")
+    engine = str(params.get("engine") or "fast").lower()
+    if engine not in ENGINES:
+        raise _ParamProblem("engine", f"engine {params['engine']!r}; allowed: {', '.join(ENGINES)}")
+    recognizers = params.get("recognizers")
+    if recognizers:
+        if engine != "presidio":
+            raise _ParamProblem("recognizers", "recognizers: needs engine: presidio")
+        ctx.require_file("recognizers", recognizers)
+        from nordpipe.pii.presidio import RecognizerFileError, load_user_recognizers
+
+        try:
+            load_user_recognizers(recognizers)
+        except RecognizerFileError as err:
+            raise _ParamProblem("recognizers", f"recognizers: {err}") from None
 
 
 def _check_tokenize(params: dict[str, Any], ctx: CheckContext) -> None:

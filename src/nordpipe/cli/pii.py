@@ -16,6 +16,7 @@ from nordpipe.cli.common import (
     stage_command,
     with_run_options,
 )
+from nordpipe.pii import ENGINES
 from nordpipe.pii.recognizers import ALL_ENTITIES
 from nordpipe.pii.replace import MODES
 from nordpipe.runner import RunOptions
@@ -72,6 +73,13 @@ def pii_command(
     salt: Annotated[str | None, typer.Option(
         "--salt", help="Secret for audit hashes and fake values [default: $NORDPIPE_PII_SALT, else random, kept in "
         "OUTPUT/.nordpipe/pii/salt].", show_default=False)] = None,
+    engine: Annotated[str, typer.Option(
+        "--engine", case_sensitive=False,
+        help="fast (nordpipe's scanner) or presidio (the same recognizers in presidio's offline AnalyzerEngine, no spaCy "
+        "model, same output, slower, extensible with --recognizers).")] = "fast",
+    recognizers: Annotated[str | None, typer.Option(
+        "--recognizers", help="Presidio recognizer YAML (the format of RecognizerRegistry.add_recognizers_from_yaml) whose entity "
+        "types are replaced by <ENTITY> tags too, with --engine presidio.")] = None,
     options: RunOptions = RUN_OPTIONS,
     as_json: JsonOpt = False,
 ) -> None:
@@ -89,8 +97,20 @@ def pii_command(
     mode = mode.lower()
     if mode not in MODES:
         raise typer.BadParameter(f"{mode!r} is not one of tag, fake", param_hint="--mode")
+    engine = engine.lower()
+    if engine not in ENGINES:
+        raise typer.BadParameter(f"{engine!r} is not one of {', '.join(ENGINES)}", param_hint="--engine")
+    if recognizers and engine != "presidio":
+        raise typer.BadParameter("needs --engine presidio", param_hint="--recognizers")
+    if recognizers:
+        from nordpipe.pii.presidio import RecognizerFileError, load_user_recognizers
+
+        try:
+            load_user_recognizers(recognizers)
+        except RecognizerFileError as err:
+            raise typer.BadParameter(str(err), param_hint="--recognizers") from None
     stats = run_pii(
         input_path, output_path, options, mode=mode, modes=_parse_modes(mode_for), entities=_parse_entities(entities),
-        ner_model=ner_model, audit=audit, salt=salt,
+        ner_model=ner_model, audit=audit, salt=salt, engine=engine, recognizers=recognizers,
     )
     finish(stats, strict=options.strict, as_json=as_json)

@@ -7,6 +7,10 @@
 - ``engine``: the fast scanner (prefilters, overlap resolution);
 - ``replace``: ``tag`` and ``fake`` modes;
 - ``step``: the datatrove step ``PiiReplace`` and ``run_pii``;
-- ``presidio``: the same recognizers inside an offline presidio AnalyzerEngine (reference);
+- ``presidio``: the same recognizers inside an offline presidio AnalyzerEngine (the reference,
+  and ``--engine presidio``, which users extend with their own recognizer YAML);
 - ``synthetic``: seeded labelled test documents.
 """
+
+ENGINES = ("fast", "presidio")
+"""``nordpipe pii --engine``: the fast scanner (default) or presidio's AnalyzerEngine."""

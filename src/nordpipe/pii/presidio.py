@@ -13,6 +13,39 @@ E-mail validation uses tldextract with its bundled public-suffix snapshot
 (``suffix_list_urls=()``), so presidio's usual fetch of the list never happens.
 
 This is the reference the tests and the benchmark compare nordpipe's scanner against.
+
+Presidio as an engine users extend (``nordpipe pii --engine presidio --recognizers FILE``):
+
+- ``nordic_registry()`` is nordpipe's recognizers as a presidio ``RecognizerRegistry``, one
+  copy per document language (presidio's ``language`` *is* the document's language: ``da``,
+  ``nb``, ``nn``, ``sv``, ``fi``, ``is``, ``fo``, and ``und`` for a document without one),
+  so the language-dependent rules (a WEAK HETU accepted in Finnish text, the score bonus of a
+  country's identifier in its own language) decide exactly as in the fast scanner. A team's
+  own script::
+
+      from presidio_analyzer import AnalyzerEngine
+      from nordpipe.pii.presidio import analyzer_languages, load_user_recognizers, nordic_registry, no_op_nlp_engine
+      registry = nordic_registry()
+      for recognizer in load_user_recognizers("our_recognizers.yaml"):  # all languages unless one is named
+          registry.add_recognizer(recognizer)
+      analyzer = AnalyzerEngine(registry=registry, nlp_engine=no_op_nlp_engine(), supported_languages=analyzer_languages())
+      print(analyzer.analyze("cpr-nr. 010203-1235, medarbejder MA-123456", language="da"))
+
+  (``registry.add_recognizers_from_yaml(path)`` works too, for entries that name their
+  ``supported_language``: presidio's default, ``en``, is no language of this registry.)
+
+- ``load_user_recognizers(path)`` reads a presidio recognizer YAML (the format of
+  ``RecognizerRegistry.add_recognizers_from_yaml``) and checks it before any task starts. An
+  entry without ``supported_language`` applies to documents of every language (presidio's own
+  default, ``en``, would match no Nordic document); with one, only to that language's.
+- ``PresidioScanner`` is the ``PiiScanner`` interface over such an analyzer: presidio's
+  results become nordpipe ``Span``s and go through the fast scanner's overlap resolution, so
+  both engines write byte-identical documents (``tests/test_pii_presidio.py``). It is slower
+  (``benchmarks/results/pii.md``): presidio runs every regex on the whole text, without the
+  fast scanner's prefilters.
+- Context words of a user's recognizer do not raise its score: the no-op NLP engine gives
+  presidio's lemma context enhancer no tokens. Put the context into the regex (a lookbehind)
+  or give the pattern the score it needs.
 """
 
 from __future__ import annotations
@@ -33,20 +66,42 @@ from presidio_analyzer.nlp_engine import NoOpNlpEngine
 from presidio_anonymizer import AnonymizerEngine
 from presidio_anonymizer.entities import OperatorConfig
 
-from nordpipe.pii.engine import NAME_SCORE, accept_candidate
+from nordpipe.pii.engine import NAME_SCORE, Span, accept_candidate, resolve_overlaps
 from nordpipe.pii.names import NameFinder
 from nordpipe.pii.recognizers import ALL_ENTITIES, NAME, REJECT, PatternSpec, specs_for
 from nordpipe.pii.replace import tag_for
 
 DEFAULT_LANGUAGE = "da"
+LANGUAGES = ("da", "nb", "nn", "sv", "fi", "is", "fo")
+"""Document languages nordpipe's rules know; any other analyzes as ``UNDETERMINED``."""
+UNDETERMINED = "und"
+
+
+def analyzer_languages() -> list[str]:
+    """The presidio languages of ``nordic_registry()``: the Nordic ones and ``und``."""
+    return [*LANGUAGES, UNDETERMINED]
+
+
+def presidio_language(language: str | None) -> str:
+    """The presidio language a document of ``language`` is analyzed as."""
+    return language if language in LANGUAGES else UNDETERMINED
+
+
+def no_op_nlp_engine(languages: list[str] | None = None) -> NoOpNlpEngine:
+    """presidio's NLP engine that loads no model (no spaCy download, no tokens)."""
+    engine = NoOpNlpEngine(models=[{"lang_code": lang, "model_name": "no_op"} for lang in languages or analyzer_languages()])
+    engine.load()
+    return engine
 
 
 class NordicPatternRecognizer(PatternRecognizer):
     """A nordpipe ``PatternSpec`` as a presidio ``PatternRecognizer``."""
 
     def __init__(self, spec: PatternSpec, supported_language: str = DEFAULT_LANGUAGE,
-                 validate: Callable[[str], int] | None = None):
+                 validate: Callable[[str], int] | None = None, document_language: str | None = None):
         self.spec = spec
+        # the language nordpipe's rules see (None: as the fast scanner called without one)
+        self.document_language = document_language
         self.validate = validate or spec.validate
         self._grades: dict[str, int] = {}
         super().__init__(
@@ -73,7 +128,7 @@ class NordicPatternRecognizer(PatternRecognizer):
         # raw text, since the no-op NLP engine gives presidio no tokens to look at
         kept = []
         for result in found:
-            span = accept_candidate(self.spec, text, result.start, result.end,
+            span = accept_candidate(self.spec, text, result.start, result.end, self.document_language,
                                     grade=self._grades.get(text[result.start : result.end]))
             if span is not None:
                 result.score = span.score
@@ -94,7 +149,11 @@ class NordicNameRecognizer(EntityRecognizer):
     def analyze(self, text: str, entities: list[str], nlp_artifacts: Any = None) -> list[RecognizerResult]:
         if NAME not in entities:
             return []
-        return [RecognizerResult(NAME, s.start, s.end, NAME_SCORE) for s in self.finder.find(text)]
+        return [RecognizerResult(NAME, s.start, s.end, NAME_SCORE,
+                                 recognition_metadata={RecognizerResult.RECOGNIZER_NAME_KEY: self.name,
+                                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id,
+                                                       "nordpipe_recognizer": "name:" + s.rule})
+                for s in self.finder.find(text)]
 
 
 Validators = Literal["nordpipe", "library"]
@@ -154,3 +213,119 @@ class PresidioPipeline:
     def redact(self, text: str) -> str:
         results = self.analyze(text)
         return self.anonymizer.anonymize(text, results, operators=self.operators).text
+
+
+# --------------------------------------------------------------------------------------------
+# presidio as an engine users extend
+
+
+def nordic_registry(entities: list[str] | None = None, languages: list[str] | None = None,
+                    name_finder: Any = None) -> RecognizerRegistry:
+    """nordpipe's recognizers as a presidio registry, for each of ``languages`` (default
+    ``analyzer_languages()``); ``name_finder``: a model-based finder instead of the built-in
+    one (shared by all languages, as is the built-in one)."""
+    wanted = set(entities or ALL_ENTITIES)
+    langs = list(languages or analyzer_languages())
+    registry = RecognizerRegistry(supported_languages=langs)
+    finder = (name_finder or NameFinder()) if NAME in wanted else None
+    specs = specs_for(wanted)
+    for lang in langs:
+        document_language = None if lang == UNDETERMINED else lang
+        for spec in specs:
+            registry.add_recognizer(NordicPatternRecognizer(spec, lang, document_language=document_language))
+        if finder is not None:
+            registry.add_recognizer(NordicNameRecognizer(lang, finder))
+    return registry
+
+
+class RecognizerFileError(ValueError):
+    """A user's recognizer YAML cannot be used (the message names the file and the problem)."""
+
+
+def load_user_recognizers(path: str) -> list[PatternRecognizer]:
+    """The pattern recognizers of a presidio recognizer YAML, one per language it applies to.
+    Raises ``RecognizerFileError`` naming the file (and entry) on any problem."""
+    import re
+
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle)
+    except OSError as err:
+        raise RecognizerFileError(f"{path}: {err.strerror or err}") from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else path
+        raise RecognizerFileError(f"{where}: not valid YAML ({getattr(err, 'problem', None) or err})") from None
+    entries = data.get("recognizers") if isinstance(data, dict) else None
+    if not isinstance(entries, list) or not entries:
+        raise RecognizerFileError(f"{path}: expected a mapping with a non-empty list under "
+                                  "'recognizers:' (presidio's recognizer YAML format)")
+    known = analyzer_languages()
+    found: list[PatternRecognizer] = []
+    for number, entry in enumerate(entries, 1):
+        where = f"{path}: recognizer {number}"
+        if not isinstance(entry, dict):
+            raise RecognizerFileError(f"{where}: expected a mapping, got {type(entry).__name__}")
+        where += f" ({entry.get('name')!r})" if entry.get("name") else ""
+        if not (entry.get("supported_entity") or entry.get("supported_entities")):
+            raise RecognizerFileError(f"{where}: no supported_entity")
+        if not (entry.get("patterns") or entry.get("deny_list")):
+            raise RecognizerFileError(f"{where}: neither patterns nor deny_list")
+        for pattern in entry.get("patterns") or []:
+            try:
+                re.compile(pattern["regex"])
+            except (TypeError, KeyError) as err:
+                raise RecognizerFileError(f"{where}: a pattern needs name, regex and score ({err})") from None
+            except re.error as err:
+                raise RecognizerFileError(f"{where}: regex {pattern['regex']!r}: {err}") from None
+        langs = entry.get("supported_languages") or ([entry["supported_language"]] if entry.get("supported_language") else known)
+        unknown = [lang for lang in langs if lang not in known]
+        if unknown:
+            raise RecognizerFileError(f"{where}: supported_language {', '.join(map(str, unknown))}; documents are "
+                                      f"analyzed as one of {', '.join(known)} (leave it out for all)")
+        for lang in langs:
+            config = {k: v for k, v in entry.items() if k not in ("supported_languages", "score_thresholds")}
+            config["supported_language"] = lang
+            try:
+                found.append(PatternRecognizer.from_dict(config))
+            except (TypeError, ValueError, KeyError) as err:
+                raise RecognizerFileError(f"{where}: {err}") from None
+    return found
+
+
+def nordic_analyzer(entities: list[str] | None = None, recognizers_file: str | None = None,
+                    name_finder: Any = None) -> AnalyzerEngine:
+    """An offline AnalyzerEngine over ``nordic_registry()`` plus the user's recognizers."""
+    registry = nordic_registry(entities, name_finder=name_finder)
+    if recognizers_file:
+        for recognizer in load_user_recognizers(recognizers_file):
+            registry.add_recognizer(recognizer)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the no-op engine's lemma enhancer warning
+        return AnalyzerEngine(nlp_engine=no_op_nlp_engine(), registry=registry, supported_languages=analyzer_languages())
+
+
+def user_entities(recognizers_file: str | None) -> list[str]:
+    """Entity types the user's recognizer file adds (besides nordpipe's)."""
+    if not recognizers_file:
+        return []
+    return sorted({e for rec in load_user_recognizers(recognizers_file) for e in rec.supported_entities} - set(ALL_ENTITIES))
+
+
+class PresidioScanner:
+    """``PiiScanner.scan`` over presidio's AnalyzerEngine: the step's ``--engine presidio``."""
+
+    def __init__(self, entities: list[str] | None = None, recognizers_file: str | None = None, name_finder: Any = None):
+        self.analyzer = nordic_analyzer(entities, recognizers_file, name_finder)
+
+    def scan(self, text: str, language: str | None = None) -> list[Span]:
+        if not text or text.isspace():
+            return []
+        spans = []
+        for result in self.analyzer.analyze(text, language=presidio_language(language)):
+            meta = result.recognition_metadata or {}
+            name = meta.get("nordpipe_recognizer") or str(meta.get(RecognizerResult.RECOGNIZER_NAME_KEY, "presidio"))
+            spans.append(Span(result.start, result.end, result.entity_type, name.removeprefix("nordpipe_"), result.score))
+        return resolve_overlaps(spans)

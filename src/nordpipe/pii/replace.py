@@ -353,6 +353,8 @@ class Replacer:
         self._last_names = last
 
     def mode_for(self, entity: str) -> str:
+        if entity != r.NAME and entity not in FAKERS:
+            return "tag"  # a user's own entity type (presidio engine): no faker knows its format
         return self.modes.get(entity, self.default_mode)
 
     def replace(self, text: str, spans: list[Span], doc_id: str = "", language: str | None = None) -> tuple[str, list[str]]:

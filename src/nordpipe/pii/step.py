@@ -14,6 +14,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import NORDPIPE_KEY, mark_removed, nordpipe_meta
 from nordpipe.layout import OutputLayout
+from nordpipe.pii import ENGINES
 from nordpipe.pii.engine import PiiScanner
 from nordpipe.pii.replace import Replacer, _normalise
 from nordpipe.steps import DocumentReader, is_active
@@ -39,6 +40,10 @@ class PiiReplace(PipelineStep):
             in the original text, type, recognizer, replacement, salted hash of the original;
             never the original) (default None: no audit).
         salt: secret mixed into audit hashes and fake-value seeds (default "").
+        engine: ``fast`` (default; ``PiiScanner``) or ``presidio`` (the same recognizers in
+            presidio's offline AnalyzerEngine, ``pii.presidio.PresidioScanner``; same output).
+        recognizers: with ``engine="presidio"``, a presidio recognizer YAML whose entity types
+            are replaced by ``<ENTITY>`` tags too.
 
     Counts per entity type go to the step's stats and to ``metadata["nordpipe"]["pii"]``.
     """
@@ -54,8 +59,16 @@ class PiiReplace(PipelineStep):
         ner_model: str | None = None,
         audit_dir: str | None = None,
         salt: str = "",
+        engine: str = "fast",
+        recognizers: str | None = None,
     ):
         super().__init__()
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+        if recognizers and engine != "presidio":
+            raise ValueError("recognizers need engine='presidio'")
+        self.engine = engine
+        self.recognizers = recognizers
         self.mode = mode
         self.modes = dict(modes or {})
         self.entities = list(entities) if entities else None
@@ -65,14 +78,19 @@ class PiiReplace(PipelineStep):
         Replacer(self.modes, self.mode, salt)  # validate the modes now, not in a worker
         self._scanner: PiiScanner | None = None
 
-    def scanner(self) -> PiiScanner:
+    def scanner(self) -> Any:
         if self._scanner is None:
             name_finder = None
             if self.ner_model:
                 from nordpipe.pii.names import load_ner_model
 
                 name_finder = load_ner_model(self.ner_model)
-            self._scanner = PiiScanner(self.entities, name_finder=name_finder)
+            if self.engine == "presidio":
+                from nordpipe.pii.presidio import PresidioScanner
+
+                self._scanner = PresidioScanner(self.entities, self.recognizers, name_finder)
+            else:
+                self._scanner = PiiScanner(self.entities, name_finder=name_finder)
         return self._scanner
 
     def __getstate__(self) -> dict[str, Any]:
@@ -187,9 +205,13 @@ def run_pii(
     ner_model: str | None = None,
     audit: str | None = None,
     salt: str | None = None,
+    engine: str = "fast",
+    recognizers: str | None = None,
 ) -> dict[str, Any]:
     """Run the PII stage from INPUT to OUTPUT; returns the stats (``extra`` holds counts per
-    entity type). ``audit``: file that receives every span (hashes, never originals)."""
+    entity type). ``audit``: file that receives every span (hashes, never originals).
+    ``engine``/``recognizers``: see ``PiiReplace``; the recognizer file is checked here, before
+    any task starts (``presidio.RecognizerFileError``, a ``ValueError``)."""
     from nordpipe.pii.recognizers import ALL_ENTITIES
     from nordpipe.runner import RunOptions, StageRun
 
@@ -200,6 +222,15 @@ def run_pii(
             raise ValueError(f"unknown entity types: {', '.join(sorted(unknown))} (known: {', '.join(ALL_ENTITIES)})")
     if ner_model and not os.path.isdir(ner_model):
         raise FileNotFoundError(f"--ner-model {ner_model}: no such directory")
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
+    if recognizers and engine != "presidio":
+        raise ValueError("--recognizers needs --engine presidio")
+    own_entities: list[str] = []
+    if recognizers:
+        from nordpipe.pii.presidio import user_entities
+
+        own_entities = user_entities(recognizers)
     layout = OutputLayout.of(output_path)
     secrets_of_run: dict[str, str] = {}
 
@@ -210,6 +241,7 @@ def run_pii(
         return {
             "mode": mode, "modes": dict(sorted((modes or {}).items())), "entities": sorted(entities) if entities else None,
             "ner_model": os.path.abspath(ner_model) if ner_model else None, "audit": bool(audit),
+            "engine": engine, "recognizers": os.path.abspath(recognizers) if recognizers else None,
             "salt_id": hashlib.sha256(secret.encode()).hexdigest()[:12],
         }
 
@@ -219,13 +251,15 @@ def run_pii(
         if not salt and not os.environ.get(SALT_ENV):
             _keep_salt(layout.state_path("pii", "salt"), secret)  # --force wiped the state
         step = PiiReplace(mode=mode, modes=modes, entities=entities, ner_model=ner_model,
-                          audit_dir=audit_dir if audit else None, salt=secret)
+                          audit_dir=audit_dir if audit else None, salt=secret, engine=engine,
+                          recognizers=os.path.abspath(recognizers) if recognizers else None)
         run.execute([DocumentReader(input_path), step, run.writer()])
         if run.submitted_only:
             return {}
         stats = run.merge_stats()
         counters = stats.get("steps", {}).get(PiiReplace.name, {})
-        extra = {f"pii {entity}": int(counters[entity]) for entity in ALL_ENTITIES if counters.get(entity)}
+        extra = {f"pii {entity}": int(counters[entity]) for entity in [*ALL_ENTITIES, *own_entities]
+                 if counters.get(entity)}
         extra["pii documents with personal data"] = int(counters.get("documents_with_pii", 0))
         if audit:
             extra["pii audit spans"] = merge_audit(audit_dir, audit)

@@ -1,0 +1,120 @@
+"""``nordpipe pii`` with the fast engine vs ``--engine presidio``, same input, one run.
+
+Times the real CLI (one task, tag mode, same salt) on generated documents (``pii.synthetic``,
+every entity type and language) and, when ``../shared`` is present, on real Danish and
+Norwegian NER text (DDT dev, NorNE dev, 8 sentences a document), and checks that both engines
+wrote byte-identical documents. Wall time includes the CLI's start and the engine's build;
+"net" subtracts the wall time of the same command on a one-document input (that fixed cost).
+The real text is repeated (``--real-copies``, new ids) to give the timing some length.
+
+    PYTHONPATH=src .venv/bin/python benchmarks/bench_pii_engines.py [--docs 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+
+
+def _nordpipe() -> list[str]:
+    exe = Path(sys.executable).parent / "nordpipe"
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "nordpipe.cli.main"]
+
+
+def _record(doc_id: str, text: str, language: str | None) -> dict:
+    return {"id": doc_id, "text": text, "source": "bench", "added": "2024-05-01", "created": "2020-01-01, 2024-01-01",
+            "metadata": {"language": language} if language else {}}
+
+
+def _generated(count: int) -> list[dict]:
+    from nordpipe.pii.synthetic import make_documents
+
+    return [_record(d.id, d.text, d.language) for d in make_documents(count, seed=7)]
+
+
+def _real() -> list[dict]:
+    records = []
+    for name, language in (("da_ddt-ud-ner-dev.conll", "da"), ("norne-no_bokmaal-ud-dev.conllu", "nb"),
+                           ("norne-no_nynorsk-ud-dev.conllu", "nn")):
+        lines = (SHARED / "data" / "ner" / name).read_text(encoding="utf-8").splitlines()
+        sentences = [line[len("# text = "):] for line in lines if line.startswith("# text = ")]
+        if not sentences:
+            words: list[str] = []
+            for line in [*lines, ""]:
+                if line.strip() and not line.startswith("#"):
+                    words.append(line.split("\t")[0])
+                elif words:
+                    sentences.append(" ".join(words))
+                    words = []
+        records += [_record(f"{language}-{i}", " ".join(sentences[i : i + 8]), language)
+                    for i in range(0, len(sentences), 8)]
+    return records
+
+
+def _write(folder: Path, records: list[dict]) -> None:
+    folder.mkdir(parents=True)
+    with gzip.open(folder / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for record in records:
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return records
+
+
+def _documents(output: Path) -> bytes:
+    return b"".join(gzip.decompress(p.read_bytes()) for p in sorted((output / "documents").glob("*.jsonl.gz")))
+
+
+def _run(source: Path, output: Path, *flags: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([*_nordpipe(), "pii", str(source), str(output), "--salt", "bench", *flags], check=True,
+                   capture_output=True, text=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--docs", type=int, default=3000, help="generated documents")
+    parser.add_argument("--real-copies", type=int, default=5, help="copies of the real documents")
+    args = parser.parse_args()
+    inputs = {"generated": _generated(args.docs)}
+    if (SHARED / "data" / "ner").is_dir():
+        real = _real()
+        inputs[f"real (DDT + NorNE dev) x{args.real_copies}"] = [
+            {**r, "id": f"{r['id']}-{copy}"} for copy in range(args.real_copies) for r in real]
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f}")
+    print("| text | documents | MB | engine | wall s | fixed s (1 doc) | net docs/s | identical documents |")
+    print("|---|---|---|---|---|---|---|---|")
+    work = Path(tempfile.mkdtemp(prefix="bench-pii-engines-"))
+    try:
+        for label, records in inputs.items():
+            folder = work / label.split()[0]
+            _write(folder / "in", records)
+            _write(folder / "one", records[:1])
+            megabytes = sum(len(r["text"].encode()) for r in records) / 1e6
+            timings = {}
+            for engine in ("fast", "presidio"):
+                fixed = _run(folder / "one", folder / f"one-{engine}", "--engine", engine)
+                wall = _run(folder / "in", folder / engine, "--engine", engine)
+                timings[engine] = (wall, fixed)
+            same = _documents(folder / "fast") == _documents(folder / "presidio")
+            for engine, (wall, fixed) in timings.items():
+                print(f"| {label} | {len(records)} | {megabytes:.2f} | {engine} | {wall:.1f} | {fixed:.1f} | "
+                      f"{len(records) / max(wall - fixed, 1e-9):,.0f} | {'yes' if same else 'NO'} |")
+    finally:
+        shutil.rmtree(work)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
