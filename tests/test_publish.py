@@ -317,3 +317,94 @@ def test_publish_quarantines_bad_records_and_falls_back_without_datasheets(tmp_p
     assert "license: other\n" in card and "license_name: unknown (no datasheet)" in card
     assert "language:\n- da\n" in card
     assert _run("export", "hf", folder, tmp_path / "out", "--strict", check=False).returncode == 1
+
+
+# --------------------------------------------------------------------------------------------
+# A pipeline root as INPUT: the final documents of every finished batch
+
+
+PIPELINE_SALT = {"NORDPIPE_PII_SALT": "publish-tests"}
+
+
+def _raw_day(folder: Path, day: int, count: int) -> None:
+    rng = random.Random(day)
+    with (folder / f"day{day}.jsonl").open("w", encoding="utf-8") as handle:
+        for n in range(count):
+            handle.write(json.dumps({"id": f"d{day}-{n}", "text": _text(rng, n)}, ensure_ascii=False) + "\n")
+
+
+def _pipeline(tmp_path: Path, name: str) -> tuple[Path, Path, Path]:
+    """A pipeline over ``RAW/day*.jsonl``: ingest, pii (the last stage writing documents), tokenize."""
+    raw, root = tmp_path / f"{name}-raw", tmp_path / f"{name}-root"
+    raw.mkdir()
+    pipeline = tmp_path / f"{name}.yaml"
+    pipeline.write_text(
+        f"root: {root}\ndatasets:\n  - name: nyheder\n    raw: [{raw}]\n"
+        "    params: {license: cc0-1.0, created: '2020-01-01, 2020-12-31', language: da, id_field: id}\n"
+        "stages:\n  - type: pii\n  - type: tokenize\n", encoding="utf-8")
+    return raw, root, pipeline
+
+
+def _published_ids(out: Path, tmp_path: Path, cache: str = "cache") -> list[str]:
+    script = r'''
+import json, sys
+import datasets
+out, cache = sys.argv[1], sys.argv[2]
+print(json.dumps({"ids": list(datasets.load_dataset(out, split="train", cache_dir=cache)["id"])}))
+'''
+    return _offline_python(script, out, tmp_path / cache, home=tmp_path / "hf-home")["ids"]
+
+
+def test_a_pipeline_root_publishes_the_final_documents_of_its_finished_batches(tmp_path: Path) -> None:
+    pytest.importorskip("datasets")
+    from nordpipe.runner import KILL_ENV
+
+    raw, root, pipeline = _pipeline(tmp_path, "p")
+    _raw_day(raw, 1, 12)
+    _run("run", pipeline, env=PIPELINE_SALT)
+    _raw_day(raw, 2, 9)
+    _run("run", pipeline, env=PIPELINE_SALT)
+    finals = sorted(root.glob("batches/*/*-pii"))
+    assert [p.parent.name for p in finals] == ["0001", "0002"]
+    assert sorted(root.glob("batches/*/*-tokenize/manifest.json"))  # tokenize ran after pii, writing no documents
+    expected = [r["id"] for folder in finals for r in _records(folder)]  # batch, then file order
+    assert len(expected) == 21 and {i.split("-")[0] for i in expected} == {"d1", "d2"}
+
+    out = tmp_path / "hf"
+    stats = json.loads(_run("export", "hf", root, out, "--json").stdout)
+    assert stats["documents_out"] == 21 and stats["extra"]["batches"] == 2
+    assert stats["sources"]["nyheder"]["datasheet"] == str(root / "datasets" / "nyheder" / "README.md")
+    assert _published_ids(out, tmp_path) == expected
+    card = (out / "README.md").read_text(encoding="utf-8")
+    assert "license: cc0-1.0\n" in card and "language:\n- da\n" in card
+    first = _digests(out)
+
+    # a third batch killed before the pipeline marks it done: all its stages completed, yet it is
+    # not part of the corpus until the pipeline finishes it
+    _raw_day(raw, 3, 5)
+    killed = _run("run", pipeline, check=False, env={**PIPELINE_SALT, KILL_ENV: "pipeline.finish-batch.after-datasheets"})
+    assert killed.returncode != 0
+    assert json.loads((root / "batches" / "0003" / "batch.json").read_text())["done"] is False
+    assert sorted(root.glob("batches/0003/*-pii/.nordpipe/complete.json"))
+    again = json.loads(_run("export", "hf", root, out, "--json").stdout)
+    assert again["documents_out"] == 21 and again["extra"]["unfinished batches left out"] == 1
+    assert _digests(out) == first  # the same bytes: only finished batches count
+
+    _run("run", pipeline, env=PIPELINE_SALT)  # the rerun finishes batch 0003
+    final = json.loads(_run("export", "hf", root, out, "--json").stdout)
+    finals = sorted(root.glob("batches/*/*-pii"))
+    assert len(finals) == 3 and final["documents_out"] == 26 and final["extra"]["unfinished batches left out"] == 0
+    assert _published_ids(out, tmp_path, "cache-3") == [r["id"] for folder in finals for r in _records(folder)]
+
+
+def test_a_pipeline_root_without_a_finished_batch_is_refused(tmp_path: Path) -> None:
+    from nordpipe.runner import KILL_ENV
+
+    raw, root, pipeline = _pipeline(tmp_path, "u")
+    _raw_day(raw, 1, 6)
+    killed = _run("run", pipeline, check=False, env={**PIPELINE_SALT, KILL_ENV: "pipeline.finish-batch.after-datasheets"})
+    assert killed.returncode != 0 and sorted(root.glob("batches/0001/*-pii/.nordpipe/complete.json"))
+    result = _run("export", "hf", root, tmp_path / "hf", check=False)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "no finished batch" in result.stderr and "0001" in result.stderr
+    assert not (tmp_path / "hf" / "data").exists()

@@ -34,6 +34,18 @@ Design:
   record (``.nordpipe/run.json``) back to the ingest root, or in ``--datasheets DIR``. A source
   without a datasheet gets ``license: other`` (``license_name: unknown``) and the languages its
   documents carry (``metadata.nordpipe.language`` or ``metadata.language``); the stats list it.
+- **A pipeline root as INPUT.** ``nordpipe run PIPELINE --root ROOT`` leaves one chain per batch
+  (``ROOT/batches/NNNN/ingest/<dataset>/``, ``ROOT/batches/NNNN/NN-<stage>/``). Given ROOT, the
+  corpus is the union over the *finished* batches (``batch.json`` ``"done"``, written by the
+  pipeline only after every step of the batch completed) of the documents of each batch's last
+  stage that writes documents (``STAGES[name].writes`` holds ``documents``: tokenize writes none,
+  so a chain ending in tokenize publishes its pii output). The chains are the ones
+  ``nordpipe report`` follows (``report.select``: completion records, never folder names), so
+  the two commands agree on what a root holds. Records are in batch order, then file order
+  within a batch, so the output depends only on what the batches hold. An unfinished batch (a
+  run in progress or killed) is left out and named; a root with no finished batch is refused
+  (``InputError``, exit 1). Datasheets come from ``ROOT/datasets/`` (the pipeline's datasheets
+  over all batches), then each batch's ``ingest/`` folder.
 - **Conventions of the exports.** OUTPUT is rebuilt in ``OUTPUT/.nordpipe/tmp`` and each folder
   is moved into place when everything is written (a failed run leaves the previous output);
   unusable records (bad JSON, schema errors, removed upstream) are counted and quarantined, and
@@ -42,6 +54,7 @@ Design:
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -56,7 +69,7 @@ import yaml
 from nordpipe.datasheet import parse_front_matter, size_category
 from nordpipe.documents import NORDPIPE_KEY, InvalidRecord, dumps_record, validate_record
 from nordpipe.export import _publish, _Quarantine, _work_dir, _write_quarantine, iter_documents
-from nordpipe.layout import OutputLayout
+from nordpipe.layout import DOCUMENTS, InputError, OutputLayout, list_document_files
 
 SCHEMA = pa.schema([
     ("id", pa.string()),
@@ -78,11 +91,80 @@ _LANGUAGE_CODE = re.compile(r"^[a-z]{2,3}$")
 _DATASHEET_SEARCH_DEPTH = 64
 
 
-def find_datasheets(input_path: str, sources: list[str], extra: str | None = None) -> dict[str, str]:
+def is_pipeline_root(path: str) -> bool:
+    """A ``nordpipe run --root`` folder (a ``batches/`` folder, and not itself a stage output)."""
+    return os.path.isdir(os.path.join(path, "batches")) and OutputLayout.of(path).run() is None
+
+
+@dataclass
+class PipelineCorpus:
+    """What a pipeline root publishes: the final documents of its finished batches (module doc)."""
+
+    root: str
+    files: list[str]
+    """Document files in batch order, then file order."""
+    finals: dict[str, list[str]]
+    """Batch -> the stage outputs whose documents are published."""
+    unfinished: list[str]
+    """Batches left out because the pipeline has not marked them done."""
+    datasheet_folders: list[str]
+
+
+def pipeline_corpus(root: str) -> PipelineCorpus:
+    """The corpus of a pipeline root, or ``InputError`` when no batch of it is finished."""
+    from nordpipe.report import ReportError, select
+    from nordpipe.stages import STAGES
+
+    root = os.path.abspath(root)
+    batches_dir = os.path.join(root, "batches")
+    batches = sorted(name for name in os.listdir(batches_dir)
+                     if name.isdigit() and os.path.isfile(os.path.join(batches_dir, name, "batch.json")))
+    finished, unfinished = [], []
+    for batch in batches:
+        try:
+            with open(os.path.join(batches_dir, batch, "batch.json"), encoding="utf-8") as handle:
+                record = json.load(handle)
+        except (OSError, ValueError):
+            record = None  # being rewritten or damaged: not marked done
+        (finished if isinstance(record, dict) and record.get("done") is True else unfinished).append(batch)
+    if not finished:
+        raise InputError(f"{root} is a pipeline root with no finished batch (unfinished: {', '.join(unfinished) or 'none'}; "
+                         f"see {batches_dir}/NNNN/batch.json): finish the run first (`nordpipe run PIPELINE --root {root}`)")
+    try:
+        chains = select(root).chains
+    except ReportError as err:
+        raise InputError(f"{root}: {err}") from None
+    by_batch: dict[str, Any] = {}
+    for chain in chains:
+        rel = os.path.relpath(chain.final.path, batches_dir).split(os.sep)
+        if len(rel) > 1 and rel[0] in finished:
+            by_batch[rel[0]] = chain
+    files: list[str] = []
+    finals: dict[str, list[str]] = {}
+    for batch in finished:
+        chain = by_batch.get(batch)
+        if chain is None:
+            continue  # a finished batch with no stage output (no raw file had documents)
+        levels = [level for level in chain.levels
+                  if level[0].stage in STAGES and DOCUMENTS in STAGES[level[0].stage].writes]
+        if not levels:
+            continue
+        outputs = sorted(o.path for o in levels[-1])
+        finals[batch] = outputs
+        for output in outputs:
+            files += list_document_files(output)
+    folders = [os.path.join(root, "datasets")] + [os.path.join(batches_dir, b, "ingest") for b in reversed(finished)]
+    return PipelineCorpus(root, files, finals, unfinished, folders)
+
+
+def find_datasheets(input_path: str, sources: list[str], extra: str | None = None,
+                    more: list[str] | None = None) -> dict[str, str]:
     """``source -> datasheet path`` for the sources whose ``NAME/README.md`` can be found: in
-    ``extra``, in INPUT (a root of datasets or a dataset folder), then in the inputs recorded in
-    each stage's run record, back to the ingest root."""
+    ``extra``, in ``more`` (a pipeline root's datasheet folders), in INPUT (a root of datasets or
+    a dataset folder), then in the inputs recorded in each stage's run record, back to the ingest
+    root."""
     folders: list[str] = [os.path.abspath(extra)] if extra else []
+    folders += [os.path.abspath(folder) for folder in more or []]
     path, seen = os.path.abspath(input_path), set()
     for _ in range(_DATASHEET_SEARCH_DEPTH):
         if path in seen:
@@ -226,8 +308,14 @@ class HFExport:
         from nordpipe.tokenize import load_tokenizer
 
         started = time.time()
+        pipeline = pipeline_corpus(input_path) if is_pipeline_root(input_path) else None
         tokenizer = load_tokenizer(self.tokenizer_spec)
-        with StageRun(self.name, input_path, output_path, RunOptions(), self.parameters(), rebuilds=True) as run, _work_dir(run.output_path) as tmp:
+        stage_run = (StageRun(self.name, input_path, output_path, RunOptions(), self.parameters(), rebuilds=True)
+                     if pipeline is None else
+                     StageRun(self.name, input_path, output_path, RunOptions(), self.parameters(), rebuilds=True,
+                              raw_inputs=pipeline.files, record_extra={"pipeline_root": pipeline.root,
+                                                                       "batches": pipeline.finals}))
+        with stage_run as run, _work_dir(run.output_path) as tmp:
             pause_for_tests("export")
             quarantine = _Quarantine()
             writers: dict[str, _SourceWriter] = {}
@@ -273,7 +361,8 @@ class HFExport:
             flush()
             files = {source: writers[source].close() for source in sorted(writers)}
             sources = sorted(writers)
-            sheets = find_datasheets(input_path, sources, self.datasheets)
+            sheets = find_datasheets(input_path, sources, self.datasheets,
+                                     pipeline.datasheet_folders if pipeline is not None else None)
             card_sources = {
                 source: _source_card(source, writers[source], sheets.get(source), languages.get(source, Counter()))
                 for source in sources
@@ -305,6 +394,8 @@ class HFExport:
                     "text bytes": sum(w.text_bytes for w in writers.values()),
                     "sources without datasheet": sum(1 for c in card_sources.values() if c["datasheet"] is None),
                     "tokenize cpu seconds": round(tokenize_seconds, 3),
+                    **({"batches": len(pipeline.finals), "unfinished batches left out": len(pipeline.unfinished)}
+                       if pipeline is not None else {}),
                 },
                 "seconds": round(time.time() - started, 3),
             }
@@ -408,4 +499,4 @@ def render_card(pretty_name: str, sources: dict[str, dict[str, Any]], tokenizer:
     return "\n".join(lines)
 
 
-__all__ = ["SCHEMA", "HFExport", "find_datasheets", "render_card"]
+__all__ = ["SCHEMA", "HFExport", "PipelineCorpus", "find_datasheets", "is_pipeline_root", "pipeline_corpus", "render_card"]

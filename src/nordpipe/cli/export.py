@@ -236,7 +236,9 @@ def pairs_command(
 @export_app.command("hf")
 @stage_command
 def hf_command(
-    input_path: InputArg,
+    input_path: Annotated[str, typer.Argument(help=(
+        "Input: the final stage output (a dataset folder, a folder of jsonl.gz files, a file, an fsspec URL) "
+        "or a pipeline root (nordpipe run --root ROOT): its finished batches' final documents."))],
     output: Annotated[str, typer.Argument(help="Output folder: README.md (dataset card), data/SOURCE/*.parquet, quarantine/.")],
     tokenizer: Annotated[str | None, typer.Option(
         "--tokenizer", "-t",
@@ -259,7 +261,14 @@ def hf_command(
     and token counts. load_dataset(OUTPUT) reads every source, load_dataset(OUTPUT, SOURCE) one.
     Rerunning gives byte-identical files.
 
+    INPUT may be a pipeline root (nordpipe run pipelines/demo.yaml --root ROOT): the corpus is then every
+    batch marked done in ROOT/batches/NNNN/batch.json, each batch's last stage that writes
+    documents (pii before tokenize), in batch then file order; unfinished batches are left out
+    and a root without a finished batch exits 1. Datasheets come from ROOT/datasets/ and the
+    batches' ingest folders.
+
     Example: nordpipe export hf work/pii work/hf --pretty-name "Nordic corpus"
+    Example: nordpipe export hf runs/demo work/hf
     """
     from nordpipe.publish import HFExport
     from nordpipe.tokenize import parse_size
