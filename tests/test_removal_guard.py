@@ -71,7 +71,11 @@ def test_stage_over_the_limit_fails_and_is_not_complete(tmp_path: Path) -> None:
     stats = json.loads((out / ".nordpipe" / "stats.json").read_text())
     assert stats["documents_out"] == 1 and stats["removed_total"] == 39
     status = run("status", out)
-    assert status.returncode == 1 and "complete\tno" in status.stdout
+    assert status.returncode == 1
+    # stage<TAB>key<TAB>value lines, as the README promises for plain-text summaries
+    fields = dict(line.split("\t")[1:] for line in status.stdout.splitlines())
+    assert all(line.split("\t")[0] == "urls" for line in status.stdout.splitlines())
+    assert fields["complete"] == "no" and fields["documents_out"] == "1" and fields["removed_total"] == "39"
 
     # the next stage will not read it
     downstream = run("dedup", "docs", out, tmp_path / "docs")

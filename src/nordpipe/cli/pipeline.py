@@ -191,10 +191,13 @@ def status_command(
     completions = os.path.join(layout.datatrove, "completions")
     done = len(os.listdir(completions)) if os.path.isdir(completions) else 0
     completed = layout.completed()
-    sys.stdout.write(f"stage\t{run.get('stage')}\ntasks\t{done}/{run.get('tasks')} complete\n")
-    sys.stdout.write(f"complete\t{'yes' if completed is not None else 'no'}\n")
+    # stage<TAB>key<TAB>value, as every plain-text summary (README).
+    stage = run.get("stage")
+    rows: list[tuple[str, object]] = [("tasks_complete", done), ("tasks", run.get("tasks")),
+                                      ("complete", "yes" if completed is not None else "no")]
     if os.path.exists(layout.stats):
         stats = layout.read_json(layout.stats)
-        for key in ("documents_in", "documents_out", "removed_total", "quarantined_total"):
-            sys.stdout.write(f"{key}\t{stats.get(key, 0)}\n")
+        rows += [(key, stats.get(key, 0)) for key in ("documents_in", "documents_out", "removed_total", "quarantined_total")]
+    for key, value in rows:
+        sys.stdout.write(f"{stage}\t{key}\t{value}\n")
     raise typer.Exit(0 if completed is not None else 1)
