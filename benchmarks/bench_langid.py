@@ -41,6 +41,10 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
+sys.path.insert(0, str(REPO / "tests"))  # the UD/NorNE readers shared with the tests
+
+from prose_corpus import conllu_stream  # noqa: E402
+
 BEFORE_COMMIT = "2a9947d"
 LANGS = ("da", "nb", "nn", "sv")
 
@@ -50,14 +54,7 @@ _NO_SPACE_AFTER = re.compile(r"([(\[{«]) ")
 
 def conllu_sentences(path: Path) -> list[tuple[str, bool]]:
     """(sentence text, starts a new document) per ``# text =`` line."""
-    out, newdoc = [], True
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.startswith("# newdoc"):
-            newdoc = True
-        elif line.startswith("# text = "):
-            out.append((line[9:].strip(), newdoc))
-            newdoc = False
-    return out
+    return [(text, new_doc) for text, _, new_doc in conllu_stream(path)]
 
 
 def conll_sentences(path: Path) -> list[str]:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from datatrove.data import Document
+from prose_corpus import conllu_stream
 
 from nordpipe import languages
 from nordpipe.documents import removal_reason
@@ -229,14 +230,7 @@ def real_paragraphs(shared: Path) -> dict[str, list[str]]:
     reports on: DDT dev (da), the second half of NorNE dev (nb, nn), Talbanken dev's second half of
     the documents (sv)."""
     def sentences(path: Path) -> list[tuple[str, bool]]:
-        out, newdoc = [], True
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.startswith("# newdoc"):
-                newdoc = True
-            elif line.startswith("# text = "):
-                out.append((line[9:].strip(), newdoc))
-                newdoc = False
-        return out
+        return [(text, new_doc) for text, _, new_doc in conllu_stream(path)]
 
     data = shared / "data"
     split = {"da": [s for s, _ in sentences(data / "ud" / "da_ddt-ud-dev.conllu")]}
