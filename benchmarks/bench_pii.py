@@ -120,11 +120,19 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=3000, help="documents (default 3000)")
     parser.add_argument("--quick", action="store_true", help="300 documents")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--name-tagger", choices=("none", "shipped"),
+                        help="NameFinder with or without its tagger for both engines (names.DEFAULT_TAGGER; "
+                        "default: the package default)")
     parser.add_argument("--no-spacy", action="store_true", help="skip the blank-spaCy presidio variant")
     parser.add_argument("--prose-share", type=float, default=0.05,
                         help="share of labelled sentences in the second, prose-like corpus (default 0.05)")
     args = parser.parse_args()
     count = 300 if args.quick else args.docs
+    from nordpipe.pii import names
+
+    if args.name_tagger:
+        names.DEFAULT_TAGGER = None if args.name_tagger == "none" else args.name_tagger
+    print(f"name finder: {'rules + tagger' if names.DEFAULT_TAGGER else 'rules only'}")
 
     from nordpipe.pii.presidio import PresidioPipeline
 

@@ -21,6 +21,13 @@ token-level ("removed": a gold name token inside any predicted span).
     .venv/bin/python benchmarks/bench_pii_names.py --before /tmp/pii-before/src   # and an old tree, side by side
     .venv/bin/python benchmarks/bench_pii_names.py --json             # one JSON line (used for --before)
     .venv/bin/python benchmarks/bench_pii_names.py --model benchmarks/work/name_model.json   # with the experimental model
+    .venv/bin/python benchmarks/bench_pii_names.py --fold2 benchmarks/work/name_tagger_B.json.gz   # + the 2-fold swap
+
+Columns: "rules" is ``NameFinder(tagger=None)``, "rules + tagger" the default ``NameFinder()``
+(the shipped ``name_model.NameTagger``, trained on DDT train-10k and the first halves "A"),
+both in the same run. ``--fold2``: a tagger trained on DDT train-10k and the second halves
+"B" (``train_pii_name_tagger.py --norne-half 1``), scored on the first halves, to show how
+much the figures move with the split.
 """
 
 from __future__ import annotations
@@ -163,18 +170,28 @@ def finder_accepts_language() -> bool:
     return "language" in inspect.signature(NameFinder.find).parameters
 
 
-def measure(model: str | None = None) -> list[dict]:
+def make_finder(model: str | None = None, tagger: str | None = "shipped"):
+    """The finder measured: ``tagger`` "shipped" (the default finder), None (rules only) or a
+    tagger model file; ``model``: the experimental ``NameModel`` JSON file."""
+    import inspect
+
     from nordpipe.pii.names import NameFinder
 
+    kwargs = {}
+    if "tagger" in inspect.signature(NameFinder).parameters:  # (trees before the tagger have none)
+        kwargs["tagger"] = tagger
     if model:
         from nordpipe.pii.names import NameModel
 
-        finder = NameFinder(model=NameModel.from_file(model))
-    else:
-        finder = NameFinder()
+        kwargs["model"] = NameModel.from_file(model)
+    return NameFinder(**kwargs)
+
+
+def measure(model: str | None = None, tagger: str | None = "shipped", splits=SPLITS) -> list[dict]:
+    finder = make_finder(model, tagger)
     with_language = finder_accepts_language()
     rows = []
-    for language, label, name, half, role in SPLITS:
+    for language, label, name, half, role in splits:
         path = NER / name
         if not path.exists():
             continue
@@ -193,14 +210,15 @@ def main() -> None:
     parser.add_argument("--before", help="src folder of an older nordpipe tree, measured side by side in a subprocess")
     parser.add_argument("--json", action="store_true", help="print the rows as one JSON line")
     parser.add_argument("--model", help="a NameModel JSON file (benchmarks/train_pii_names.py) for the after column")
-    parser.add_argument("--errors", help="print missed/extra names of this split label (e.g. 'DDT train-10k')")
+    parser.add_argument("--errors", help="print missed/extra names of this split label (e.g. 'da DDT train-10k')")
+    parser.add_argument("--rules-only", action="store_true", help="measure the finder without its tagger")
+    parser.add_argument("--fold2", help="a tagger trained on the second halves (train_pii_name_tagger.py --norne-half 1): "
+                        "also report it on the first halves (2-fold)")
     args = parser.parse_args()
     if not NER.exists():
         sys.exit(f"{NER}: not found (the shared NER data sits next to the repository)")
     if args.errors:
-        from nordpipe.pii.names import NameFinder
-
-        finder = NameFinder()
+        finder = make_finder(args.model, None if args.rules_only else "shipped")
         for language, label, name, half, _role in SPLITS:
             if f"{language} {label}" != args.errors:
                 continue
@@ -209,25 +227,45 @@ def main() -> None:
             for text, missed, extra in errors:
                 print(f"MISSED {missed} EXTRA {extra} :: {text[:200]}")
         return
-    rows = measure(args.model)
+    rows = measure(args.model, None if args.rules_only else "shipped")
     if args.json:
         print(json.dumps(rows))
         return
-    columns = [("after", rows)]
+    columns = [("rules + tagger" if not args.rules_only else "rules", rows)]
+    if not args.rules_only:
+        columns.insert(0, ("rules", measure(args.model, None)))
     if args.before:
         env = dict(os.environ, PYTHONPATH=args.before)
         out = subprocess.run([sys.executable, __file__, "--json"], env=env, capture_output=True, text=True, check=True)
         columns.insert(0, ("before", json.loads(out.stdout.strip().splitlines()[-1])))
     print("| language | split | used for | sentences | text = | gold names | "
-          + " | ".join(f"{c} span P / R | {c} tokens removed" for c, _ in columns) + " |")
+          + " | ".join(f"{c} span P / R / F1 | {c} tokens removed" for c, _ in columns) + " |")
     print("|---|---|---|---|---|---|" + "---|---|" * len(columns))
     for i, row in enumerate(rows):
         cells = []
         for _c, col in columns:
             r = col[i]
-            cells.append(f"{r['span_precision']:.3f} / {r['span_recall']:.3f} | {r['token_recall']:.3f}")
+            cells.append(f"{_prf(r)} | {r['token_recall']:.3f}")
         print(f"| {row['language']} | {row['split']} | {row['role']} | {row['sentences']} | {row['unit']} | {row['gold']} | "
               + " | ".join(cells) + " |")
+    if args.fold2:
+        # 2-fold: the tagger trained on DDT train-10k + the second halves, scored on the first halves
+        swapped = [(lang, label, name, half, "tagger trained on B" if half == 1 else "held out for the tagger (fold 2)")
+                   for lang, label, name, half, _role in SPLITS if half is not None]
+        fold2 = measure(args.model, args.fold2, swapped)
+        rules = measure(args.model, None, swapped)
+        print()
+        print("| language | split | used for | text = | gold names | rules span P / R / F1 | fold-2 tagger span P / R / F1 "
+              "| tokens removed (rules / tagger) |")
+        print("|---|---|---|---|---|---|---|---|")
+        for r, t in zip(rules, fold2, strict=True):
+            print(f"| {t['language']} | {t['split']} | {t['role']} | {t['unit']} | {t['gold']} | {_prf(r)} | {_prf(t)} "
+                  f"| {r['token_recall']:.3f} / {t['token_recall']:.3f} |")
+
+
+def _prf(row: dict) -> str:
+    p, r = row["span_precision"], row["span_recall"]
+    return f"{p:.3f} / {r:.3f} / {2 * p * r / max(1e-9, p + r):.3f}"
 
 
 if __name__ == "__main__":

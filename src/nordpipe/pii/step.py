@@ -34,8 +34,10 @@ class PiiReplace(PipelineStep):
             values, consistent within a document).
         modes: per-entity overrides, e.g. ``{"NAME": "tag"}``.
         entities: entity types to find (default: all, see ``recognizers.ALL_ENTITIES``).
-        ner_model: a local spaCy pipeline or Hugging Face token-classification model
-            directory used for names instead of the built-in method (default None).
+        ner_model: "tagger" (the built-in rules plus the shipped name tagger,
+            ``name_model.NameTagger``), a tagger model file (``*.json.gz``), or a local spaCy
+            pipeline or Hugging Face token-classification model directory used for names
+            instead of the built-in method (default None: the rules alone).
         audit_dir: write one ``<rank>.jsonl`` per task with every span (document id, offsets
             in the original text, type, recognizer, replacement, salted hash of the original;
             never the original) (default None: no audit).
@@ -220,7 +222,8 @@ def run_pii(
         unknown = set(entities) - set(ALL_ENTITIES)
         if unknown:
             raise ValueError(f"unknown entity types: {', '.join(sorted(unknown))} (known: {', '.join(ALL_ENTITIES)})")
-    if ner_model and not os.path.isdir(ner_model):
+    if ner_model and ner_model != "tagger" and not os.path.isdir(ner_model) and not (
+            ner_model.endswith(".json.gz") and os.path.isfile(ner_model)):
         raise FileNotFoundError(f"--ner-model {ner_model}: no such directory")
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r} (use {' or '.join(ENGINES)})")
