@@ -227,6 +227,13 @@ def main() -> None:
             for text, missed, extra in errors:
                 print(f"MISSED {missed} EXTRA {extra} :: {text[:200]}")
         return
+    if not args.rules_only:
+        from nordpipe.pii.name_model import NameTagger
+
+        started = time.perf_counter()
+        NameTagger.load()
+        print(f"tagger model load: {time.perf_counter() - started:.3f} s; load average "
+              f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}", file=sys.stderr)
     rows = measure(args.model, None if args.rules_only else "shipped")
     if args.json:
         print(json.dumps(rows))
@@ -239,13 +246,13 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--json"], env=env, capture_output=True, text=True, check=True)
         columns.insert(0, ("before", json.loads(out.stdout.strip().splitlines()[-1])))
     print("| language | split | used for | sentences | text = | gold names | "
-          + " | ".join(f"{c} span P / R / F1 | {c} tokens removed" for c, _ in columns) + " |")
-    print("|---|---|---|---|---|---|" + "---|---|" * len(columns))
+          + " | ".join(f"{c} span P / R / F1 | {c} tokens removed | {c} cpu s" for c, _ in columns) + " |")
+    print("|---|---|---|---|---|---|" + "---|---|---|" * len(columns))
     for i, row in enumerate(rows):
         cells = []
         for _c, col in columns:
             r = col[i]
-            cells.append(f"{_prf(r)} | {r['token_recall']:.3f}")
+            cells.append(f"{_prf(r)} | {r['token_recall']:.3f} | {r['cpu_s']:.2f}")
         print(f"| {row['language']} | {row['split']} | {row['role']} | {row['sentences']} | {row['unit']} | {row['gold']} | "
               + " | ".join(cells) + " |")
     if args.fold2:
