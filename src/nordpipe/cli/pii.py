@@ -68,9 +68,9 @@ def pii_command(
         "--audit", help="Write every replaced span (document id, offsets, type, recognizer, replacement, salted hash "
         "of the original -- never the original) to this jsonl file.")] = None,
     ner_model: Annotated[str | None, typer.Option(
-        "--ner-model", help="'tagger': the built-in rules plus the shipped name tagger (better on Bokmål and Nynorsk, "
-        "slower); or a local spaCy pipeline or Hugging Face token-classification model directory used for names "
-        "instead of the built-in name lists and rules.")] = None,
+        "--ner-model", help="Local spaCy pipeline or Hugging Face token-classification model directory used for names "
+        "instead of the built-in name lists and rules, or 'tagger' for the built-in rules plus the shipped name "
+        "tagger (better on Bokmål and Nynorsk, slower).")] = None,
     salt: Annotated[str | None, typer.Option(
         "--salt", help="Secret for audit hashes and fake values [default: $NORDPIPE_PII_SALT, else random, kept in "
         "OUTPUT/.nordpipe/pii/salt].", show_default=False)] = None,
