@@ -17,9 +17,12 @@ Measured, each side in its own process (so "before" imports main's code, ``--bef
 
 - filters alone: the three quality filters (``quality_steps()``) on the texts in memory, the
   language given (no language id, no reading, no writing), process CPU time -> docs/s per core.
-- whole stage: ``nordpipe filter quality IN OUT --languages da,nb,nn,sv,en --keep-removed
-  --workers 1`` as a subprocess, its CPU time (user + system of the child) and wall time:
-  docs/s per core. Sides alternate (before, after, before, after, ...; ``--repeats``) so they
+- whole stage: the stage's steps as ``run_quality`` builds them (``DocumentReader``,
+  ``LanguageIdentifier(languages=da,nb,nn,sv,en)``, the three filters, ``DocumentWriter(keep_removed)``)
+  in one child process: its CPU time -> docs/s per core (the CLI's executor runs tasks in forked
+  grandchildren whose CPU time the benchmark cannot read; executor start-up is not included).
+  ``nordpipe filter quality IN OUT --languages da,nb,nn,sv,en --keep-removed --workers 1`` then
+  runs once per side to check that the CLI writes the same verdicts. Sides alternate (before, after, before, after, ...; ``--repeats``) so they
   see the same machine load; the best of the repeats is reported and the load average beside it.
 
 Agreement: per document id, kept or removed and the removal reason, between the two sides'
@@ -36,7 +39,6 @@ import json
 import os
 import platform
 import random
-import resource
 import shutil
 import subprocess
 import sys
@@ -140,18 +142,47 @@ def run_filters(src: Path, docs_json: Path) -> dict[str, Any]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+STAGE_CHILD = r"""
+import json, resource, shutil, sys, time
+from nordpipe.langid import LanguageIdentifier
+from nordpipe.quality import load_settings, quality_steps
+from nordpipe.steps import DocumentReader, DocumentWriter
+inp, out, languages = sys.argv[1:4]
+shutil.rmtree(out, ignore_errors=True)
+start_wall, start = time.perf_counter(), time.process_time()
+loaded = load_settings()
+steps = [DocumentReader(inp), LanguageIdentifier(languages=languages.split(","), settings=loaded), *quality_steps(loaded),
+         DocumentWriter(out, keep_removed=True)]
+data = None
+for step in steps:
+    data = step.run(data, 0, 1)
+for _ in data:
+    pass
+print(json.dumps({"cpu": time.process_time() - start, "wall": time.perf_counter() - start_wall,
+                  "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
 def run_stage(src: Path, inp: Path, out: Path) -> dict[str, float]:
-    """``nordpipe filter quality`` with ``src`` first on the path: CPU (children) and wall seconds."""
+    """The stage's steps as ``run_quality`` builds them (reader, language id with ``--languages``,
+    the three filters, writer with ``--keep-removed``) in one child process with ``src`` first on
+    the path: its own CPU seconds (the CLI's executor runs tasks in forked grandchildren, whose
+    CPU time a parent cannot read reliably), wall seconds and peak memory."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    result = subprocess.run([sys.executable, "-c", STAGE_CHILD, str(inp), str(out), LANGUAGES_KEPT], env=env, check=True,
+                            capture_output=True, text=True)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def run_cli(src: Path, inp: Path, out: Path) -> float:
+    """``nordpipe filter quality`` itself (wall seconds), to check the CLI gives the same verdicts."""
     shutil.rmtree(out, ignore_errors=True)
     env = {**os.environ, "PYTHONPATH": str(src)}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    subprocess.run([str(Path(sys.executable).parent / "nordpipe"), "filter", "quality", str(inp), str(out), "--languages", LANGUAGES_KEPT,
-                    "--keep-removed", "--workers", "1", "--max-removed-share", "1"], env=env, check=True, capture_output=True)
-    wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"cpu": cpu, "wall": wall, "maxrss_mb": after.ru_maxrss / 1024}
+    subprocess.run([str(Path(sys.executable).parent / "nordpipe"), "filter", "quality", str(inp), str(out), "--languages",
+                    LANGUAGES_KEPT, "--keep-removed", "--workers", "1", "--max-removed-share", "1"], env=env, check=True,
+                   capture_output=True)
+    return time.perf_counter() - start
 
 
 def verdicts(out: Path) -> dict[str, tuple[str | None, str | None]]:
@@ -204,7 +235,9 @@ def main() -> None:
             filters[name].append(run_filters(src, docs_json)["cpu"])
             stage[name].append(run_stage(src, inp, args.work / f"out-{name}"))
             loads.append(load())
+    cli_wall = {name: run_cli(src, inp, args.work / f"cli-{name}") for name, src in sides.items()}
     got = {name: verdicts(args.work / f"out-{name}") for name in sides}
+    cli_same = {name: verdicts(args.work / f"cli-{name}") == got[name] for name in sides}
     truth = {f"d{i}": lang for i, (lang, _) in enumerate(docs)}
     same = sum(1 for i in truth if got["before"][i][0] == got["after"][i][0])
     same_keep = sum(1 for i in truth if (got["before"][i][0] is None) == (got["after"][i][0] is None))
@@ -248,6 +281,9 @@ def main() -> None:
         f"Whole stage speed-up: **{b / a:.1f}x** by CPU time (goals: >= 3,000 docs/s per core filters, "
         ">= 1,500 whole stage, >= 4x). All runs (CPU s): " + "; ".join(
             name + ": " + ", ".join(f"{r['cpu']:.1f}" for r in stage[name]) for name in sides),
+        "",
+        "CLI check: `nordpipe filter quality` (one worker) wrote the same verdicts and labels as the in-process "
+        "steps: " + ", ".join(f"{name} {'yes' if cli_same[name] else 'NO'} ({cli_wall[name]:.0f} s wall)" for name in sides) + ".",
         "",
         "## Agreement",
         "",
