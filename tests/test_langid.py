@@ -260,6 +260,44 @@ def test_accuracy_on_real_paragraphs_by_language(shared: Path) -> None:
         assert labels.count(code) >= 0.97 * len(labels), (code, {c: labels.count(c) for c in set(labels)})
 
 
+def test_first_pass_gives_the_full_sample_labels_on_real_articles(shared: Path) -> None:
+    """The short first pass (lingua on 200 characters, backed by script and word evidence) must
+    label real text as lingua on the whole 500-character sample does: articles of consecutive
+    real paragraphs, each >= 400 characters so the first pass runs."""
+    fast, full = LanguageIdentifier(), LanguageIdentifier(first_pass_chars=0)
+    for code, paragraphs in real_paragraphs(shared).items():
+        texts = ["\n\n".join(paragraphs[i : i + 2]) for i in range(0, len(paragraphs) - 1, 2)]
+        assert all(len(t) >= 400 for t in texts)
+        got = [fast.identify(t)[0] for t in texts]
+        assert got == [full.identify(t)[0] for t in texts], code
+        assert got.count(code) >= 0.97 * len(got), (code, {c: got.count(c) for c in set(got)})
+
+
+def test_first_pass_defers_to_the_full_sample_without_backing_evidence() -> None:
+    """Synthetic twin: Danish, Bokmål, Nynorsk and Swedish texts long enough for the first pass
+    keep their labels, and the evidence check refuses a close-language answer the words or
+    letters contradict (lingua on 200 characters can call Danish Bokmål at 0.9999)."""
+    from nordpipe.langid import _confirms
+
+    fast, full = LanguageIdentifier(), LanguageIdentifier(first_pass_chars=0)
+    for code, texts in PARAGRAPHS.items():
+        for text in texts:
+            long_text = f"{text}\n\n{text}"
+            assert len(long_text) >= 400
+            assert fast.identify(long_text)[0] == full.identify(long_text)[0] == code
+    swedish = f"{SENTENCES['sv']} {SENTENCES['sv']}"
+    assert fast.identify(swedish)[0] == "sv"
+    danish = "Det er et problem for hotellerne, at de efter krigen blev fyldt af flygtninge, og hvad nu?"
+    assert _confirms("da", danish) and not _confirms("nb", danish) and not _confirms("nn", danish)
+    norwegian = "Det er eit problem for hotella at dei etter krigen vart fylte av flyktningar, og kva no?"
+    assert _confirms("nn", norwegian) and _confirms("nb", norwegian) and not _confirms("da", norwegian)
+    swedish_letters = "Det är ett problem för hotellen att de efter kriget fylldes av flyktingar."
+    assert not _confirms("sv", danish) and _confirms("sv", swedish_letters) and not _confirms("da", swedish_letters)
+    assert not _confirms("sv", SENTENCES["sv"])  # no "ä"/"ö": lingua reads the whole sample
+    assert not _confirms("da", "Det er en dag.")  # no evidence either way: lingua reads the whole sample
+    assert _confirms("en", SENTENCES["en"])  # only the close languages need backing
+
+
 # --------------------------------------------------------------------------------------------
 # The command: --languages no keeps both written forms of Norwegian
 
