@@ -396,3 +396,72 @@ def test_unsafe_or_missing_keys_and_salt_are_usage_errors(tmp_path, nordpipe_cli
     assert plain.returncode == 0, plain.stderr
     entries = [json.loads(line) for line in (tmp_path / "a.jsonl").read_text().splitlines()]
     assert entries and all("hash" not in e and e["entity"] == "EMAIL" for e in entries)
+
+
+# --------------------------------------------------------------------------------------------
+# The pieces, in process
+
+
+def _redactor(selection=None):
+    from nordpipe.pii.engine import PiiScanner
+    from nordpipe.pii.fields import FieldRedactor, FieldSelection
+    from nordpipe.pii.replace import Replacer
+
+    scanner, replacer = PiiScanner(), Replacer()
+    return FieldRedactor(selection or FieldSelection(), lambda v: scanner.scan(v, "da"),
+                         lambda v, spans: replacer.replace(v, spans, "d", "da"), lambda v: "pii-" + "0" * 32)
+
+
+@pytest.mark.parametrize(("url", "expected"), [
+    (f"https://x.dk/users/{EMAIL_TEXT}", "https://x.dk/users/%3CEMAIL%3E"),
+    (f"https://x.dk/users/{quote(EMAIL_TEXT, safe='')}/", "https://x.dk/users/%3CEMAIL%3E/"),
+    (f"https://x.dk/s?q=1&mail={quote(EMAIL_TEXT)}&cpr={CPR}#top", "https://x.dk/s?q=1&mail=%3CEMAIL%3E&cpr=%3CCPR%3E#top"),
+    (f"https://x.dk/s?name={quote(BYLINE)}", "https://x.dk/s?name=%3CNAME%3E"),
+    ("https://x.dk/s?name=Jens+Hansen", "https://x.dk/s?name=%3CNAME%3E"),
+    (f"https://x.dk/a#mail={EMAIL_TEXT}", "https://x.dk/a#mail=%3CEMAIL%3E"),
+    (f"ftp://{EMAIL_TEXT.split('@')[0]}:pw@x.dk/f.txt", None),
+    (f"https://x.dk/files/{EMAIL_TEXT}.pdf", "https://x.dk/files/%3CEMAIL%3E.pdf"),
+    ("https://x.dk/artikel/side-2?sort=nyeste#top", "https://x.dk/artikel/side-2?sort=nyeste#top"),
+])
+def test_urls_are_redacted_piece_by_piece_and_stay_parseable(url, expected):
+    found: list = []
+    new = _redactor().redact_string("url", url, found)
+    if expected is not None:
+        assert new == expected
+    parts = urlsplit(new)
+    assert parts.scheme in ("https", "ftp") and parts.hostname == "x.dk"
+    assert EMAIL_TEXT not in new and CPR not in new and "Hansen" not in new
+    assert bool(found) == (new != url)
+
+
+def test_field_selection_defaults_and_options():
+    from nordpipe.pii.fields import FieldSelection
+
+    default = FieldSelection.parse(None, None)
+    assert default.wanted("author") and default.wanted("meta.contact.email") and default.wanted("url")
+    assert not default.wanted("license") and not default.wanted("language") and not default.wanted("crawl_date")
+    assert not default.wanted("nordpipe.language") and default.wanted("nordpipe.minhash.survivor")
+    assert default.ids
+    only = FieldSelection.parse(["author,meta.contact"], ["id"])
+    assert only.wanted("author") and only.wanted("x.author") and only.wanted("meta.contact.phone")
+    assert not only.wanted("title") and not only.ids
+    assert not FieldSelection.parse(["none"], None).wanted("author")
+    assert not FieldSelection.parse(None, ["extra*"]).wanted("extra.contact.email")
+
+
+def test_ids_paths_and_person_fields():
+    redactor = _redactor()
+    found: list = []
+    assert redactor.redact_id(f"ds-kunde-{CPR_IN_ID}-3", found) == "pii-" + "0" * 32
+    assert redactor.redact_id(f"ds-{EMAIL_FILE}-1", found) == "pii-" + "0" * 32
+    assert redactor.redact_id("ds-dump-12", found) == "ds-dump-12"
+    # a bare number outside running text is an id, not a phone number; with separators it is one
+    assert redactor.redact_id("forum-20123456", found) == "forum-20123456"
+    assert redactor.redact_string("url", "https://x.dk/artikel/20123456", found) == "https://x.dk/artikel/20123456"
+    assert redactor.redact_string("post_id", "20123456", found) == "20123456"
+    assert redactor.redact_string("phone", "20123456", found) == "<PHONE>"
+    assert redactor.redact_string("url", "https://x.dk/ring?tlf=20+12+34+56", found) == "https://x.dk/ring?tlf=%3CPHONE%3E"
+    assert redactor.redact_string("path", f"inbox/{EMAIL_FILE}/Jens_Hansen.txt", found) == "inbox/<EMAIL>/<NAME>.txt"
+    assert redactor.redact_string("author", "jens hansen", found) == "<NAME>"  # a person field, whatever its case
+    assert redactor.redact_string("summary", "ingen data her", found) == "ingen data her"
+    assert redactor.redact_string("published_date", "2024-03-01", found) == "2024-03-01"

@@ -32,7 +32,7 @@ from nordpipe.documents import INPUT_KEY, NORDPIPE_KEY, QUARANTINE_KEY, mark_rem
 from nordpipe.layout import OutputLayout
 from nordpipe.pii import ENGINES
 from nordpipe.pii.engine import PiiScanner
-from nordpipe.pii.fields import ID_PREFIX, FieldRedactor, FieldSelection, Found, scan_glued
+from nordpipe.pii.fields import ID_PREFIX, FieldRedactor, FieldSelection, Found, may_hold_pii, scan_glued
 from nordpipe.pii.keys import key_id, keyed_hex, open_private, private_dir, read_key
 from nordpipe.pii.replace import Replacer, _normalise
 from nordpipe.steps import DocumentReader, is_active
@@ -178,10 +178,14 @@ class PiiReplace(PipelineStep):
         def scan(value: str) -> list[Any]:
             return scanner.scan(value, language)
 
+        def scan_field(value: str) -> list[Any]:
+            return scanner.scan(value, language) if not prefilter or may_hold_pii(value) else []
+
         def replace(value: str, spans: list[Any]) -> tuple[str, list[str]]:
             return replacer.replace(value, spans, old_id, language)
 
-        redactor = FieldRedactor(selection, scan, replace, lambda value: ID_PREFIX + keyed_hex(id_key, "id", value))
+        prefilter = self.engine == "fast"
+        redactor = FieldRedactor(selection, scan_field, replace, lambda value: ID_PREFIX + keyed_hex(id_key, "id", value))
         found: list[Found] = []
         new_id = redactor.redact_id(old_id, found) if selection.ids else old_id
         redactor.redact_metadata(doc.metadata, found)
