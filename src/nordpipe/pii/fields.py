@@ -75,10 +75,7 @@ ID_PREFIX = "pii-"
 _URL = re.compile(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://|www\.)\S+$")
 _LOOSE_EMAIL = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
 _KEYED_ID = re.compile(r"^pii-[0-9a-f]{32}$")
-# a hyphen next to a letter joins words (``kunde-2110625629``); one between digits is part of a
-# number (``211062-5629``) and stays
-_WORD_HYPHEN = re.compile(r"(?<=[^\W\d_])-|-(?=[^\W\d_])")
-_GLUE = str.maketrans({"_": " ", "/": " ", "+": " "})
+_GLUE = str.maketrans({"_": " ", "/": " ", "-": " "})
 
 
 @dataclass(frozen=True)
@@ -154,14 +151,12 @@ def _resolve(spans: list[Span]) -> list[Span]:
 
 
 def scan_glued(scan: ScanFn, value: str) -> list[Span]:
-    """Spans in an id or file name: the plain scan, the scan with ``_ / +`` and hyphens next to
-    letters read as spaces (same offsets), and loose e-mail addresses (``jens.hansen@x.dk-3``)."""
-    spans = list(scan(value))
-    spaced = _WORD_HYPHEN.sub(" ", value.translate(_GLUE))
-    if spaced != value:
-        spans.extend(scan(spaced))
-    if "-" in spaced:  # ``kunde-2110625629-1``: a number glued to a line number by a hyphen
-        spans.extend(scan(spaced.replace("-", " ")))
+    """Spans in an id or file name: one scan with ``_``, ``/`` and hyphens read as spaces (same
+    offsets; ``kunde-2110625629-1``, ``Jens_Hansen``; a dashed CPR, phone or personnummer is
+    found with a space as well), plus loose e-mail addresses on the value as it is
+    (``jens.hansen@x.dk-3``, ``anne-marie@x.dk``), whose hyphens the spaced scan would cut."""
+    spaced = value.translate(_GLUE)
+    spans = list(scan(spaced))
     if "@" in value:
         spans.extend(Span(m.start(), m.end(), EMAIL, "loose_email", 0.5) for m in _LOOSE_EMAIL.finditer(value))
     return _drop_bare_numbers(value, _resolve(spans)) if spans else []
