@@ -31,8 +31,6 @@ from nordpipe.documents import decode_record
 from nordpipe.runner import PAUSE_ENV, descendants
 from nordpipe.stages import STAGES, Stage
 
-SALT = {"NORDPIPE_PII_SALT": "contract-tests"}  # pii fakes and hashes alike in every run
-
 # What each stage needs on its command line besides INPUT and OUTPUT ({state}: a fresh folder).
 STAGE_ARGS: dict[str, list[str]] = {
     "urls": ["--no-datatrove-list"],
@@ -115,7 +113,7 @@ def argv(stage: Stage, inp: str | Path, out: str | Path, state: Path, *extra: st
 def run(args: list[str], cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*nordpipe_executable(), *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
-                          env={**os.environ, **SALT, **(env or {})})
+                          env={**os.environ, **(env or {})})
 
 
 def tree_digest(folder: Path) -> dict[str, str]:
@@ -182,7 +180,7 @@ def alive(pids: list[int]) -> list[int]:
 def start_paused(args: list[str], pause_dir: Path, cwd: Path | None = None) -> tuple[subprocess.Popen[str], list[Path]]:
     """Start a stage whose tasks stop at their start; return once a task has announced itself."""
     process = subprocess.Popen([*nordpipe_executable(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, cwd=cwd, env={**os.environ, **SALT, PAUSE_ENV: str(pause_dir)})
+                               text=True, cwd=cwd, env={**os.environ, PAUSE_ENV: str(pause_dir)})
 
     def paused() -> list[Path]:
         if process.poll() is not None:

@@ -465,7 +465,7 @@ def test_step_fakes_names_for_the_language_in_the_metadata(tmp_path, make_record
     text = "Statsminister Mette Frederiksen mødte Lars Løkke Rasmussen i går."
     records = [make_records(f"{lang}-doc", text, language=lang) for lang in ("da", "sv", "fi")]
     _write_input(tmp_path / "in", records)
-    run_stage("pii", [PiiReplace(mode="fake", salt="k")], str(tmp_path / "in"), str(tmp_path / "out"), RunOptions())
+    run_stage("pii", [PiiReplace(mode="fake")], str(tmp_path / "in"), str(tmp_path / "out"), RunOptions())
     out = {rec["id"]: rec["text"] for rec in _read_output(tmp_path / "out")}
     for lang, locale in (("da", "da_DK"), ("sv", "sv_SE"), ("fi", "fi_FI")):
         words = out[f"{lang}-doc"].split()
@@ -492,9 +492,13 @@ def test_step_in_a_stage_run(tmp_path, corpus, make_records):
     from nordpipe.pii.step import PiiReplace
     from nordpipe.runner import RunOptions, run_stage
 
+    key = tmp_path / "key"
+    key.write_text("k")
+    key.chmod(0o600)
+
     docs = corpus[:60]
     _write_input(tmp_path / "in", [make_records(d.id, d.text, language=d.language) for d in docs])
-    step = PiiReplace(mode="fake", salt="k", audit_dir=str(tmp_path / "audit"))
+    step = PiiReplace(mode="fake", key_file=str(key), audit_dir=str(tmp_path / "audit"))
     stats = run_stage("pii", [step], str(tmp_path / "in"), str(tmp_path / "out"), RunOptions())
     out = {rec["id"]: rec for rec in _read_output(tmp_path / "out")}
     assert len(out) == len(docs)
@@ -520,8 +524,11 @@ def test_cli_end_to_end(tmp_path, corpus, make_records, nordpipe_cli):
     records = [make_records(d.id, d.text) for d in docs] + [make_records("blank", "   ")]
     _write_input(tmp_path / "in", records)
     audit = tmp_path / "audit.jsonl"
+    key = tmp_path / "key"
+    key.write_text("secret\n")
+    key.chmod(0o600)
     result = nordpipe_cli("pii", tmp_path / "in", tmp_path / "out", "--mode", "fake", "--mode-for", "NAME=tag",
-                          "--audit", audit, "--salt", "secret")
+                          "--audit", audit, "--key-file", key)
     assert result.returncode == 0, result.stderr
     summary = dict(line.split("\t")[1:] for line in result.stdout.splitlines())
     assert int(summary["pii CPR"]) > 0 and int(summary["quarantined empty text"]) == 1

@@ -82,9 +82,10 @@ def guarded(tmp_path: Path) -> dict[str, str]:
 
 def _both_engines(nordpipe_cli, source: Path, tmp_path: Path, env: dict[str, str], *flags: str) -> tuple[Path, Path]:
     fast, presidio = tmp_path / "fast", tmp_path / "presidio"
-    first = nordpipe_cli("pii", source, fast, "--salt", "k", *flags, env=env)
+    env = {**env, "TEST_PII_KEY": "k"}
+    first = nordpipe_cli("pii", source, fast, "--key-env", "TEST_PII_KEY", *flags, env=env)
     assert first.returncode == 0, first.stderr
-    second = nordpipe_cli("pii", source, presidio, "--salt", "k", "--engine", "presidio", *flags, env=env)
+    second = nordpipe_cli("pii", source, presidio, "--key-env", "TEST_PII_KEY", "--engine", "presidio", *flags, env=env)
     assert second.returncode == 0, second.stderr
     assert first.stdout.count("\tpii ") == second.stdout.count("\tpii ") > 2
     recorded = json.loads((presidio / ".nordpipe" / "run.json").read_text())["parameters"]["engine"]
@@ -151,7 +152,8 @@ def test_user_recognizers_are_applied_tagged_and_counted(tmp_path, nordpipe_cli,
     ]
     _write_input(tmp_path / "in", records)
     result = nordpipe_cli("pii", tmp_path / "in", tmp_path / "out", "--engine", "presidio", "--recognizers",
-                          recognizers, "--mode", "fake", "--salt", "k")
+                          recognizers, "--mode", "fake", "--key-env", "TEST_PII_KEY",
+                          env={"TEST_PII_KEY": "k"})
     assert result.returncode == 0, result.stderr
     out = {r["id"]: r for r in _records(tmp_path / "out")}
     assert out["da-1"]["text"].startswith("Bilen med nummerplade <DK_LICENSE_PLATE> tilhører ")
@@ -168,7 +170,8 @@ def test_user_recognizers_are_applied_tagged_and_counted(tmp_path, nordpipe_cli,
     meta = json.loads(meta) if isinstance(meta, str) else meta
     assert meta["nordpipe"]["pii"] == {"EMPLOYEE_ID": 1, "DK_LICENSE_PLATE": 1}
 
-    fast = nordpipe_cli("pii", tmp_path / "in", tmp_path / "fast", "--mode", "fake", "--salt", "k")
+    fast = nordpipe_cli("pii", tmp_path / "in", tmp_path / "fast", "--mode", "fake", "--key-env", "TEST_PII_KEY",
+                        env={"TEST_PII_KEY": "k"})
     assert fast.returncode == 0, fast.stderr
     assert "AB 12 345" in {r["id"]: r for r in _records(tmp_path / "fast")}["da-1"]["text"]
 

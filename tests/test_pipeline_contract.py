@@ -26,13 +26,11 @@ from nordpipe.pipeline import ParamSpec, PipelineConfigError, PipelineRun, load_
 from nordpipe.runner import PAUSE_ENV
 from nordpipe.sample import generate_sample
 
-SALT = {"NORDPIPE_PII_SALT": "pipeline-contract-tests"}
-
 
 def run(*args: Any, env: dict[str, str] | None = None, cwd: Path | None = None,
         timeout: float = 900) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*nordpipe_executable(), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **SALT, **(env or {})})
+                          cwd=cwd, env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def line_of(text: str, needle: str) -> int:
@@ -332,7 +330,7 @@ def test_signal_stops_the_running_stage_and_a_rerun_gives_the_same_output(tmp_pa
     assert run("run", pipeline, "--until", "quality").returncode == 0
     pause = tmp_path / "pause"
     process = subprocess.Popen([*nordpipe_executable(), "run", str(pipeline)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, **SALT, PAUSE_ENV: str(pause)})
+                               text=True, env={**os.environ, PAUSE_ENV: str(pause)})
 
     def paused() -> list[Path]:
         if process.poll() is not None:

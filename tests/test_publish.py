@@ -323,7 +323,6 @@ def test_publish_quarantines_bad_records_and_falls_back_without_datasheets(tmp_p
 # A pipeline root as INPUT: the final documents of every finished batch
 
 
-PIPELINE_SALT = {"NORDPIPE_PII_SALT": "publish-tests"}
 
 
 def _raw_day(folder: Path, day: int, count: int) -> None:
@@ -361,9 +360,9 @@ def test_a_pipeline_root_publishes_the_final_documents_of_its_finished_batches(t
 
     raw, root, pipeline = _pipeline(tmp_path, "p")
     _raw_day(raw, 1, 12)
-    _run("run", pipeline, env=PIPELINE_SALT)
+    _run("run", pipeline)
     _raw_day(raw, 2, 9)
-    _run("run", pipeline, env=PIPELINE_SALT)
+    _run("run", pipeline)
     finals = sorted(root.glob("batches/*/*-pii"))
     assert [p.parent.name for p in finals] == ["0001", "0002"]
     assert sorted(root.glob("batches/*/*-tokenize/manifest.json"))  # tokenize ran after pii, writing no documents
@@ -382,7 +381,7 @@ def test_a_pipeline_root_publishes_the_final_documents_of_its_finished_batches(t
     # a third batch killed before the pipeline marks it done: all its stages completed, yet it is
     # not part of the corpus until the pipeline finishes it
     _raw_day(raw, 3, 5)
-    killed = _run("run", pipeline, check=False, env={**PIPELINE_SALT, KILL_ENV: "pipeline.finish-batch.after-datasheets"})
+    killed = _run("run", pipeline, check=False, env={KILL_ENV: "pipeline.finish-batch.after-datasheets"})
     assert killed.returncode != 0
     assert json.loads((root / "batches" / "0003" / "batch.json").read_text())["done"] is False
     assert sorted(root.glob("batches/0003/*-pii/.nordpipe/complete.json"))
@@ -390,7 +389,7 @@ def test_a_pipeline_root_publishes_the_final_documents_of_its_finished_batches(t
     assert again["documents_out"] == 21 and again["extra"]["unfinished batches left out"] == 1
     assert _digests(out) == first  # the same bytes: only finished batches count
 
-    _run("run", pipeline, env=PIPELINE_SALT)  # the rerun finishes batch 0003
+    _run("run", pipeline)  # the rerun finishes batch 0003
     final = json.loads(_run("export", "hf", root, out, "--json").stdout)
     finals = sorted(root.glob("batches/*/*-pii"))
     assert len(finals) == 3 and final["documents_out"] == 26 and final["extra"]["unfinished batches left out"] == 0
@@ -402,7 +401,7 @@ def test_a_pipeline_root_without_a_finished_batch_is_refused(tmp_path: Path) -> 
 
     raw, root, pipeline = _pipeline(tmp_path, "u")
     _raw_day(raw, 1, 6)
-    killed = _run("run", pipeline, check=False, env={**PIPELINE_SALT, KILL_ENV: "pipeline.finish-batch.after-datasheets"})
+    killed = _run("run", pipeline, check=False, env={KILL_ENV: "pipeline.finish-batch.after-datasheets"})
     assert killed.returncode != 0 and sorted(root.glob("batches/0001/*-pii/.nordpipe/complete.json"))
     result = _run("export", "hf", root, tmp_path / "hf", check=False)
     assert result.returncode == 1, result.stdout + result.stderr

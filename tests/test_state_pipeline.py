@@ -24,13 +24,12 @@ from conftest import nordpipe_executable
 from nordpipe.runner import KILL_ENV
 from nordpipe.sample import generate_sample
 
-SALT = {"NORDPIPE_PII_SALT": "state-pipeline-tests"}
 EXECUTORS = ["local", pytest.param("slurm", marks=pytest.mark.slurm)]
 
 
 def nordpipe(*args: Any, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*nordpipe_executable(), *map(str, args)], capture_output=True, text=True, timeout=1200,
-                          env={**os.environ, "COLUMNS": "200", **SALT, **(env or {})})
+                          env={**os.environ, "COLUMNS": "200", **(env or {})})
 
 
 def logs(root: Path) -> str:

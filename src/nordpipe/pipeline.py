@@ -454,6 +454,21 @@ def _check_pii(params: dict[str, Any], ctx: CheckContext) -> None:
     engine = str(params.get("engine") or "fast").lower()
     if engine not in ENGINES:
         raise _ParamProblem("engine", f"engine {params['engine']!r}; allowed: {', '.join(ENGINES)}")
+    if params.get("salt") is not None:
+        raise _ParamProblem("salt", "salt was removed (a secret in a file that is passed around, and on the command "
+                                    "line, is no secret): use key_file (a file only you can read) or key_env (the "
+                                    "name of an environment variable holding the key)")
+    if params.get("key_file") and params.get("key_env"):
+        raise _ParamProblem("key_file", "key_file and key_env: give one of them")
+    if params.get("key_file"):
+        from nordpipe.pii.keys import KeyProblem, check_key_file
+
+        ctx.require_file("key_file", params["key_file"])
+        if os.path.exists(params["key_file"]):
+            try:
+                check_key_file(params["key_file"])
+            except KeyProblem as err:
+                raise _ParamProblem("key_file", f"key_file: {err}") from None
     recognizers = params.get("recognizers")
     if recognizers:
         if engine != "presidio":

@@ -26,7 +26,10 @@ documents (the last stage that writes documents) for the length distribution. Ex
 shown as the PII stage would write them in ``tag`` mode (``<NAME>``, ``<EMAIL>``...): the report
 is a file people pass around, and removed documents were never redacted. The redaction runs on
 the first ``EXAMPLE_SCAN_CHARS`` characters (cut at a space) and only then is the text cut to
-``EXAMPLE_CHARS``, so a number or address is never split before the scanner sees it.
+``EXAMPLE_CHARS``, so a number or address is never split before the scanner sees it. The
+examples' ids and every string of the stages' parameters (ingest's names its raw files) go
+through the same redaction (``_Redactor.glued``): a raw file named after a person must not
+reappear in the report of a chain whose PII stage renamed it.
 
 The HTML draws its charts as inline SVG; its only script is an inline self-check (charts drawn,
 labels inside the page) that the tests read in a headless browser. Nothing is fetched.
@@ -290,6 +293,25 @@ class _Redactor:
         self.scanner = PiiScanner()
         self.replacer = Replacer(default_mode="tag")
 
+    def glued(self, value: str) -> str:
+        """An id, file name or path as the PII stage writes it in ``tag`` mode (pieces glued
+        with ``_``, ``/``, ``-`` scanned like ``pii.fields.scan_glued``)."""
+        from nordpipe.pii.fields import scan_glued
+
+        spans = scan_glued(lambda v: self.scanner.scan(v, None), value)
+        return self.replacer.replace(value, spans)[0] if spans else value
+
+    def value(self, value: Any) -> Any:
+        """Every string in a (nested) parameter value through ``glued``: run records name raw
+        files, whose names can hold personal data."""
+        if isinstance(value, str):
+            return self.glued(value)
+        if isinstance(value, dict):
+            return {k: self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(v) for v in value]
+        return value
+
     def snippet(self, text: str, language: str | None) -> str:
         window = text[:EXAMPLE_SCAN_CHARS]
         if len(text) > EXAMPLE_SCAN_CHARS and " " in window:
@@ -376,7 +398,7 @@ def _row(name: str, outputs: list[Output], redactor: Any, removed_domains: Count
         "started": started[0] if started else None,
         "finished": finished[-1] if finished else None,
         "nordpipe_version": ", ".join(versions),
-        "parameters": _parameters([o.run for o in outputs]),
+        "parameters": redactor().value(_parameters([o.run for o in outputs])),
         "removed_by_reason": dict(removed.most_common()),
         "quarantined_by_reason": dict(quarantined.most_common()),
         "languages_out": dict(languages.most_common()),
@@ -396,7 +418,7 @@ def _row(name: str, outputs: list[Output], redactor: Any, removed_domains: Count
         shown = examples.setdefault(str(reason), [])
         if len(shown) < EXAMPLES_PER_REASON and isinstance(record.get("text"), str):
             language = (nordpipe_meta or {}).get("language")
-            shown.append({"stage": name, "id": str(record.get("id")), "source": str(record.get("source")),
+            shown.append({"stage": name, "id": redactor().glued(str(record.get("id"))), "source": str(record.get("source")),
                           "text": redactor().snippet(record["text"], language if isinstance(language, str) else None)})
     return row
 

@@ -47,8 +47,8 @@ def stage_parameters(command: list[str]) -> list[tuple[str, str, str, str]]:
     stage_name = {" ".join(s.command): s.name for s in _registry().values()}[" ".join(command)]
     rows = []
     for name, param in command_params(command).items():
-        if name in RUNNER_FLAGS or name in PIPELINE_SET.get(stage_name, set()):
-            continue
+        if name in RUNNER_FLAGS or name in PIPELINE_SET.get(stage_name, set()) or getattr(param, "hidden", False):
+            continue  # hidden: a removed option kept only to explain its removal (pii --salt)
         default = "required" if param.required else ("" if param.default in (None, False, ()) else str(param.default))
         rows.append((name, _type_word(param), default, _first_sentence(param.help)))
     return rows

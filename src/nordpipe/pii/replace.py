@@ -17,8 +17,11 @@ Fake values:
   original's gender when a gendered list knows it, and a national phone number valid in the
   language's region (NO for nb/nn) gets a fake valid there. The scanner finds no addresses or
   cities, so no fake cities are drawn;
-- are drawn from a random generator seeded by (salt, document id): reproducible for a given
-  salt, not invertible without it. E-mail domains are the reserved ``example.*`` domains and
+- are drawn from a random generator seeded by the document id, keyed when the stage has a key
+  (``--key-file``/``--key-env``: HMAC-SHA256 of the id, ``keys.keyed_hex``): with a key,
+  reproducible across runs and corpora for that key and unpredictable without it; without a
+  key, seeded by the id alone (consistent within the document and reproducible, but anyone can
+  replay the draws; the draws never depend on the original values, so they reveal none). E-mail domains are the reserved ``example.*`` domains and
   IP addresses come from the documentation ranges, so a fake never points at a real party.
 """
 
@@ -338,16 +341,19 @@ class Replacer:
     Args:
         modes: entity -> ``tag`` or ``fake``; entities not listed use ``default_mode``.
         default_mode: ``tag`` (default) or ``fake``.
-        salt: mixed into the per-document random seed of fake values.
+        salt: mixed into the per-document random seed of fake values (unkeyed; for tests).
+        key: the stage's secret key: the seed is then HMAC-SHA256(key, salt, document id).
     """
 
-    def __init__(self, modes: dict[str, str] | None = None, default_mode: str = "tag", salt: str = ""):
+    def __init__(self, modes: dict[str, str] | None = None, default_mode: str = "tag", salt: str = "",
+                 key: bytes | None = None):
         for mode in [default_mode, *(modes or {}).values()]:
             if mode not in MODES:
                 raise ValueError(f"unknown mode {mode!r} (use tag or fake)")
         self.modes = dict(modes or {})
         self.default_mode = default_mode
         self.salt = salt
+        self._key = key
         first, last = name_lists(True)
         self._first_names = first
         self._last_names = last
@@ -376,7 +382,12 @@ class Replacer:
                 pos = span.end
             pieces.append(text[pos:])
             return "".join(pieces), written
-        rng = random.Random(f"{self.salt}\x00{doc_id}")
+        seed = f"{self.salt}\x00{doc_id}"
+        if self._key:
+            from nordpipe.pii.keys import keyed_hex
+
+            seed = keyed_hex(self._key, "seed", seed, 64)
+        rng = random.Random(seed)
         originals: dict[str, set[str]] = {}
         for span in spans:
             originals.setdefault(span.entity, set()).add(_normalise(span.entity, text[span.start : span.end]))
