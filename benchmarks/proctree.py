@@ -11,8 +11,10 @@ datatrove's workers) from ``/proc``:
   n processes counts 1/n in each, so the sum is the memory the tree really holds.
 
 Both peaks are the largest sums seen in one sample. Sampling can miss a spike shorter than
-``interval`` (20 ms by default); ``wait4``'s ``ru_maxrss`` (the largest single process, exact)
-is reported beside them as ``max_process_rss``.
+``interval`` (50 ms by default). ``max_process_rss`` is the largest single process: the
+kernel's own high-water mark of each process (``VmHWM``, exact, as last sampled). Not
+``wait4``'s ``ru_maxrss``: that counts the benchmark's own pages in a child forked from it
+before its exec, so a small command looked as large as the benchmark process.
 """
 
 from __future__ import annotations
@@ -87,6 +89,17 @@ def _memory_kib(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def _high_water_kib(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def _cmdline(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
@@ -102,7 +115,7 @@ def run_tree(args: list[str], env: dict[str, str] | None = None, interval: float
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     peaks = {"rss": 0, "pss": 0, "n": 0, "samples": 0}
     seen: dict[int, str] = {}
-    per_process: dict[int, list[float]] = {}  # pid -> [peak RSS KiB, peak PSS KiB, CPU seconds]
+    per_process: dict[int, list[float]] = {}  # pid -> [peak RSS KiB, peak PSS KiB, CPU seconds, VmHWM KiB]
     done = threading.Event()
     out: dict[str, str] = {}
 
@@ -115,9 +128,10 @@ def run_tree(args: list[str], env: dict[str, str] | None = None, interval: float
                 rss, pss = rss + r, pss + p
                 if pid not in seen:
                     seen[pid] = _cmdline(pid)
-                mine = per_process.setdefault(pid, [0, 0, 0.0])
+                mine = per_process.setdefault(pid, [0, 0, 0.0, 0])
                 mine[0], mine[1] = max(mine[0], r), max(mine[1], p)
                 mine[2] = max(mine[2], _cpu_seconds(pid))
+                mine[3] = max(mine[3], _high_water_kib(pid))
             peaks["rss"], peaks["pss"] = max(peaks["rss"], rss), max(peaks["pss"], pss)
             peaks["n"] = max(peaks["n"], len(pids))
             peaks["samples"] += 1
@@ -143,9 +157,10 @@ def run_tree(args: list[str], env: dict[str, str] | None = None, interval: float
     # the command itself is exact from wait4; its descendants as last sampled
     cpu = usage.ru_utime + usage.ru_stime + sum(v[2] for pid, v in per_process.items() if pid != proc.pid)
     processes = [{"command": seen[pid], "peak_rss_mib": round(v[0] / 1024, 1), "peak_pss_mib": round(v[1] / 1024, 1),
-                  "cpu_s": round(v[2], 2)} for pid, v in per_process.items()]
+                  "cpu_s": round(v[2], 2), "high_water_mib": round(v[3] / 1024, 1)} for pid, v in per_process.items()]
     return TreeRun(wall=wall, cpu=cpu, returncode=returncode,
                    stdout=out.get("stdout", ""), stderr=out.get("stderr", ""),
                    peak_rss_mib=peaks["rss"] / 1024, peak_pss_mib=peaks["pss"] / 1024,
-                   max_process_rss_mib=usage.ru_maxrss / 1024, peak_processes=peaks["n"],
+                   max_process_rss_mib=max((v[3] for v in per_process.values()), default=0) / 1024,
+                   peak_processes=peaks["n"],
                    samples=peaks["samples"], processes=processes)
