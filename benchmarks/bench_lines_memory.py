@@ -93,6 +93,7 @@ def main() -> None:
         results[f"{side}-fixed"] = dedup(tiny, work, f"mem-{side}-fixed", src, 1000)
         results[side] = dedup(work / "corpus", work, f"mem-{side}", src, info["lines"])
     load_after = os.getloadavg()
+    (work / "memory-runs.json").write_text(json.dumps(results, indent=2))  # kept if the comparison fails
     new_counts, new_digest = verdicts(results["new"]["out"])
     old_counts, old_digest = verdicts(results["old"]["out"])
     same = {"documents": len(new_counts), "removed_line_counts_equal": new_counts == old_counts,
