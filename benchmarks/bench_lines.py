@@ -275,13 +275,15 @@ def dolma_flags(corpus: Path, attributes: str) -> tuple[bytes, int]:
 
 
 def nordpipe_doc_counts(out: str) -> dict[str, int]:
+    from nordpipe.documents import decode_record
+
     counts: dict[str, int] = {}
     for kind in ("documents", "removed"):
         folder = Path(out) / kind
         for path in sorted(folder.glob("*.jsonl.gz")) if folder.exists() else []:
             with gzip.open(path, "rt", encoding="utf-8") as handle:
                 for line in handle:
-                    doc = json.loads(line)
+                    doc = decode_record(json.loads(line))  # metadata is a JSON string on disk
                     counts[doc["id"]] = (doc["metadata"].get("nordpipe") or {}).get("line_dedup", {}).get("lines_removed", 0)
     return counts
 

@@ -9,6 +9,7 @@ Side by side in one run, each in its own process (so peak RSS is per process):
    favours datatrove). The whole process time (with reading and Document creation) is
    reported too ("total");
 2. end to end: `nordpipe filter urls IN OUT --datatrove-compatible --no-project-lists --tasks 1`
+   (and, with --old-src, the same command from another checkout)
    against a datatrove pipeline JsonlReader -> URLFilter -> JsonlWriter (1 task) on the same
    files;
 3. agreement: per-document decisions (step level) and kept ids (end to end) compared;
@@ -40,6 +41,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WORK = REPO / "benchmarks" / "work" / "urls"
 PY = sys.executable
+SRC = REPO / "src"
+OLD_SRC: Path | None = None  # --old-src: the same commands from another checkout, side by side
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proctree import run_tree  # noqa: E402
 
 STEP_OURS = r"""
 import json, resource, sys, time
@@ -239,21 +245,94 @@ def bench_filter(corpus: Path, docs: int) -> dict[str, object]:
         "removed_by_peer": sum(d != "-" for d in peer["decisions"]),
         "default_mode_differences": dict(Counter(f"{a} -> {b}" for a, b in differ_default).most_common(8)),
     }
-    # End to end, same input files, one task each.
-    ours_out, peer_out = corpus / "e2e-ours", corpus / "e2e-peer"
-    shutil.rmtree(ours_out, ignore_errors=True)
-    shutil.rmtree(peer_out, ignore_errors=True)
-    nordpipe = str(Path(PY).parent / "nordpipe")
-    wall_o, rss_o, _ = run_measured([nordpipe, "filter", "urls", str(corpus / "in"), str(ours_out), "--tasks", "1",
-                                     "--no-project-lists", "--datatrove-compatible", "--json"])
-    wall_p, rss_p, _ = run_measured([PY, "-c", E2E_PEER, str(corpus / "in"), str(peer_out)])
-    ours_ids, peer_ids = kept_ids(ours_out / "documents"), kept_ids(peer_out / "documents")
-    results["e2e"] = {"ours_docs_per_s": docs / wall_o, "peer_docs_per_s": docs / wall_p, "speedup": wall_p / wall_o,
-                      "ours_peak_rss_mb": rss_o, "peer_peak_rss_mb": rss_p, "ours_s": wall_o, "peer_s": wall_p,
-                      "kept_ours": len(ours_ids), "kept_peer": len(peer_ids), "kept_identical": ours_ids == peer_ids}
-    print(f"end to end: ours {docs / wall_o:,.0f} docs/s {rss_o:,.0f} MB; datatrove {docs / wall_p:,.0f} docs/s "
-          f"{rss_p:,.0f} MB; kept sets identical: {ours_ids == peer_ids}", flush=True)
+    results["e2e"] = bench_e2e(corpus, docs, OLD_SRC)
     return results
+
+
+def bench_e2e(corpus: Path, docs: int, old_src: Path | None) -> dict[str, object]:
+    """End to end, same input files, one task each: this tree's `nordpipe filter urls`, the
+    same command from ``old_src`` (the commit before, when given) and datatrove's pipeline, in
+    turn. Memory is the whole process tree's (``proctree``: stage process, forkserver, resource
+    tracker, worker; datatrove: its process and its resource tracker)."""
+    runs: dict[str, dict[str, object]] = {}
+    nordpipe = str(Path(PY).parent / "nordpipe")
+    sides: list[tuple[str, list[str], dict[str, str]]] = []
+    for name, src in (("ours", SRC), ("old", old_src)):
+        if src is None:
+            continue
+        out = corpus / f"e2e-{name}"
+        sides.append((name, [nordpipe, "filter", "urls", str(corpus / "in"), str(out), "--tasks", "1",
+                             "--no-project-lists", "--datatrove-compatible", "--json"],
+                      {**os.environ, "PYTHONPATH": str(src)}))
+    sides.append(("datatrove", [PY, "-c", E2E_PEER, str(corpus / "in"), str(corpus / "e2e-datatrove")], dict(os.environ)))
+    for name, args, env in sides:
+        shutil.rmtree(corpus / f"e2e-{name}", ignore_errors=True)
+        load = os.getloadavg()
+        run = run_tree(args, env=env)
+        kept = kept_ids(corpus / f"e2e-{name}" / "documents")
+        runs[name] = {**run.as_dict(), "load_before": load, "docs_per_s": docs / run.wall, "kept": len(kept),
+                      "kept_ids": kept}
+        print(f"end to end {name}: {run.wall:.1f} s wall ({docs / run.wall:,.0f} docs/s), {run.cpu:.1f} CPU s, "
+              f"tree peak RSS {run.peak_rss_mib:,.0f} MiB / PSS {run.peak_pss_mib:,.0f} MiB, largest process "
+              f"{run.max_process_rss_mib:,.0f} MiB, kept {len(kept):,} (load {load[0]:.1f})", flush=True)
+    peer = runs["datatrove"]
+    for run in runs.values():
+        run["kept_identical_to_datatrove"] = run["kept_ids"] == peer["kept_ids"]
+    for run in runs.values():
+        del run["kept_ids"]
+    figures: dict[str, object] = {"runs": runs}
+    for name in ("ours", "old"):
+        if name in runs:
+            mine = runs[name]
+            figures[f"{name}_vs_datatrove"] = {
+                "wall_speedup": peer["wall"] / mine["wall"], "cpu_speedup": peer["cpu"] / mine["cpu"],
+                "tree_rss_share": mine["peak_rss_mib"] / peer["peak_rss_mib"],
+                "tree_pss_share": mine["peak_pss_mib"] / peer["peak_pss_mib"],
+                "largest_process_share": mine["max_process_rss_mib"] / peer["max_process_rss_mib"],
+            }
+            print(f"{name} / datatrove: x{peer['wall'] / mine['wall']:.2f} wall, x{peer['cpu'] / mine['cpu']:.2f} CPU; "
+                  f"tree RSS {mine['peak_rss_mib'] / peer['peak_rss_mib']:.0%}, tree PSS "
+                  f"{mine['peak_pss_mib'] / peer['peak_pss_mib']:.0%}, largest process "
+                  f"{mine['max_process_rss_mib'] / peer['max_process_rss_mib']:.0%}", flush=True)
+    return figures
+
+
+def import_cost(old_src: Path | None) -> dict[str, object]:
+    """What the CLI costs before a stage does anything: wall time and peak RSS of `nordpipe --help`
+    and of `nordpipe filter urls --help` (imports the command's module), and the total import
+    time `python -X importtime` reports for `nordpipe --help`; this tree and ``old_src``."""
+    figures: dict[str, object] = {}
+    for name, src in (("ours", SRC), ("old", old_src)):
+        if src is None:
+            continue
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        mine: dict[str, object] = {}
+        for label, argv in (("help", ["--help"]), ("filter_urls_help", ["filter", "urls", "--help"])):
+            # VmHWM of the command's own process at exit (the kernel's peak RSS since its exec)
+            code = ("import atexit, sys, time\nt = time.perf_counter()\n"
+                    "atexit.register(lambda: sys.stderr.write('HWM %s %f\\n' % ([l for l in open('/proc/self/status') "
+                    "if l.startswith('VmHWM')][0].split()[1], time.perf_counter() - t)))\n"
+                    f"from nordpipe.cli.main import main\nsys.argv = ['nordpipe', *{argv!r}]\nmain()\n")
+            best = None
+            for _ in range(3):
+                out = subprocess.run([PY, "-c", code], capture_output=True, text=True, env=env).stderr
+                kib, seconds = [ln for ln in out.splitlines() if ln.startswith("HWM ")][-1].split()[1:]
+                if best is None or float(seconds) < best[1]:
+                    best = (int(kib) / 1024, float(seconds))
+            assert best is not None
+            mine[label] = {"wall_s": best[1], "peak_rss_mib": best[0]}
+        proc = subprocess.run([PY, "-X", "importtime", "-c", "import sys; from nordpipe.cli.main import main; "
+                               "sys.argv = ['nordpipe', '--help']; main()"],
+                              capture_output=True, text=True, env=env)
+        rows = [line.split("|") for line in proc.stderr.splitlines() if line.startswith("import time:")]
+        top = [r for r in rows if len(r) == 3 and not r[2].startswith("  ")]
+        mine["help_import_s"] = sum(int(r[1]) for r in top[1:] if r[1].strip().isdigit()) / 1e6
+        mine["help_modules"] = len(rows)
+        figures[name] = mine
+        print(f"import cost {name}: --help {mine['help']['wall_s']:.2f} s {mine['help']['peak_rss_mib']:.0f} MiB "
+              f"({mine['help_modules']} modules, {mine['help_import_s']:.2f} s importing); filter urls --help "
+              f"{mine['filter_urls_help']['wall_s']:.2f} s {mine['filter_urls_help']['peak_rss_mib']:.0f} MiB", flush=True)
+    return figures
 
 
 def bench_fetch(hosts: int) -> dict[str, object]:
@@ -292,7 +371,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quick", action="store_true", help="50,000 documents and 200 hosts")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--old-src", type=Path, help="also run the end-to-end and import figures with this src "
+                        "folder on PYTHONPATH (e.g. /work/main/src: the commit before)")
+    parser.add_argument("--only", choices=["e2e"], help="only the end-to-end and import figures (no step level, no fetch)")
     args = parser.parse_args()
+    global OLD_SRC
+    OLD_SRC = args.old_src
     if args.quick:
         args.docs, args.hosts = 50_000, 200
     import datatrove
@@ -304,9 +388,14 @@ def main() -> None:
     figures = {"docs": args.docs, "load_before": os.getloadavg(),
                "versions": {"datatrove": getattr(datatrove, "__version__", "0.10.1"), "httpx": httpx.__version__,
                             "protego": getattr(protego, "__version__", "?")}}
-    figures |= bench_filter(corpus, args.docs)
-    figures["fetch"] = bench_fetch(args.hosts)
+    figures["imports"] = import_cost(args.old_src)
+    if args.only == "e2e":
+        figures["e2e"] = bench_e2e(corpus, args.docs, args.old_src)
+    else:
+        figures |= bench_filter(corpus, args.docs)
+        figures["fetch"] = bench_fetch(args.hosts)
     figures["load_after"] = os.getloadavg()
+    figures["cpus"] = os.cpu_count()
     print(json.dumps(figures, indent=2, default=str))
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str))

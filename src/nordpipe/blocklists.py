@@ -49,12 +49,19 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
+from nordpipe.lazy_imports import LazyModule
+
+np = LazyModule("numpy")  # imported where used: in the workers (nordpipe.lazy_imports)
+pl = LazyModule("polars")
+
 
 _HASH_SEED = 0x6E6F72647069706
-HASH_SCHEME = f"plhash1-polars{pl.__version__}"
-"""Names the hash function of cached indexes (part of their cache key)."""
+
+
+def hash_scheme() -> str:
+    """Names the hash function of cached indexes (part of their cache key). A function, not a
+    constant: reading polars' version imports polars, which only the workers need."""
+    return f"plhash1-polars{pl.__version__}"
 
 
 def hash_strings(values: Sequence[str] | pl.Series) -> np.ndarray:
@@ -368,11 +375,20 @@ class DomainIndex:
         if len(hashes) >= self.BUCKETED_FROM:
             self._bucket_bits = max(8, min(24, int(len(hashes) // 4).bit_length()))
             self._shift = np.uint64(64 - self._bucket_bits)
-            counts = np.bincount((hashes >> self._shift).astype(np.intp), minlength=1 << self._bucket_bits)
-            self._offsets = np.zeros(len(counts) + 1, dtype=np.int64 if len(hashes) >= 2**31 else np.int32)
-            np.cumsum(counts, out=self._offsets[1:])
+            # The hashes are sorted, so bucket b starts where its first possible hash would be
+            # inserted. Searched in slices of buckets: shifting and widening all 4.5M hashes of
+            # datatrove's list for a bincount held ~88 MB of temporaries at once (the worker's
+            # peak while loading); this holds ~4 MB and gives the same table.
+            buckets = 1 << self._bucket_bits
+            self._offsets = np.empty(buckets + 1, dtype=np.int64 if len(hashes) >= 2**31 else np.int32)
+            chunk = 1 << 18
+            for start in range(0, buckets, chunk):
+                firsts = np.arange(start, min(start + chunk, buckets), dtype=np.uint64) << self._shift
+                self._offsets[start:start + len(firsts)] = np.searchsorted(hashes, firsts)
+            self._offsets[buckets] = len(hashes)
             # Binary-search steps that cover the largest bucket.
-            self._steps = [1 << k for k in reversed(range(int(counts.max()).bit_length()))]
+            largest = int(np.diff(self._offsets).max())
+            self._steps = [1 << k for k in reversed(range(largest.bit_length()))]
 
     def __len__(self) -> int:
         return len(self.hashes)
@@ -495,7 +511,7 @@ def load_datatrove_lists(index_dir: Path | None = None) -> DatatroveLists:
     import datatrove
 
     version = getattr(datatrove, "__version__", None) or _datatrove_version()
-    key = f"datatrove-{version}-{stat.st_size}-{int(stat.st_mtime)}-{HASH_SCHEME}"
+    key = f"datatrove-{version}-{stat.st_size}-{int(stat.st_mtime)}-{hash_scheme()}"
     folder = (index_dir or cache_dir() / "blocklists") / key
     domains_path, urls_path = folder / "domains.u64.npy", folder / "urls.txt"
     if not (domains_path.exists() and urls_path.exists()):

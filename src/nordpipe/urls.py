@@ -66,8 +66,6 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import polars as pl
 from datatrove.data import Document, DocumentsPipeline
 from tldextract.remote import lenient_netloc
 
@@ -90,7 +88,11 @@ from nordpipe.blocklists import (
     shipped_file,
 )
 from nordpipe.documents import NORDPIPE_KEY, mark_removed, nordpipe_meta
+from nordpipe.lazy_imports import LazyModule
 from nordpipe.steps import DocumentFilter
+
+np = LazyModule("numpy")  # imported where used: in the workers (nordpipe.lazy_imports)
+pl = LazyModule("polars")
 
 _URL_WORDS = re.compile(r"[^a-zA-Z0-9]+")
 _PLAIN_HOST = re.compile(r"[a-z0-9_-]+(?:\.[a-z0-9_-]+)+")

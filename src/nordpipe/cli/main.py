@@ -1,33 +1,14 @@
-"""Entry point of the ``nordpipe`` console script."""
+"""Entry point of the ``nordpipe`` console script.
 
-import importlib
+Command modules are imported when their command is resolved, not here (``nordpipe.cli.app``:
+``COMMANDS`` and ``LazyGroup``), so each call pays only for the command it runs.
+"""
+
 import sys
 
 from nordpipe.cli.app import app
 
-# Each module attaches its commands to the apps in nordpipe.cli.app.
-COMMAND_MODULES = (
-    "ingest",
-    "validate",
-    "sample",
-    "quality",
-    "urls",
-    "lines",
-    "minhash",
-    "pii",
-    "tokenize",
-    "pipeline",
-    "export",
-    "stages",
-    "state",
-)
-
-for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"nordpipe.cli.{_name}")
-    except ModuleNotFoundError as _err:  # a command module not written yet
-        if _err.name != f"nordpipe.cli.{_name}":
-            raise
+__all__ = ["app", "main"]
 
 
 def main() -> None:

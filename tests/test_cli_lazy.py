@@ -1,0 +1,90 @@
+"""The CLI imports a command's module only when that command runs (``nordpipe.cli.app``).
+
+``COMMANDS`` must name every command the modules register, in the order ``--help`` lists them,
+with the summary click would make from the command's own help; and ``nordpipe --help`` /
+``nordpipe filter urls`` must not import the modules of other commands.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def _imported_after(argv: list[str]) -> set[str]:
+    """Modules imported by the real console entry point running ``argv`` in a fresh interpreter."""
+    code = (
+        "import sys, atexit\n"
+        "atexit.register(lambda: sys.__stderr__.write('MODULES ' + ' '.join(sorted(sys.modules)) + '\\n'))\n"
+        "from nordpipe.cli.main import main\n"
+        f"sys.argv = ['nordpipe', *{argv!r}]\n"
+        "main()\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    line = [ln for ln in proc.stderr.splitlines() if ln.startswith("MODULES ")]
+    assert line, proc.stderr[-2000:]
+    return set(line[-1].split()[1:])
+
+
+def test_registry_lists_exactly_the_registered_commands_with_their_summaries() -> None:
+    import typer
+    from typer._click.utils import make_default_short_help
+
+    from nordpipe.cli import app as cli_app
+
+    # import every command module: the commands they register are the truth
+    for module in sorted({c.module for group in cli_app.COMMANDS.values() for c in group.values()} |
+                         {c.module for c in cli_app.LAZY_GROUPS.values()}):
+        __import__(module)
+    registered: dict[str, list[str]] = {}
+    for group, source in cli_app._APPS.items():  # (in import order: COMMANDS fixes the listing's order)
+        registered[group] = sorted(info.name or typer.main.get_command_name(info.callback.__name__)
+                                   for info in source.registered_commands)
+    assert {g: sorted(c) for g, c in cli_app.COMMANDS.items()} == registered
+    top_groups = [info.name for info in cli_app.app.registered_groups]
+    assert set(cli_app.LAZY_GROUPS) == set(top_groups) - set(cli_app.COMMANDS)
+    group = typer.main.get_command(cli_app.app)
+    ctx = typer.Context(group)
+    for group_name, commands in cli_app.COMMANDS.items():
+        node = group.get_command(ctx, group_name) if group_name else group
+        for name, lazy in commands.items():
+            command = node.get_command(ctx, name)
+            assert command.callback.__module__ == lazy.module, (group_name, name)
+            for limit in (30, 45, 80, 1000):  # the listing shows the summary cut to the terminal width
+                assert make_default_short_help(lazy.summary, limit) == command.get_short_help_str(limit), (name, limit)
+    for name, lazy in cli_app.LAZY_GROUPS.items():
+        sub = group.get_command(ctx, name)
+        assert make_default_short_help(lazy.summary, 1000) == sub.get_short_help_str(1000)
+
+
+def test_help_imports_no_command_module() -> None:
+    modules = _imported_after(["--help"])
+    command_modules = {m for m in modules if m.startswith("nordpipe.cli.") and m not in ("nordpipe.cli.app",
+                                                                                        "nordpipe.cli.main")}
+    assert command_modules == set()
+    for heavy in ("polars", "pyarrow", "numpy", "datatrove", "presidio_analyzer", "trafilatura"):
+        assert heavy not in modules, heavy
+
+
+@pytest.mark.parametrize(("argv", "own", "foreign"), [
+    (["filter", "urls", "--help"], "nordpipe.cli.urls", ("nordpipe.cli.quality", "nordpipe.cli.export", "pyarrow")),
+    (["dedup", "lines", "--help"], "nordpipe.cli.lines", ("nordpipe.cli.urls", "nordpipe.cli.pii", "polars", "pyarrow")),
+])
+def test_a_command_imports_its_own_module_only(argv: list[str], own: str, foreign: tuple[str, ...]) -> None:
+    modules = _imported_after(argv)
+    assert own in modules
+    for name in foreign:
+        assert name not in modules, name
+
+
+def test_unknown_command_still_suggests_commands_not_imported_yet(nordpipe_cli) -> None:  # type: ignore[no-untyped-def]
+    result = nordpipe_cli("filter", "urlz")
+    assert result.returncode == 2
+    assert "Did you mean 'urls'?" in result.stderr
