@@ -4,7 +4,7 @@ A pipeline file names the datasets to ingest and the stages to run, in order::
 
     name: demo
     root: demo-output                 # everything goes below here (--root overrides)
-    executor: local                   # or slurm: one job per stage, chained with afterok
+    executor: local                   # or slurm: each stage's phases as job arrays, stages chained afterok
     slurm: {partition: null, time: "02:00:00", mem_per_cpu: 2}
     sample: {seed: 42, scale: 1.0, files: 1}    # optional: generate sample raw data into ROOT/sample first
     max_removed_share: 0.95           # optional: each stage, and the whole chain, may remove at most this share

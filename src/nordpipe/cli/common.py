@@ -195,7 +195,7 @@ def submit_deferred(output: str | None, options: RunOptions) -> None:
     layout = OutputLayout.of(output)
     if os.path.exists(layout.completion):
         os.remove(layout.completion)  # the finish job writes it again: until then the run is not complete
-    record = submit_stage(stage, output, command, deferred_phases(stage, output, options.tasks), options,
+    record = submit_stage(stage, output, command, deferred_phases(stage, output, options.tasks, command), options,
                           options.tasks, after=options.slurm.after, prepare=True)
     if not options.slurm.wait:
         for line in submitted_lines(record):

@@ -215,12 +215,13 @@ def _stage_status(output: str) -> bool:
     done = len(os.listdir(completions)) if os.path.isdir(completions) else 0
     completed = layout.completed()
     slurm_rows = progress(output)
-    stage = run.get("stage")
-    if stage is None and slurm_rows:
-        stage = layout.read_json(layout.slurm_record).get("stage")
+    stage, tasks = run.get("stage"), run.get("tasks")
+    if slurm_rows:
+        submitted = layout.read_json(layout.slurm_record)
+        stage, tasks = stage or submitted.get("stage"), tasks or submitted.get("tasks")
     # stage<TAB>key<TAB>value, as every plain-text summary (README).
     rows: list[tuple[str, object]] = [("output", os.path.abspath(output)), ("tasks_complete", done),
-                                      ("tasks", run.get("tasks")), ("complete", "yes" if completed is not None else "no")]
+                                      ("tasks", tasks), ("complete", "yes" if completed is not None else "no")]
     rows += slurm_rows
     if os.path.exists(layout.stats):
         stats = layout.read_json(layout.stats)

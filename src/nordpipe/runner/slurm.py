@@ -85,14 +85,16 @@ class Phase:
     job: str | None = None
 
 
-def deferred_phases(stage: str, output: str, tasks: int) -> list[Phase]:
+def deferred_phases(stage: str, output: str, tasks: int, command: list[str] | None = None) -> list[Phase]:
     """Every phase a run of ``stage`` may have, with at most ``tasks`` ranks each (deferred input:
-    the real list depends on INPUT and the state, read only in the jobs)."""
+    the real list depends on INPUT and the state, read only in the jobs). ``command``: the stage
+    command line, which says whether MinHash verifies candidates (``--jaccard-check``)."""
     layout = OutputLayout.of(os.path.abspath(output))
     if stage == "minhash":
         folder = layout.state_path("minhash")
-        names = [("signatures", tasks), ("buckets", tasks), ("candidates", 1), ("shingles", tasks),
-                 ("verify", tasks), ("clusters", 1)]
+        verify = command is None or any(arg == "--jaccard-check" for arg in command)
+        names = [("signatures", tasks), ("buckets", tasks),
+                 *([("candidates", 1), ("shingles", tasks), ("verify", tasks)] if verify else []), ("clusters", 1)]
         return [*(Phase(f"nordpipe-minhash-{n}", t, os.path.join(folder, n)) for n, t in names),
                 Phase("nordpipe-minhash-filter", tasks, layout.datatrove)]
     if stage == "lines":
@@ -182,7 +184,8 @@ def submit_stage(stage: str, output: str, command: list[str], phases: list[Phase
             exports = f"unset {PHASE_ENV} {RANK_ENV}\n"
         script = (f"#!/bin/bash\n{array}{env}\ncd {shlex.quote(os.getcwd())}\n{exports}"
                   f"exec {shlex.join(cmd)}\n")
-        args = [f"--job-name={name}", f"--output={out}", *sbatch_resources(options, cpus)]
+        job_name = name if name.startswith("nordpipe-") else f"nordpipe-{stage}-{name}"
+        args = [f"--job-name={job_name}", f"--output={out}", *sbatch_resources(options, cpus)]
         if previous:
             args += [f"--dependency=afterok:{previous}", "--kill-on-invalid-dep=yes"]
         job = _sbatch(script, args)
@@ -249,6 +252,11 @@ def progress(output: str) -> list[tuple[str, str]]:
     except RunError:
         queued = set()
     rows: list[tuple[str, str]] = []
+    if record.get("after"):
+        rows.append(("slurm after", str(record["after"])))
+    if record.get("prepare"):
+        prepared = "queued" if record["prepare"] in queued else "ended"
+        rows.append(("slurm prepare", f"job {record['prepare']} {prepared}"))
     for phase in record["phases"]:
         completions = os.path.join(phase["logging_dir"], "completions")
         done = {int(name) for name in os.listdir(completions) if name.isdigit()} if os.path.isdir(completions) else set()
