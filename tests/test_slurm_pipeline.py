@@ -127,7 +127,9 @@ def test_pipeline_queues_arrays_chained_afterok_and_equals_local(raw, tmp_path, 
         # cron: a second run while the batch is in flight submits nothing and exits 0 at once
         again = _run(nordpipe_cli, "run", config, "--no-wait")
         assert again.returncode == 0, again.stderr
-        assert "in flight\tbatch 0001" in again.stdout and "submitted" not in again.stdout
+        assert "in flight\tbatch 0001" in again.stdout and "submitted\t" not in again.stdout
+        recorded = json.loads((root / "batches" / "0001" / "batch.json").read_text())["slurm"]["jobs"]
+        assert sorted(job for ids in recorded.values() for job in ids) == sorted(jobs)
 
         # progress from the files the jobs write, with the submitter gone
         status = nordpipe_cli("status", root)
@@ -144,7 +146,7 @@ def test_pipeline_queues_arrays_chained_afterok_and_equals_local(raw, tmp_path, 
     assert f"tokenize\tslurm nordpipe-tokenize\t{TASKS}/{TASKS} tasks done" in status.stdout
     finished = _run(nordpipe_cli, "run", config)
     assert finished.returncode == 0, finished.stdout + finished.stderr
-    assert "finished\tbatch 0001" in finished.stdout and "submitted" not in finished.stdout
+    assert "finished\tbatch 0001" in finished.stdout and "submitted\t" not in finished.stdout
 
     local = _local_run(raw, tmp_path, STAGES)
     ours, reference = _shards(root), _shards(local)

@@ -88,6 +88,13 @@ uninterrupted result: ``open_batch`` writes refreshed records to ``ingested.json
 ``pipeline.finish-batch.after-ingested``, ``after-datasheets``, ``after-done``), and each step
 only repeats on a rerun.
 
+With ``executor: slurm`` a run queues the batch's whole chain at once (``PipelineRun.run_slurm``,
+``runner.slurm``): every stage's phases as job arrays and its finish job, each stage after the
+job that writes the previous stage's done marker, and records the job ids in ``batch.json``
+(``slurm.jobs``). A later run that finds any of them pending or running logs ``in flight`` and
+exits 0 (cron neither submits twice nor blocks); once they all ended it finishes the batch if
+every step is done, else resubmits the steps that are not (completed ranks do not run again).
+
 A step is done when its output holds the stage's completion record and the pipeline's done
 marker (``layout.pipeline_done``) records the identity of the very input the step consumed
 (``layout.input_identity``); when the input has changed since (an upstream step ran again), the
@@ -1263,11 +1270,12 @@ class PipelineRun:
         atomic_write_json(path, record)
 
     def jobs_in_flight(self, batch: str) -> tuple[set[str], int]:
-        """The batch's Slurm jobs still pending or running, and how many it submitted."""
+        """The batch's Slurm jobs still pending or running, and how many it submitted (no
+        ``squeue`` call for a batch that never went to Slurm)."""
         from nordpipe.runner.slurm import jobs_in_queue
 
         jobs = [job for ids in ((self._batch_record(batch).get("slurm") or {}).get("jobs") or {}).values() for job in ids]
-        return jobs_in_queue(jobs), len(jobs)
+        return (jobs_in_queue(jobs) if jobs else set()), len(jobs)
 
     def wait_for_steps(self, submitted: list[tuple[Step, list[str]]], log: Callable[[str], None]) -> None:
         """Wait for each step's own jobs, in order; a step whose jobs ended without its done
@@ -1403,13 +1411,13 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
         steps = runner.select(runner.plan(batch, files), start, until)
         runner.check_inputs(steps, start)
         log(f"batch\t{batch}\t{sum(len(v) for v in files.values())} new raw files")
+        queued, total = runner.jobs_in_flight(batch)  # whatever the executor is now
+        if queued:
+            # cron: the batch's chain is queued; neither submit it twice nor wait for it
+            log(f"in flight\tbatch {batch}\t{len(queued)} of {total} Slurm jobs pending or running "
+                f"({', '.join(sorted(queued, key=int)[:10])}); nothing submitted")
+            return {"batch": batch, "in_flight": sorted(queued)}
         if pipeline.executor == "slurm":
-            queued, total = runner.jobs_in_flight(batch)
-            if queued:
-                # cron: the batch's chain is queued; neither submit it twice nor wait for it
-                log(f"in flight\tbatch {batch}\t{len(queued)} of {total} Slurm jobs pending or running "
-                    f"({', '.join(sorted(queued, key=int)[:10])}); nothing submitted")
-                return {"batch": batch, "in_flight": sorted(queued)}
             submitted = runner.run_slurm(steps, log, wait=wait, batch=batch)
             if not wait and submitted:
                 return {"batch": batch, "submitted": submitted}

@@ -61,6 +61,12 @@ class StageRun:
     a stage that removes documents removed more than ``--max-removed-share`` of its input
     (``removal_guard``): then no completion record, exit 1.
 
+    With ``--executor slurm`` (``runner.slurm``) ``execute`` only records each phase, and where
+    a local run would start its work after the last phase the stage returns ``run.submit()``,
+    which submits the phases as chained job arrays and a finish job (the same command, rerun,
+    does that work), then releases the locks. Stage code after the last phase begins with
+    ``run.finishing()`` (``finish``/``merge_stats`` call it): an array task stops there.
+
     ``owned`` names what the stage writes in OUTPUT besides ``.nordpipe`` (default: the stage
     registry's ``writes``); ``raw_inputs`` replaces the checked INPUT for stages that read raw files
     (ingest); ``extra_locks`` are further folders locked for the run (persistent dedup state);
