@@ -163,8 +163,8 @@ def submit_stage(stage: str, output: str, command: list[str], phases: list[Phase
     logs = layout.slurm_logs
     os.makedirs(logs, exist_ok=True)
     env = options.slurm.env_command or default_env_command()
-    # a phase task runs one rank in-process: one CPU; the finish job may run a leftover phase
-    # (an empty input's) with the stage's workers
+    # a phase task runs one rank in-process (on --cpus CPUs: tokenizers and NER use threads); the
+    # finish job may run a leftover phase (an empty input's) with the stage's workers
     rank_command = job_command(command, tasks, 1)
     record: dict[str, Any] = {
         "stage": stage, "output": layout.root, "cwd": os.getcwd(), "command": command,
@@ -195,7 +195,7 @@ def submit_stage(stage: str, output: str, command: list[str], phases: list[Phase
     if prepare:
         record["prepare"] = submit(PREPARE, 1, rank_command, PREPARE)
     for phase in phases:
-        phase.job = submit(phase.name, phase.tasks, rank_command, phase.name, cpus=1)
+        phase.job = submit(phase.name, phase.tasks, rank_command, phase.name)
         record["phases"].append({**asdict(phase), "logging_dir": os.path.abspath(phase.logging_dir)})
     workers = max(1, options.workers)
     record["finish"] = submit(FINISH, 1, job_command(command, tasks, workers), None,
