@@ -218,7 +218,7 @@ Schema = Callable[[list[str]], Mapping[str, ParamSpec]]
 """A stage command (``["filter", "quality"]``) -> its options by name."""
 
 # set by the pipeline itself (resources, executor, the raw files), not by a stage's params
-RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "force", "json",
+RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "after", "force", "json",
                 "verbose", "files_from"}
 PIPELINE_SET: dict[str, set[str]] = {"ingest": {"dataset", "output", "config"}}
 """Options a stage's ``params`` may not set because the pipeline sets them (ingest's dataset
@@ -1215,7 +1215,7 @@ class PipelineRun:
             if after and not tasks:
                 tasks = 1  # the upstream's count is unknown (it cannot be: each submitter records it)
             resources = step.resources
-            cpus = resources.get("cpus") or resources.get("workers") or 1
+            cpus = resources.get("cpus") or slurm.get("cpus") or 1
             argv = [*self.nordpipe, *step.argv]
             if tasks:
                 argv += ["--tasks", str(tasks)]
