@@ -30,7 +30,9 @@ job (the command up to its first phase: input checks, run record, state resoluti
 locks) and the arrays of the stage's full phase list (``deferred_phases``, ``--tasks`` tasks
 each; a phase the run turns out not to have, e.g. MinHash's verify phases without
 ``--jaccard-check``, or ranks beyond a phase's real task count, exit at once). The price is the
-stage's start-up (imports, the input listing) once per array task: about a second.
+stage's start-up (imports, the input listing) once per array task: seconds, not minutes (a
+quality submitter, which does the same start-up, took 4 s wall at load 0.3 on the 2-CPU test
+machine; 20 s at load 23), so a task should have far more than that to do.
 
 Jobs are submitted with ``--kill-on-invalid-dep=yes``: when a task fails, the jobs after it are
 cancelled instead of pending forever (``DependencyNeverSatisfied``). Everything a job reads or
