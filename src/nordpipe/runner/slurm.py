@@ -113,9 +113,10 @@ _VALUE_OPTIONS = ("--executor", "--after", "--tasks", "--workers")
 _FLAG_OPTIONS = ("--no-wait", "--force")
 
 
-def job_command(command: list[str], tasks: int, workers: int) -> list[str]:
+def job_command(command: list[str], tasks: int, workers: int, force: bool = False) -> list[str]:
     """The stage command as a job runs it: local executor, the submitted task count, no
-    ``--force`` (the submitter has discarded the earlier run already), no ``--no-wait``/``--after``."""
+    ``--no-wait``/``--after``, and no ``--force`` (the submitter, or with ``force`` the prepare
+    job, has discarded the earlier run already: the phase tasks must not discard each other)."""
     kept: list[str] = []
     skip = False
     for arg in command:
@@ -128,8 +129,9 @@ def job_command(command: list[str], tasks: int, workers: int) -> list[str]:
         if arg in _FLAG_OPTIONS or any(arg.startswith(f"{o}=") for o in _VALUE_OPTIONS):
             continue
         kept.append(arg)
+    forced = ["--force"] if force and "--force" in command else []
     return [sys.executable, "-m", "nordpipe.cli.main", *kept, "--executor", "local",
-            "--tasks", str(tasks), "--workers", str(max(1, workers))]
+            "--tasks", str(tasks), "--workers", str(max(1, workers)), *forced]
 
 
 def _sbatch(script: str, args: list[str]) -> str:
@@ -195,7 +197,7 @@ def submit_stage(stage: str, output: str, command: list[str], phases: list[Phase
         return job
 
     if prepare:
-        record["prepare"] = submit(PREPARE, 1, rank_command, PREPARE)
+        record["prepare"] = submit(PREPARE, 1, job_command(command, tasks, 1, force=True), PREPARE)
     for phase in phases:
         phase.job = submit(phase.name, phase.tasks, rank_command, phase.name)
         record["phases"].append({**asdict(phase), "logging_dir": os.path.abspath(phase.logging_dir)})
