@@ -27,12 +27,18 @@ def test_slurm_array_output_equals_local(tmp_path, slurm_cluster, nordpipe_cli):
     common = ["ingest", raw, "--config", config, "--added", "2024-01-01", "--tasks", "2"]
     nordpipe_cli(*common, "--output", tmp_path / "local", check=True)
     result = nordpipe_cli(*common, "--output", tmp_path / "slurm", "--executor", "slurm", timeout=900)
-    slurm_state = tmp_path / "slurm" / "nyheder" / ".nordpipe" / "datatrove"
-    logs = "\n".join(p.read_text(errors="replace") for p in (slurm_state / "slurm_logs").glob("*")) if (slurm_state / "slurm_logs").exists() else ""
+    state = tmp_path / "slurm" / "nyheder" / ".nordpipe"
+    logs = "\n".join(p.read_text(errors="replace") for p in (state / "slurm_logs").glob("*")) if (state / "slurm_logs").exists() else ""
     assert result.returncode == 0, result.stdout + result.stderr + logs
-    script = (slurm_state / "launch_script.slurm").read_text()
-    assert "--array=0-1" in script
-    assert len(list((slurm_state / "completions").iterdir())) == 2
+    # one array of two tasks, then the finish job that merged the stats and completed the output
+    submitted = json.loads((state / "slurm.json").read_text())
+    assert [(p["name"], p["tasks"]) for p in submitted["phases"]] == [("nordpipe-ingest", 2)]
+    job = submitted["phases"][0]["job"]
+    assert sorted(p.name for p in (state / "slurm_logs").glob("nordpipe-ingest_*")) == [
+        f"nordpipe-ingest_{job}_0.out", f"nordpipe-ingest_{job}_1.out"]
+    assert (state / "slurm_logs" / f"finish_{submitted['finish']}.out").exists()
+    assert len(list((state / "datatrove" / "completions").iterdir())) == 2
+    assert (state / "complete.json").exists()
     local, slurm = _documents(tmp_path / "local" / "nyheder"), _documents(tmp_path / "slurm" / "nyheder")
     assert len(local) >= 2
     assert local == slurm
@@ -41,8 +47,8 @@ def test_slurm_array_output_equals_local(tmp_path, slurm_cluster, nordpipe_cli):
 
 def test_minhash_phases_on_slurm_equal_local(tmp_path, slurm_cluster, nordpipe_cli):
     """``dedup docs --jaccard-check --executor slurm`` runs every MinHash phase as its own Slurm
-    job, each depending on the one before, and writes the documents the local executor writes;
-    each phase keeps its Slurm script and logs (the clusters phase used to delete its own)."""
+    job array, each depending on the one before, then the finish job, and writes the documents
+    the local executor writes; each phase's tasks keep their logs."""
     generate_sample(tmp_path / "sample", seed=5, scale=0.5)
     nordpipe_cli("ingest", tmp_path / "sample" / "raw" / "nyheder", "--config", tmp_path / "sample" / "datasets" / "nyheder.yaml",
                  "--added", "2024-01-01", "--tasks", "2", "--output", tmp_path / "ingested", check=True)
@@ -53,20 +59,17 @@ def test_minhash_phases_on_slurm_equal_local(tmp_path, slurm_cluster, nordpipe_c
     state = tmp_path / "slurm" / ".nordpipe"
     logs = "\n".join(p.read_text(errors="replace") for p in state.rglob("slurm_logs/*"))
     assert result.returncode == 0, result.stdout + result.stderr + logs
-    phases = ["signatures", "buckets", "candidates", "shingles", "verify", "clusters"]
-    scripts = {name: (state / "minhash" / name / "launch_script.slurm") for name in phases}
-    scripts["filter"] = state / "datatrove" / "launch_script.slurm"
-    job_ids, depends = [], []
-    for name, script in scripts.items():
-        assert script.exists(), name
-        # Slurm names the logs <job id>_<task>.out: the phase's job, then (for most phases)
-        # datatrove's stats-merging job
-        ids = sorted({int(log.name.split("_")[0]) for log in (script.parent / "slurm_logs").glob("*.out")})
-        assert 1 <= len(ids) <= 2, (name, ids)
-        job_ids.append(str(ids[0]))
-        depends.append(json.loads((script.parent / "executor.json").read_text())["depends_job_id"])
-    # each phase waited for the one before it
-    assert depends == [None, *job_ids[:-1]]
+    submitted = json.loads((state / "slurm.json").read_text())
+    phases = ["signatures", "buckets", "candidates", "shingles", "verify", "clusters", "filter"]
+    assert [p["name"] for p in submitted["phases"]] == [f"nordpipe-minhash-{name}" for name in phases]
+    # one array per phase, submitted in order (each afterok on the one before: see
+    # test_slurm_pipeline), the finish job last; every task of every phase completed
+    job_ids = [int(p["job"]) for p in submitted["phases"]] + [int(submitted["finish"])]
+    assert job_ids == sorted(job_ids) and len(set(job_ids)) == len(job_ids)
+    for phase in submitted["phases"]:
+        completions = Path(phase["logging_dir"]) / "completions"
+        assert len(list(completions.iterdir())) == phase["tasks"], phase["name"]
+        assert len(list((state / "slurm_logs").glob(f"{phase['name']}_{phase['job']}_*.out"))) == phase["tasks"]
     local_stats, slurm_stats = json.loads(local.stdout), json.loads(result.stdout)
     assert slurm_stats["documents_out"] == local_stats["documents_out"] < local_stats["documents_in"]
     assert slurm_stats["minhash"]["phases"]["clusters"] == local_stats["minhash"]["phases"]["clusters"]

@@ -1574,7 +1574,8 @@ def ingest(
                   raw_inputs=list(raw_paths)) as run:
         run.execute([IngestReader(units, config, added, dataset_dir), RecordIds(dataset_dir), run.writer()])
         if run.submitted_only:
-            return {}
+            return run.submit()
+        run.finishing()
         record_raw_reads(dataset_dir, units)
         resolve_duplicate_ids(dataset_dir)  # before the stats: it moves records to quarantine
         stats = run.merge_stats()

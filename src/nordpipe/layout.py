@@ -16,6 +16,8 @@ This module is the one owner of the on-disk layout; no other module spells ``.no
         datatrove/           datatrove's logs, completions and step stats
         tasks/<rank>.json    per-task stats, each written when its task has moved its files into place
         tmp/                 files of running tasks, moved into place when a task finishes
+        slurm.json           (--executor slurm) the submitted phases: job ids, tasks, logging folders, command
+        slurm_logs/          (--executor slurm) ``PHASE_JOBID_TASK.out`` per array task, ``finish_JOBID.out``
         pipeline-done        (pipelines) the pipeline runner's done marker, with the input identity
         raw-files.json       (ingest) what was read of each raw file: offset, lines, xxh3 of the bytes read
         raw-files/<stem>.json  the same, per task, merged into raw-files.json when the stage completes
@@ -122,6 +124,16 @@ class OutputLayout:
     @property
     def pipeline_done(self) -> str:
         return self.state_path("pipeline-done")
+
+    @property
+    def slurm_record(self) -> str:
+        """``--executor slurm``: the jobs submitted for this output (``runner.slurm``)."""
+        return self.state_path("slurm.json")
+
+    @property
+    def slurm_logs(self) -> str:
+        """``--executor slurm``: one log per array task and per finish job."""
+        return self.state_path("slurm_logs")
 
     def read_json(self, path: str) -> Any:
         with open(path, encoding="utf-8") as handle:

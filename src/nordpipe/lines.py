@@ -1014,8 +1014,6 @@ def run_line_dedup(
     keeps ``keep_generations`` generations.
     """
     options = options or RunOptions()
-    if options.executor == "slurm" and not options.slurm.wait:
-        raise RunError("dedup lines runs three phases and a commit one after the other: --no-wait is not supported")
     exempt = sorted(set(exempt_sources))
     resolved: dict[str, Any] = {}
 
@@ -1105,6 +1103,9 @@ def run_line_dedup(
                  LineDedupFilter(work, cfg, owners, exempt), run.writer()],
                 job_name="nordpipe-lines-filter",
             )
+            if run.submitted_only:
+                return run.submit()  # the finish job commits the state (runner.slurm)
+            run.finishing()
             seen_before = state.seen_files()
             record = {
                 "run_id": base["run_id"],
@@ -1121,6 +1122,9 @@ def run_line_dedup(
             state = state.commit(os.path.join(work, "decide", "filter"), record, cfg, keep_generations)
             kill_point("lines.after-commit")
         else:
+            if run.submitted_only:
+                return run.submit()
+            run.finishing()
             state.store.prune(keep_generations)  # a run killed right after its commit had not pruned yet
         stats = run.merge_stats()
         this_run = next(r for r in state.runs if r.get("run_id") == base["run_id"])

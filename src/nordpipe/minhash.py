@@ -1181,11 +1181,12 @@ def run_minhash(
         os.makedirs(mh_state, exist_ok=True)
         files_json = os.path.join(mh_state, "files.json")
         stems = [stem for _, stem in files]
-        if os.path.exists(files_json) and _load_stems(mh_state) != stems:
-            raise RunError(f"the input files under {input_path} changed since this run started; rerun with --force")
-        with open(files_json + ".tmp", "w") as handle:
-            json.dump({"stems": stems, "paths": [p for p, _ in files]}, handle)
-        os.replace(files_json + ".tmp", files_json)
+        if os.path.exists(files_json):
+            if _load_stems(mh_state) != stems:
+                raise RunError(f"the input files under {input_path} changed since this run started; rerun with --force")
+        else:
+            # written once: the tasks of a Slurm phase array all pass here at the same time
+            atomic_write_json(files_json, {"stems": stems, "paths": [p for p, _ in files]})
         index_parts: list[str] = resolved["parts"]
         part_paths: list[str] = []
         if index is not None:
@@ -1210,7 +1211,8 @@ def run_minhash(
         run.execute([DocumentReader(input_path), MinhashFilter(mh_state), run.writer()],
                     job_name="nordpipe-minhash-filter", depends_job_id=job)
         if run.submitted_only:
-            return {}
+            return run.submit()
+        run.finishing()
         stats = run.merge_stats()
         if index is not None and update_index:
             # polars in a spawned child: the orchestrating process never uses polars (see _isolated)

@@ -4,7 +4,7 @@ A pipeline file names the datasets to ingest and the stages to run, in order::
 
     name: demo
     root: demo-output                 # everything goes below here (--root overrides)
-    executor: local                   # or slurm: one job per stage, chained with afterok
+    executor: local                   # or slurm: each stage's phases as job arrays, stages chained afterok
     slurm: {partition: null, time: "02:00:00", mem_per_cpu: 2}
     sample: {seed: 42, scale: 1.0, files: 1}    # optional: generate sample raw data into ROOT/sample first
     max_removed_share: 0.95           # optional: each stage, and the whole chain, may remove at most this share
@@ -88,6 +88,13 @@ uninterrupted result: ``open_batch`` writes refreshed records to ``ingested.json
 ``pipeline.finish-batch.after-ingested``, ``after-datasheets``, ``after-done``), and each step
 only repeats on a rerun.
 
+With ``executor: slurm`` a run queues the batch's whole chain at once (``PipelineRun.run_slurm``,
+``runner.slurm``): every stage's phases as job arrays and its finish job, each stage after the
+job that writes the previous stage's done marker, and records the job ids in ``batch.json``
+(``slurm.jobs``). A later run that finds any of them pending or running logs ``in flight`` and
+exits 0 (cron neither submits twice nor blocks); once they all ended it finishes the batch if
+every step is done, else resubmits the steps that are not (completed ranks do not run again).
+
 A step is done when its output holds the stage's completion record and the pipeline's done
 marker (``layout.pipeline_done``) records the identity of the very input the step consumed
 (``layout.input_identity``); when the input has changed since (an upstream step ran again), the
@@ -120,14 +127,16 @@ from nordpipe.documents import READ_CHUNK
 from nordpipe.ingest import RAW_READS_FILE, RawStart, settled_mtime
 from nordpipe.layout import OutputLayout, UsageError, atomic_write_json, atomic_write_text, input_identity
 from nordpipe.runner import (
+    MAX_DEFAULT_TASKS,
     ExclusiveLock,
     Interrupted,
     InterruptOnSignals,
     RunError,
+    RunOptions,
+    SlurmOptions,
     default_env_command,
     die_with_parent,
     kill_point,
-    wait_for_slurm_job,
 )
 from nordpipe.stages import PIPELINE_STAGES, STAGES
 
@@ -209,7 +218,7 @@ Schema = Callable[[list[str]], Mapping[str, ParamSpec]]
 """A stage command (``["filter", "quality"]``) -> its options by name."""
 
 # set by the pipeline itself (resources, executor, the raw files), not by a stage's params
-RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "force", "json",
+RUNNER_FLAGS = {"tasks", "workers", "executor", "partition", "time", "cpus", "mem_per_cpu", "env_command", "no_wait", "after", "force", "json",
                 "verbose", "files_from"}
 PIPELINE_SET: dict[str, set[str]] = {"ingest": {"dataset", "output", "config"}}
 """Options a stage's ``params`` may not set because the pipeline sets them (ingest's dataset
@@ -1158,52 +1167,144 @@ class PipelineRun:
                 count = f"\t{documents} documents" if documents is not None else ""
                 log(f"done\t{step.stage}\t{step.output}\t{time.time() - started:.1f}s{count}")
 
-    def run_slurm(self, steps: list[Step], log: Callable[[str], None], wait: bool = True) -> list[str]:
-        """Submit one job per step, each depending (afterok) on the one before."""
+    def _step_tasks(self, step: Step, upstream: dict[str, int]) -> int | None:
+        """The task count a step is submitted with: its ``tasks:``, else its upstream's (the
+        sum over the batch's datasets for the first stage), else None (the stage decides:
+        only for a step whose input is there when it is submitted)."""
+        if step.resources.get("tasks"):
+            return int(step.resources["tasks"])
+        if step.input is None:
+            return None
+        if step.datasets:
+            counts = [upstream.get(os.path.join(step.input, name)) for name in step.datasets]
+            known = [c for c in counts if c]
+            return min(sum(known), MAX_DEFAULT_TASKS) if known else None
+        return upstream.get(step.input)
+
+    @staticmethod
+    def _recorded_tasks(step: Step) -> int | None:
+        """The tasks a step's output was run or submitted with (``slurm.json``, else ``run.json``)."""
+        for path in (step.layout.slurm_record, step.layout.run_record):
+            try:
+                tasks = step.layout.read_json(path).get("tasks")
+            except (FileNotFoundError, json.JSONDecodeError, AttributeError):
+                continue
+            if tasks:
+                return int(tasks)
+        return None
+
+    def run_slurm(self, steps: list[Step], log: Callable[[str], None], wait: bool = True,
+                  batch: str | None = None) -> dict[str, list[str]]:
+        """Queue every step that is not done, all at once (``runner.slurm``): each stage command
+        is run with ``--executor slurm --no-wait``, which submits its phases as job arrays and a
+        finish job, the stages after the first with ``--after`` the job that completes their input
+        (their input is checked in the jobs); a 1-task job after each finish job writes the step's
+        done marker. Returns the job ids by step and records them in ``batch.json``
+        (``slurm.jobs``), so that the next run sees the batch in flight. With ``wait``, waits for
+        each step's jobs in turn and fails naming the logs of the tasks that failed."""
+        from nordpipe.runner.slurm import _sbatch, sbatch_resources
+
         slurm = self.pipeline.slurm
         env = slurm.get("env_command") or default_env_command()
-        previous: str | None = None
-        jobs = []
-        submitted = []
+        logdir = os.path.abspath(os.path.join(self.root, "logs"))
+        os.makedirs(logdir, exist_ok=True)
+        upstream_tasks: dict[str, int] = {}
+        marks: dict[str, str] = {}  # step output -> the job that writes its done marker
+        jobs: dict[str, list[str]] = {}
+        submitted: list[tuple[Step, list[str]]] = []
         for step in steps:
             if step.done():
                 log(f"skip\t{step.stage}\t{step.output}\talready done")
+                recorded = self._recorded_tasks(step)
+                if recorded:
+                    upstream_tasks[step.output] = recorded
                 continue
             self._discard_stale(step, log)
-            argv = [*self.nordpipe, *step.argv, *self._resource_flags(step.resources)]
-            # the done marker records the input identity as the node sees it after the stage
+            if step.input is None:
+                after = []
+            elif step.datasets:
+                after = [marks[o] for o in (os.path.join(step.input, d) for d in step.datasets) if o in marks]
+            else:
+                after = [marks[step.input]] if step.input in marks else []
+            tasks = self._step_tasks(step, upstream_tasks)
+            if after and not tasks:
+                tasks = 1  # the upstream's count is unknown (it cannot be: each submitter records it)
+            resources = step.resources
+            cpus = resources.get("cpus") or slurm.get("cpus") or 1
+            argv = [*self.nordpipe, *step.argv]
+            if tasks:
+                argv += ["--tasks", str(tasks)]
+            argv += ["--workers", str(resources.get("workers") or cpus), "--executor", "slurm", "--no-wait",
+                     "--cpus", str(cpus), "--mem-per-cpu", str(resources.get("mem_per_cpu", slurm.get("mem_per_cpu", 2))),
+                     "--time", str(resources.get("time", slurm.get("time", "24:00:00")))]
+            partition = resources.get("partition") or slurm.get("partition")
+            if partition:
+                argv += ["--partition", str(partition)]
+            if slurm.get("env_command"):
+                argv += ["--env-command", str(slurm["env_command"])]
+            if after:
+                argv += ["--after", ":".join(after)]
+            result = subprocess.run(argv, capture_output=True, text=True)
+            with open(self._logfile(step), "a", encoding="utf-8") as handle:
+                handle.write(f"$ {shlex.join(argv)}\n{result.stdout}{result.stderr}")
+            if result.returncode != 0:
+                raise RunError(f"stage {step.stage}: submitting to Slurm failed (exit {result.returncode}); "
+                               f"log {self._logfile(step)}:\n{result.stderr.strip()[-3000:]}")
+            lines = [line.split("\t") for line in result.stdout.splitlines() if line.startswith("submitted\t")]
+            step_jobs = [fields[3] for fields in lines]
+            finish = next(fields[3] for fields in lines if fields[2] == "finish")
             mark = [sys.executable, "-m", "nordpipe.pipeline", "mark-done", step.stage, step.output,
                     step.input or "", step.raw_identity or ""]
-            script = f"{env}\nset -e\n{shlex.join(argv)}\n{shlex.join(mark)}\n"
-            logdir = os.path.abspath(os.path.join(self.root, "logs"))
-            os.makedirs(logdir, exist_ok=True)
-            cpus = step.resources.get("cpus") or step.resources.get("workers") or 1
-            sbatch = [
-                "sbatch", "--parsable", f"--job-name=nordpipe-{step.stage}",
-                f"--output={logdir}/{os.path.basename(os.path.dirname(step.output))}-{os.path.basename(step.output)}-%j.log",
-                f"--cpus-per-task={cpus}",
-                f"--mem-per-cpu={step.resources.get('mem_per_cpu', slurm.get('mem_per_cpu', 2))}G",
-                f"--time={step.resources.get('time', slurm.get('time', '24:00:00'))}",
-            ]
-            partition = step.resources.get("partition") or slurm.get("partition")
-            if partition:
-                sbatch.append(f"--partition={partition}")
-            if previous:
-                sbatch.append(f"--dependency=afterok:{previous}")
-            result = subprocess.run(sbatch, input=f"#!/bin/bash\n{script}", capture_output=True, text=True)
-            if result.returncode != 0:
-                raise RunError(f"sbatch failed for stage {step.stage}: {result.stderr.strip()}")
-            previous = result.stdout.strip().split(";")[0]
-            jobs.append(previous)
-            submitted.append(step)
-            log(f"submitted\t{step.stage}\tjob {previous}")
+            name = f"{os.path.basename(os.path.dirname(step.output))}-{os.path.basename(step.output)}"
+            cwd = shlex.quote(os.getcwd())
+            step_resources = RunOptions(slurm=SlurmOptions(partition=partition, time="00:10:00", cpus_per_task=1,
+                                                           mem_per_cpu_gb=1))
+            marks[step.output] = _sbatch(
+                f"#!/bin/bash\n{env}\ncd {cwd}\nexec {shlex.join(mark)}\n",
+                [f"--job-name=nordpipe-{step.stage}-done", f"--output={logdir}/{name}-done-%j.log",
+                 *sbatch_resources(step_resources), f"--dependency=afterok:{finish}", "--kill-on-invalid-dep=yes"])
+            step_jobs.append(marks[step.output])
+            for fields in lines:
+                log("\t".join(fields))
+            log(f"submitted\t{step.stage}\tdone-marker\t{marks[step.output]}")
+            recorded = self._recorded_tasks(step) if not after else tasks
+            if recorded:
+                upstream_tasks[step.output] = recorded
+            jobs[step.stage if step.stage != "ingest" else f"ingest/{os.path.basename(step.output)}"] = step_jobs
+            submitted.append((step, step_jobs))
+            if batch is not None:
+                self._record_jobs(batch, jobs)
         if wait:
-            for job, step in zip(jobs, submitted, strict=True):
-                wait_for_slurm_job(job)
-                if not step.done():
-                    raise RunError(f"Slurm job {job} (stage {step.stage}) did not finish; logs in {self.root}/logs")
-                log(f"done\t{step.stage}\t{step.output}\tjob {job}")
+            self.wait_for_steps(submitted, log)
         return jobs
+
+    def _record_jobs(self, batch: str, jobs: dict[str, list[str]]) -> None:
+        path = os.path.join(self.root, "batches", batch, "batch.json")
+        record = self._read_json(path, {})
+        record["slurm"] = {"submitted": time.strftime("%Y-%m-%dT%H:%M:%S"), "jobs": jobs}
+        atomic_write_json(path, record)
+
+    def jobs_in_flight(self, batch: str) -> tuple[set[str], int]:
+        """The batch's Slurm jobs still pending or running, and how many it submitted (no
+        ``squeue`` call for a batch that never went to Slurm)."""
+        from nordpipe.runner.slurm import jobs_in_queue
+
+        jobs = [job for ids in ((self._batch_record(batch).get("slurm") or {}).get("jobs") or {}).values() for job in ids]
+        return (jobs_in_queue(jobs) if jobs else set()), len(jobs)
+
+    def wait_for_steps(self, submitted: list[tuple[Step, list[str]]], log: Callable[[str], None]) -> None:
+        """Wait for each step's own jobs, in order; a step whose jobs ended without its done
+        marker fails the run, naming the failed tasks' logs (``nordpipe status``)."""
+        from nordpipe.runner.slurm import progress, wait_for_jobs
+
+        for step, step_jobs in submitted:
+            wait_for_jobs(step_jobs)
+            if not step.done():
+                failed = [f"{key}: {value}" for key, value in progress(step.output) if "failed" in key]
+                raise RunError(f"stage {step.stage}: Slurm jobs {', '.join(step_jobs)} ended without completing "
+                               f"{step.output}: {'; '.join(failed) or 'see ' + step.layout.slurm_logs}; rerun to "
+                               "resubmit what is missing")
+            log(f"done\t{step.stage}\t{step.output}\tjobs {','.join(step_jobs)}")
 
     def finish_batch(self, batch: str, files: dict[str, list[str]], log: Callable[[str], None] | None = None) -> None:
         """Record what the batch's ingest read of each raw file, then mark the batch done.
@@ -1325,10 +1426,16 @@ def run_pipeline(pipeline: Pipeline, start: str | None = None, until: str | None
         steps = runner.select(runner.plan(batch, files), start, until)
         runner.check_inputs(steps, start)
         log(f"batch\t{batch}\t{sum(len(v) for v in files.values())} new raw files")
+        queued, total = runner.jobs_in_flight(batch)  # whatever the executor is now
+        if queued:
+            # cron: the batch's chain is queued; neither submit it twice nor wait for it
+            log(f"in flight\tbatch {batch}\t{len(queued)} of {total} Slurm jobs pending or running "
+                f"({', '.join(sorted(queued, key=int)[:10])}); nothing submitted")
+            return {"batch": batch, "in_flight": sorted(queued)}
         if pipeline.executor == "slurm":
-            runner.run_slurm(steps, log, wait=wait)
-            if not wait:
-                return {"batch": batch, "submitted": True}
+            submitted = runner.run_slurm(steps, log, wait=wait, batch=batch)
+            if not wait and submitted:
+                return {"batch": batch, "submitted": submitted}
         else:
             runner.run_local(steps, log)
         all_steps = runner.plan(batch, files, write_lists=False)  # the lists were written above

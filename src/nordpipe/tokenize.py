@@ -1115,7 +1115,8 @@ def run_tokenize(input_path: str, output_path: str, config: TokenizeConfig, opti
         steps = tokenize_steps(config, output_path, tokenizer)
         run.execute([DocumentReader(input_path), *steps])
         if run.submitted_only:
-            return {}
+            return run.submit()
+        run.finishing()
         manifest = finalize_tokenize(output_path, tokenizer, config, run.tasks)
         stats = run.merge_stats()
         stats["extra"] = {

@@ -842,7 +842,8 @@ def run_urls(
     with stage_run as run:
         run.execute([DocumentReader(input_path), *steps, run.writer()])
         if run.submitted_only:
-            return {}
+            return run.submit()
+        run.finishing()
         stats = run.merge_stats()
         if consent_cache:
             consent = stats.get("steps", {}).get("consent", {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +25,7 @@ from rich.table import Table
 
 from nordpipe.layout import InputError, UsageError
 from nordpipe.runner import DEFAULT_MAX_REMOVED_SHARE, Interrupted, RunError, RunOptions, SlurmOptions
+from nordpipe.runner.slurm import PhaseDone
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -38,7 +40,13 @@ TimeOpt = Annotated[str, typer.Option("--time", help="Slurm time limit per task.
 CpusOpt = Annotated[int, typer.Option("--cpus", min=1, help="Slurm CPUs per task.", rich_help_panel="Slurm")]
 MemOpt = Annotated[int, typer.Option("--mem-per-cpu", min=1, help="Slurm memory per CPU, GB.", rich_help_panel="Slurm")]
 EnvOpt = Annotated[str | None, typer.Option("--env-command", help="Shell line activating nordpipe on the nodes [default: this venv].", rich_help_panel="Slurm")]
-NoWaitOpt = Annotated[bool, typer.Option("--no-wait", help="Submit the Slurm job and return without waiting.", rich_help_panel="Slurm")]
+NoWaitOpt = Annotated[bool, typer.Option(
+    "--no-wait", help="Submit the Slurm jobs (every phase's array and the finish job), print "
+                      "`submitted<TAB>stage<TAB>phase<TAB>jobid` per job and return; `nordpipe status OUTPUT` shows progress.",
+    rich_help_panel="Slurm")]
+AfterOpt = Annotated[str | None, typer.Option(
+    "--after", hidden=True, rich_help_panel="Slurm",
+    help="Slurm job ids (a:b) whose success makes INPUT complete: submit now, check INPUT in the jobs (needs --tasks).")]
 KeepRemovedOpt = Annotated[bool, typer.Option("--keep-removed", help="Write removed documents, with their reason, to OUTPUT/removed/.")]
 MaxRemovedShareOpt = Annotated[float, typer.Option(
     "--max-removed-share", min=0.0, max=1.0,
@@ -70,6 +78,7 @@ def run_options(
     mem_per_cpu: int = 2,
     env_command: str | None = None,
     no_wait: bool = False,
+    after: str | None = None,
     keep_removed: bool = False,
     strict: bool = False,
     force: bool = False,
@@ -92,8 +101,9 @@ def run_options(
         max_removed_share=max_removed_share,
         slurm=SlurmOptions(
             partition=partition, time=time, cpus_per_task=cpus, mem_per_cpu_gb=mem_per_cpu,
-            env_command=env_command, wait=not no_wait,
+            env_command=env_command, wait=not no_wait, after=after,
         ),
+        command=sys.argv[1:],
     )
 
 
@@ -111,6 +121,7 @@ _RUN_OPTION_ANNOTATIONS: dict[str, Any] = {
     "mem_per_cpu": MemOpt,
     "env_command": EnvOpt,
     "no_wait": NoWaitOpt,
+    "after": AfterOpt,
     "keep_removed": KeepRemovedOpt,
     "max_removed_share": MaxRemovedShareOpt,
     "strict": StrictOpt,
@@ -153,7 +164,10 @@ def with_run_options(keep_removed: bool = True, removes_documents: bool | None =
         @functools.wraps(func)
         def wrapper(**kwargs: Any) -> Any:
             chosen = {name: kwargs.pop(name) for name in list(kwargs) if name in shared_names}
-            return func(**kwargs, options=run_options(**chosen))
+            options = run_options(**chosen)
+            if options.slurm.after:
+                return submit_deferred(kwargs.get("output_path"), options)
+            return func(**kwargs, options=options)
 
         signature = own.replace(parameters=parameters)
         wrapper.__signature__ = signature  # type: ignore[attr-defined]
@@ -161,6 +175,37 @@ def with_run_options(keep_removed: bool = True, removes_documents: bool | None =
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def submit_deferred(output: str | None, options: RunOptions) -> None:
+    """``--after JOBID``: queue the stage behind the jobs that complete its input (``runner.slurm``)."""
+    from nordpipe.runner.slurm import deferred_phases, progress, submit_stage, submitted_lines, wait_for_jobs
+    from nordpipe.stages import STAGES
+
+    if options.executor != "slurm":
+        raise UsageError("--after needs --executor slurm")
+    if not options.tasks:
+        raise UsageError("--after needs --tasks: the arrays are submitted before INPUT exists")
+    command = options.command or []
+    stage = next((name for name, s in STAGES.items() if command[: len(s.command)] == list(s.command)), None)
+    if stage is None or output is None:
+        raise UsageError(f"--after: not a stage command with INPUT and OUTPUT: {' '.join(command[:2])}")
+    from nordpipe.layout import OutputLayout
+
+    layout = OutputLayout.of(output)
+    if os.path.exists(layout.completion):
+        os.remove(layout.completion)  # the finish job writes it again: until then the run is not complete
+    record = submit_stage(stage, output, command, deferred_phases(stage, output, options.tasks, command), options,
+                          options.tasks, after=options.slurm.after, prepare=True)
+    if not options.slurm.wait:
+        for line in submitted_lines(record):
+            sys.stdout.write(line + "\n")
+        return
+    wait_for_jobs([record["prepare"], *(p["job"] for p in record["phases"]), record["finish"]])
+    if layout.completed() is None:
+        failed = "; ".join(f"{k}: {v}" for k, v in progress(output) if "failed" in k)
+        raise RunError(f"Slurm jobs of {output} ended without completing it; {failed or 'see ' + layout.slurm_logs}")
+    print_summary(layout.read_json(layout.stats))
 
 
 def stage_command(func: F) -> F:
@@ -172,6 +217,9 @@ def stage_command(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except PhaseDone:
+            # a Slurm array task ran its rank (runner.slurm)
+            raise typer.Exit(0) from None
         except Interrupted as err:
             err_console.print(f"nordpipe: stopped by {err}; rerun the same command to resume", highlight=False)
             raise typer.Exit(err.exit_code) from None

@@ -61,8 +61,6 @@ def lines_command(
 
     if fpr is not None and not 0 < fpr < 1:
         raise typer.BadParameter("must be between 0 and 1 (exclusive)", param_hint="--fpr")
-    if not options.slurm.wait:
-        raise typer.BadParameter("dedup lines runs several phases one after the other", param_hint="--no-wait")
     config = {
         "expected_lines": expected_lines,
         "fpr": fpr,

@@ -177,27 +177,55 @@ def report_command(
 
 @app.command("status")
 def status_command(
-    output: Annotated[str, typer.Argument(help="A stage's OUTPUT folder.")],
+    output: Annotated[str, typer.Argument(help="A stage's OUTPUT folder, or a pipeline ROOT (its latest batch's stages).")],
 ) -> None:
     """Show a stage run's progress (tasks completed, whether the run is complete) and its stats,
-    e.g. after --executor slurm --no-wait. Exits 0 when the run is complete, else 1."""
+    e.g. after --executor slurm --no-wait; for a pipeline ROOT, every stage of its latest batch.
+    On Slurm, per phase: tasks done/total and the job id, then the failed tasks with their log
+    files, read from the files the jobs write (whether or not the submitting process is alive).
+    Exits 0 when the run (every stage of the batch) is complete, else 1."""
     from nordpipe.layout import OutputLayout
 
-    layout = OutputLayout.of(output)
-    run = layout.run()
-    if run is None:
+    if os.path.isdir(os.path.join(output, "batches")) and OutputLayout.of(output).run() is None:
+        batches = sorted(d for d in os.listdir(os.path.join(output, "batches")) if d.isdigit())
+        if not batches:
+            err_console.print(f"nordpipe: error: {output} holds no batch yet", highlight=False)
+            raise typer.Exit(1)
+        base = os.path.join(output, "batches", batches[-1])
+        folders = [os.path.join(base, "ingest", d) for d in sorted(os.listdir(os.path.join(base, "ingest")))] \
+            if os.path.isdir(os.path.join(base, "ingest")) else []
+        folders += [os.path.join(base, d) for d in sorted(os.listdir(base)) if d[:2].isdigit() and "-" in d]
+        sys.stdout.write(f"batch\tbatch\t{batches[-1]}\n")
+        complete = [_stage_status(folder) for folder in folders]
+        raise typer.Exit(0 if folders and all(complete) else 1)
+    if OutputLayout.of(output).run() is None and not os.path.exists(OutputLayout.of(output).slurm_record):
         err_console.print(f"nordpipe: error: {output} holds no nordpipe run", highlight=False)
         raise typer.Exit(1)
+    raise typer.Exit(0 if _stage_status(output) else 1)
+
+
+def _stage_status(output: str) -> bool:
+    """Write one stage output's ``stage<TAB>key<TAB>value`` lines; True when it is complete."""
+    from nordpipe.layout import OutputLayout
+    from nordpipe.runner.slurm import progress
+
+    layout = OutputLayout.of(output)
+    run = layout.run() or {}
     completions = os.path.join(layout.datatrove, "completions")
     done = len(os.listdir(completions)) if os.path.isdir(completions) else 0
     completed = layout.completed()
+    slurm_rows = progress(output)
+    stage, tasks = run.get("stage"), run.get("tasks")
+    if slurm_rows:
+        submitted = layout.read_json(layout.slurm_record)
+        stage, tasks = stage or submitted.get("stage"), tasks or submitted.get("tasks")
     # stage<TAB>key<TAB>value, as every plain-text summary (README).
-    stage = run.get("stage")
-    rows: list[tuple[str, object]] = [("tasks_complete", done), ("tasks", run.get("tasks")),
-                                      ("complete", "yes" if completed is not None else "no")]
+    rows: list[tuple[str, object]] = [("output", os.path.abspath(output)), ("tasks_complete", done),
+                                      ("tasks", tasks), ("complete", "yes" if completed is not None else "no")]
+    rows += slurm_rows
     if os.path.exists(layout.stats):
         stats = layout.read_json(layout.stats)
         rows += [(key, stats.get(key, 0)) for key in ("documents_in", "documents_out", "removed_total", "quarantined_total")]
     for key, value in rows:
         sys.stdout.write(f"{stage}\t{key}\t{value}\n")
-    raise typer.Exit(0 if completed is not None else 1)
+    return completed is not None

@@ -365,7 +365,8 @@ def run_pii(
                           fields=fields, skip_fields=skip_fields)
         run.execute([DocumentReader(input_path), step, run.writer()])
         if run.submitted_only:
-            return {}
+            return run.submit()
+        run.finishing()
         stats = run.merge_stats()
         counters = stats.get("steps", {}).get(PiiReplace.name, {})
         extra = {f"pii {entity}": int(counters[entity]) for entity in [*ALL_ENTITIES, *own_entities]

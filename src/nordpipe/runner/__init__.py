@@ -14,7 +14,8 @@ an interrupted-then-rerun stage equals that of an uninterrupted one.
 
 The package, along its seams: ``options`` (RunOptions, RunError), ``processes`` (signals,
 workers that die with their parent), ``lock`` (the run lock), ``executors`` (supervised local
-workers, Slurm job arrays), ``stage_run`` (``StageRun``, the protocol every stage follows, and
+workers, one rank of a Slurm array task), ``slurm`` (a stage's phases as Slurm job arrays and its
+finish job; progress for ``nordpipe status``), ``stage_run`` (``StageRun``, the protocol every stage follows, and
 the stats it merges), ``removal_guard`` (a stage or chain that removes almost everything fails). Everything is importable from ``nordpipe.runner``.
 """
 

@@ -1,4 +1,5 @@
-"""Executors: datatrove tasks on supervised local workers, or as a Slurm job array."""
+"""Executors: datatrove tasks on supervised local workers, or one rank of a Slurm array task
+(``run_phase_rank``; the arrays themselves are submitted by ``runner.slurm``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.runner.options import RunError, RunOptions
-from nordpipe.runner.processes import describe_exit, die_with_parent, pause_for_tests
+from nordpipe.runner.processes import describe_exit, die_with_parent, kill_point, pause_for_tests
 
 # --------------------------------------------------------------------------------------------
 # Executors
@@ -59,8 +60,8 @@ def execute(
 ) -> str | None:
     """Run a datatrove pipeline as ``tasks`` tasks on the chosen executor.
 
-    Returns the Slurm job id for ``--executor slurm`` (after waiting, unless
-    ``options.slurm.wait`` is False), else None. Raises ``RunError`` if any task failed.
+    Returns None (the signature keeps a job id for callers that chain phases). Raises
+    ``RunError`` if any task failed.
     """
     _quiet_datatrove(options.verbose)
     if options.executor == "local":
@@ -78,8 +79,47 @@ def execute(
             raise RunError(f"{len(missing)} of {tasks} tasks did not complete (logs in {logging_dir}/logs)")
         return None
     if options.executor == "slurm":
-        return _execute_slurm(pipeline, logging_dir, tasks, options, job_name, depends_job_id)
+        # a stage's phases are submitted together by ``StageRun.submit`` (``runner.slurm``)
+        raise RunError("execute(): --executor slurm runs through StageRun (runner.slurm), not one phase at a time")
     raise RunError(f"unknown executor {options.executor!r} (use local or slurm)")
+
+
+def run_phase_rank(
+    pipeline: Sequence[PipelineStep | Callable[..., Any]],
+    logging_dir: str,
+    tasks: int,
+    name: str,
+    target: str,
+    verbose: bool = False,
+) -> None:
+    """In a Slurm array task of phase ``target`` (``runner.slurm``): the stage reached phase
+    ``name``. Its own phase: run this task's rank in this process (unless it completed before:
+    datatrove's ``skip_completed``), then stop the command (``PhaseDone``, exit 0). An earlier
+    phase: it must be complete (the arrays are chained ``afterok``); return and go on. An
+    incomplete other phase: ``target`` is not part of this run (deferred input submits every
+    phase a stage may have): stop, doing nothing."""
+    from datatrove.executor import LocalPipelineExecutor
+
+    from nordpipe.runner.slurm import PhaseDone, phase_rank
+
+    _quiet_datatrove(verbose)
+    executor = LocalPipelineExecutor(pipeline=list(pipeline), tasks=tasks, workers=1, logging_dir=logging_dir,
+                                     skip_completed=True)
+    if name != target:
+        if executor.get_incomplete_ranks(range(tasks)):
+            sys.stderr.write(f"nordpipe: phase-task: nothing to do: phase {target} follows {name}, which is not "
+                             "complete, so it is not part of this run\n")
+            raise PhaseDone(target)
+        return
+    rank = phase_rank()
+    if rank >= tasks:
+        sys.stderr.write(f"nordpipe: phase-task: nothing to do: phase {name} has {tasks} tasks, this is task {rank}\n")
+        raise PhaseDone(target)
+    if rank == 0:
+        executor.save_executor_as_json()  # what `nordpipe status` compares the completions with
+    kill_point(f"slurm.{name}.{rank:05d}")
+    executor._run_for_rank(rank)
+    raise PhaseDone(target)
 
 
 def _worker_main(executor: Any, conn: Any, local_rank: int, verbose: bool) -> None:
@@ -246,48 +286,6 @@ def default_env_command() -> str:
     if sys.prefix != sys.base_prefix:
         return f"source {os.path.join(sys.prefix, 'bin', 'activate')}"
     return f"export PATH={os.path.dirname(sys.executable)}:$PATH"
-
-
-def _execute_slurm(
-    pipeline: Sequence[PipelineStep | Callable[..., Any]],
-    logging_dir: str,
-    tasks: int,
-    options: RunOptions,
-    job_name: str,
-    depends_job_id: str | None,
-) -> str:
-    from datatrove.executor import SlurmPipelineExecutor
-
-    slurm = options.slurm
-    executor = SlurmPipelineExecutor(
-        pipeline=list(pipeline),
-        tasks=tasks,
-        time=slurm.time,
-        partition=slurm.partition or _default_partition(),
-        cpus_per_task=slurm.cpus_per_task,
-        mem_per_cpu_gb=slurm.mem_per_cpu_gb,
-        workers=options.workers if options.workers > 1 else -1,
-        job_name=job_name,
-        logging_dir=logging_dir,
-        env_command=slurm.env_command or default_env_command(),
-        qos=slurm.qos or "",
-        sbatch_args=dict(slurm.sbatch_args),
-        depends_job_id=depends_job_id,
-        skip_completed=True,
-        stagger_max_array_jobs=0,
-    )
-    if executor.get_incomplete_ranks(range(tasks)) == []:
-        return ""
-    executor.launch_job()
-    job_id = str(executor.job_id)
-    if slurm.wait:
-        wait_for_slurm_job(job_id)
-        missing = executor.get_incomplete_ranks(range(tasks))
-        if missing:
-            raise RunError(
-                f"Slurm job {job_id}: {len(missing)} of {tasks} tasks did not complete (logs in {logging_dir}/slurm_logs)"
-            )
-    return job_id
 
 
 def _default_partition() -> str:

@@ -27,6 +27,9 @@ class SlurmOptions:
     """Shell line that activates nordpipe's environment on the nodes (default: this venv)."""
     wait: bool = True
     """Wait for the job array to finish and report (False: submit and return)."""
+    after: str | None = None
+    """Job ids (``a:b``) the stage's first job waits for (``afterok``): its input is the output
+    of those jobs, checked in the jobs, not by the submitter (``runner.slurm``)."""
     qos: str | None = None
     sbatch_args: dict[str, str] = field(default_factory=dict)
 
@@ -51,6 +54,8 @@ class RunOptions:
     verbose: bool = False
     compression_level: int = 1
     """gzip level of the documents a stage writes (ingest uses 6 for the stored datasets)."""
+    command: list[str] | None = None
+    """The stage command line (``sys.argv[1:]``): ``--executor slurm`` runs it again in each job."""
     max_removed_share: float = DEFAULT_MAX_REMOVED_SHARE
     """A stage that removes more than this share of its input documents fails (exit 1) and its
     output is not marked complete (``runner.removal_guard``). Not a parameter of the output:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 import uuid
 from collections import Counter
@@ -29,11 +30,12 @@ from nordpipe.layout import (
     upstream_outputs,
     written_digests,
 )
-from nordpipe.runner.executors import execute
+from nordpipe.runner.executors import execute, run_phase_rank
 from nordpipe.runner.lock import ExclusiveLock, OutputLock
 from nordpipe.runner.options import MAX_DEFAULT_TASKS, RunError, RunOptions
 from nordpipe.runner.processes import InterruptOnSignals
 from nordpipe.runner.removal_guard import RemovalShareExceeded, check_stage
+from nordpipe.runner.slurm import PREPARE, Phase, PhaseDone, phase_target
 from nordpipe.stages import STAGES
 from nordpipe.steps import DocumentReader, DocumentWriter, list_document_files
 
@@ -58,6 +60,12 @@ class StageRun:
     merges the tasks' stats into ``stats.json`` and writes the completion record last -- unless
     a stage that removes documents removed more than ``--max-removed-share`` of its input
     (``removal_guard``): then no completion record, exit 1.
+
+    With ``--executor slurm`` (``runner.slurm``) ``execute`` only records each phase, and where
+    a local run would start its work after the last phase the stage returns ``run.submit()``,
+    which submits the phases as chained job arrays and a finish job (the same command, rerun,
+    does that work), then releases the locks. Stage code after the last phase begins with
+    ``run.finishing()`` (``finish``/``merge_stats`` call it): an array task stops there.
 
     ``owned`` names what the stage writes in OUTPUT besides ``.nordpipe`` (default: the stage
     registry's ``writes``); ``raw_inputs`` replaces the checked INPUT for stages that read raw files
@@ -107,6 +115,12 @@ class StageRun:
         self._record_extra = record_extra or {}
         self.record: dict[str, Any] = {}
         self._locks = [OutputLock(self.output_path), *(OutputLock(path) for path in extra_locks)]
+        if phase_target() not in (None, PREPARE):
+            # an array task of a Slurm phase: its siblings run at the same time, and the
+            # submitter (or prepare job) and the finish job hold the locks around the phases
+            self._locks = []
+        self.phases: list[Phase] = []
+        """``--executor slurm``: the phases ``execute`` recorded, submitted by ``submit``."""
         self._signals = InterruptOnSignals()
 
     @property
@@ -136,11 +150,14 @@ class StageRun:
 
     def __exit__(self, *exc: object) -> None:
         try:
-            for lock in reversed(self._locks):
-                if lock.handle is not None and not lock.handle.closed:
-                    lock.__exit__(None, None, None)
+            self._release_locks()
         finally:
             self._signals.__exit__(None, None, None)
+
+    def _release_locks(self) -> None:
+        for lock in reversed(self._locks):
+            if lock.handle is not None and not lock.handle.closed:
+                lock.__exit__(None, None, None)
 
     def _refuse_foreign_output(self) -> None:
         """OUTPUT must be new, empty, or a run of this stage (``--force`` never deletes others' files)."""
@@ -210,7 +227,22 @@ class StageRun:
         depends_job_id: str | None = None,
         options: RunOptions | None = None,
     ) -> str | None:
-        """Run one phase as datatrove tasks (default: the stage's tasks, logs in ``.nordpipe/datatrove``)."""
+        """Run one phase as datatrove tasks (default: the stage's tasks, logs in ``.nordpipe/datatrove``).
+
+        ``--executor slurm`` (the submitter): record the phase for ``submit``; in a Slurm array
+        task (``runner.slurm``): run this task's rank if this is its phase, else check that the
+        earlier phase is complete."""
+        name = job_name or f"nordpipe-{self.stage}"
+        folder = logging_dir or self.layout.datatrove
+        count = tasks or self.tasks
+        target = phase_target()
+        if target == PREPARE:
+            raise PhaseDone(f"prepared {self.output_path}")
+        if target is not None:
+            return run_phase_rank(pipeline, folder, count, name, target, (options or self.options).verbose)
+        if self.submitted_only:
+            self.phases.append(Phase(name, count, os.path.abspath(folder)))
+            return None
         return execute(
             pipeline,
             logging_dir or self.layout.datatrove,
@@ -232,15 +264,61 @@ class StageRun:
 
     @property
     def submitted_only(self) -> bool:
-        """Submitted to Slurm with ``--no-wait``: nothing to finish here."""
-        return self.options.executor == "slurm" and not self.options.slurm.wait
+        """``--executor slurm``: the phases were recorded, not run; the stage ends with
+        ``return run.submit()`` (the finish job does the rest, ``runner.slurm``)."""
+        return self.options.executor == "slurm"
+
+    def submit(self) -> dict[str, Any]:
+        """Submit the recorded phases and the finish job, release the locks (the finish job
+        takes them), print the job ids; with wait, wait for the finish job and return the stats it
+        wrote (raise ``RunError`` naming the failed tasks' logs), else return ``{}``."""
+        from nordpipe.runner.slurm import jobs_in_queue, progress, submit_stage, submitted_lines, wait_for_jobs
+
+        command = self.options.command
+        if not command:
+            raise RunError("--executor slurm runs the stage command again in each job: run it from the nordpipe "
+                           "command line")
+        if os.path.exists(self.layout.completion) and not self.rebuilds:
+            # this run is not complete until its finish job says so
+            os.remove(self.layout.completion)
+        record = submit_stage(self.stage, self.output_path, command, self.phases, self.options, self.tasks)
+        self._release_locks()
+        if not self.options.slurm.wait:
+            for line in submitted_lines(record):
+                print(line, flush=True)
+            return {}
+        jobs = [p["job"] for p in record["phases"]] + [record["finish"]]
+        wait_for_jobs(jobs)
+        if self.layout.completed() is None:
+            failed = "; ".join(f"{key}: {value}" for key, value in progress(self.output_path) if "failed" in key)
+            queued = jobs_in_queue(jobs)
+            raise RunError(f"Slurm jobs of {self.output_path} ended without completing it"
+                           f"{' (still queued: ' + ', '.join(sorted(queued)) + ')' if queued else ''}; "
+                           f"{failed or 'see ' + self.layout.slurm_logs}; rerun the same command to resubmit "
+                           "what is missing")
+        return dict(self.layout.read_json(self.layout.stats))
+
+    def finishing(self) -> None:
+        """The stage's work after its last phase starts here: in a Slurm array task (which runs
+        one rank of one phase) stop; the finish job does it (``runner.slurm``)."""
+        target = phase_target()
+        if target is not None:
+            sys.stderr.write(f"nordpipe: phase-task: nothing to do: phase {target} is not part of this run\n")
+            raise PhaseDone(target)
 
     def finish(self) -> dict[str, Any]:
-        """``merge_stats`` then ``complete``: for stages with nothing to do between the two."""
+        """``merge_stats`` then ``complete``: for stages with nothing to do between the two
+        (``--executor slurm``: ``submit``)."""
+        if self.submitted_only:
+            return self.submit()
+        self.finishing()
         return self.complete(self.merge_stats())
 
     def merge_stats(self) -> dict[str, Any]:
         """Merge the tasks' stats into ``stats.json`` and return them (the run is not complete yet)."""
+        if self.submitted_only:
+            raise RuntimeError(f"stage {self.stage}: merge_stats in a Slurm submitter (return run.submit() first)")
+        self.finishing()
         if DOCUMENTS in self.owned:
             os.makedirs(self.layout.documents, exist_ok=True)  # an empty output is still a dataset folder
         return finalize(self.output_path, stage=self.stage, tasks=self.tasks, seconds=time.time() - self.started)
@@ -301,8 +379,6 @@ def run_stage(
     with StageRun(stage, input_path, output_path, options, parameters, tasks=tasks, raw_inputs=raw_inputs) as run:
         reader = reader or DocumentReader(input_path)
         run.execute([reader, *steps, run.writer()])
-        if run.submitted_only:
-            return {}
         return run.finish()
 
 
