@@ -45,6 +45,7 @@ import platform
 import pstats
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -143,10 +144,15 @@ def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, float]
     peak_kib = 0
     with log.open("wb") as handle:
         process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
-        while process.poll() is None:
-            # the tree's own orphans (a forkserver outliving its stage) are ours to reap
-            peak_kib = max(peak_kib, _tree_rss_kib(process.pid) + _orphans_rss_kib(process.pid))
-            time.sleep(0.2)
+        try:
+            while process.poll() is None:
+                # the tree's own orphans (a forkserver outliving its stage) are ours to reap
+                peak_kib = max(peak_kib, _tree_rss_kib(process.pid) + _orphans_rss_kib(process.pid))
+                time.sleep(0.2)
+        finally:
+            if process.poll() is None:  # this script stopped: `nordpipe run` stops its stage on SIGTERM
+                process.terminate()
+                process.wait()
     wall = time.perf_counter() - started
     deadline = time.time() + 30
     while time.time() < deadline and _our_children():
@@ -286,6 +292,7 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=REPO / "benchmarks" / "work" / "profile")
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # runs measure's cleanup
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
         raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed: CPU times would miss orphaned processes")
