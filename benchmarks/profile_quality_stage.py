@@ -5,7 +5,7 @@
 Runs reader -> ``LanguageIdentifier(languages=da,nb,nn,sv,en)`` -> the three quality filters ->
 writer (``--keep-removed``) in this process under cProfile and prints the process CPU time, the
 peak memory (max RSS) and the top functions by cumulative and by own time. The summary in
-``benchmarks/results/profile.md`` comes from this output. cProfile adds overhead to Python
+``benchmarks/results/profile_quality.md`` comes from this output. cProfile adds overhead to Python
 calls, not to C calls such as lingua's, and on a loaded machine its times are wall times: read
 the shares, not the seconds.
 """

@@ -43,3 +43,24 @@ def test_normalize_created(value, expected):
 def test_created_range_must_be_ordered():
     with pytest.raises(DateError, match="after"):
         normalize_created("2021-01-01, 2020-01-01")
+
+
+def test_dates_with_a_word_and_comma_skip_the_ctime_formats_without_changing_the_result():
+    """RFC 2822 strings skip the ctime ``strptime`` tries (issue 20): those tries can only fail on them."""
+    import datetime as dt
+    import email.utils
+
+    from nordpipe.dates import _CTIME_FORMATS, parse_date
+
+    texts = [email.utils.format_datetime(dt.datetime(2001 + i % 90, 1 + i % 12, 1 + i % 28, i % 24, 7, 9,
+                                                     tzinfo=dt.timezone(dt.timedelta(hours=i % 27 - 13))))
+             for i in range(200)]
+    texts += ["Thursday, 24 Sep 2020 20:08:09 +0000", "Thu, 24 Sep 2020 23:30:00 -0200"]
+    for text in texts:
+        for fmt in _CTIME_FORMATS:
+            with pytest.raises(ValueError):
+                dt.datetime.strptime(text, fmt)
+        expected = email.utils.parsedate_to_datetime(text).astimezone(dt.UTC).date()
+        assert parse_date(text) == expected, text
+    assert parse_date("Thu, 24 Sep 2020 23:30:00 -0200") == dt.date(2020, 9, 25)
+    assert parse_date("Thu Sep 24 20:08:09 2020 +0000") == dt.date(2020, 9, 24)  # ctime still tried

@@ -141,3 +141,54 @@ def test_real_warcs_keep_inline_link_text(tmp_path, nordpipe_cli, shared):
     assert len(whole) >= len(sentences) // 2, (whole, sentences)
     for menu_item in ("Ir al contenido", "mover a la barra lateral", "Creyar cuenta", "Zaguers cambeos"):
         assert menu_item in wet and menu_item not in page  # the WET keeps Wikipedia's menus, ingest must not
+
+
+def _slots(options: object) -> dict[str, object]:
+    return {name: getattr(options, name) for name in type(options).__slots__}
+
+
+def test_extract_options_are_the_options_trafilatura_would_build_for_the_page():
+    """html_to_text reuses one options template (issue 20): per URL it must equal what
+    ``trafilatura.extract(page, url=url, include_comments=False)`` constructs."""
+    from trafilatura.settings import DEFAULT_CONFIG, Extractor
+
+    from nordpipe.extract import extract_options
+
+    for url in (None, "", "https://avisen.example.dk/holdet", "https://by.example.dk/æøå?q=1", "http://x.example/\udcff"):
+        built = Extractor(config=DEFAULT_CONFIG, comments=False, url=url)
+        reused = extract_options(url)
+        assert _slots(reused) == _slots(built), url
+    first, second = extract_options("https://a.example/"), extract_options("https://b.example/")
+    assert first is not second and first.url == "https://a.example/" and second.url == "https://b.example/"
+
+
+def _extract_as_before(page: bytes, url: str | None) -> str:
+    import trafilatura
+
+    text = trafilatura.extract(page, url=url, include_comments=False) or ""
+    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())
+
+
+def test_html_to_text_gives_what_trafilatura_extract_gives_page_after_page():
+    template = ("<html><body><article><p>Byrådet i Aarhus besluttede i aftes at {inner} skal have nye lokaler i "
+                "midtbyen inden udgangen af næste år.</p><p>Beslutningen blev truffet efter en lang debat mellem "
+                "partierne i byrådssalen, hvor mange borgere var mødt op.</p></article></body></html>")
+    pages = [("https://avisen.example.dk/holdet", article_page()), (None, article_page())]
+    pages += [(f"https://by.example.dk/{i}", template.format(inner=f'<a href="/b{i}">biblioteket</a>').encode()) for i in range(3)]
+    for url, page in pages:
+        assert html_to_text(page, url) == _extract_as_before(page, url), url
+
+
+def test_html_to_text_gives_what_trafilatura_extract_gives_on_real_pages(shared):
+    from warcio.archiveiterator import ArchiveIterator
+
+    compared = 0
+    with open(shared / "data" / "warc" / "dolma-sample-0000.warc.gz", "rb") as handle:
+        for record in ArchiveIterator(handle):
+            if record.rec_type != "response":
+                continue
+            url = record.rec_headers.get_header("WARC-Target-URI")
+            page = record.content_stream().read()
+            assert html_to_text(page, url) == _extract_as_before(page, url), url
+            compared += 1
+    assert compared == 22

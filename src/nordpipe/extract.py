@@ -68,7 +68,10 @@ line with a letter or digit is touched apart from its trailing whitespace.
 
 from __future__ import annotations
 
+import copy
+
 import trafilatura
+from trafilatura.settings import Extractor
 
 if int(trafilatura.__version__.split(".")[0]) < 2:
     raise ImportError(
@@ -81,9 +84,29 @@ if int(trafilatura.__version__.split(".")[0]) < 2:
 EXTRACT_SETTINGS: dict[str, bool] = {"include_comments": False}
 
 
+# ``trafilatura.extract(page, url=url, **settings)`` builds an ``Extractor`` (its options) for
+# every page: reading a dozen config values and htmldate's parameters, ~10% of a generated page's
+# extraction (cProfile of ``nordpipe ingest`` on the sample's web dump, issue 20). The options
+# differ between pages only in ``url`` and ``source`` (derived from the URL exactly as
+# ``Extractor.__init__`` does below), so one template is built with trafilatura's own
+# constructor and each page gets a shallow copy with its URL set: the same options object
+# ``extract`` would build, passed through its ``options=`` parameter. A copy per page, because
+# extraction may set attributes on the options it is given.
+_OPTIONS_TEMPLATE = Extractor(comments=EXTRACT_SETTINGS["include_comments"])
+
+
+def extract_options(url: str | None) -> Extractor:
+    """The options ``trafilatura.extract(page, url=url, **EXTRACT_SETTINGS)`` would build."""
+    options = copy.copy(_OPTIONS_TEMPLATE)
+    options.url = url
+    source = url or None  # as ``Extractor.__init__``: ``url or source``, source None
+    options.source = source and source.encode("utf-8", "replace").decode("utf-8")
+    return options
+
+
 def html_to_text(page: bytes | str, url: str | None = None) -> str:
     """The main text of one HTML page, one block a line; ``""`` when nothing is found."""
     if not page:
         return ""
-    text = trafilatura.extract(page, url=url, **EXTRACT_SETTINGS) or ""
+    text = trafilatura.extract(page, options=extract_options(url)) or ""
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip())

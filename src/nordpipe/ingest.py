@@ -427,7 +427,12 @@ class RawFileRead:
     """Why a read asked to start at an offset read the file in full (it changed in the middle)."""
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # ``asdict`` deep-copies each value: half of a text-folder unit's task time for a record
+        # per file (issue 20). Every field holds a str, int, bool or None: a plain copy is the same.
+        return {name: getattr(self, name) for name in _RAW_FILE_READ_FIELDS}
+
+
+_RAW_FILE_READ_FIELDS = tuple(f.name for f in fields(RawFileRead))
 
 
 def _key(path: str) -> str:
