@@ -3,7 +3,7 @@
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["ingest", "ingest_language", "extract", "urls", "blocklists", "quality", "prose", "langid", "lines", "minhash", "pii",
+ORDER = ["ingest", "ingest_language", "extract", "urls", "blocklists", "quality", "prose", "langid", "lines", "minhash", "scale", "pii",
          "publish", "tokenize", "export", "pipeline", "contract"]
 
 
