@@ -398,6 +398,41 @@ def _load(text: str) -> str:
     return text.split("load average:")[-1].strip() if text else "-"
 
 
+PLANNED_SIZES = (1_000_000, 3_000_000, 10_000_000)
+
+
+def _summary(sizes: list[dict[str, Any]]) -> list[str]:
+    """Linearity against the smallest size, the 10M goal, and what was not measured."""
+    out = ["## Summary", "",
+           "Wall times on this shared machine are mostly waiting for a core (see the load columns), so growth is "
+           "judged on CPU time too. Goal: time(10M) / (10 x time(1M)) <= 1.2 and the 10M peak within 24 GB.", ""]
+    for stage in ("docs", "lines"):
+        rows = [r for r in sizes if f"dedup_{stage}" in r]
+        done = {r["docs"] for r in rows}
+        missing = [f"{n:,}" for n in PLANNED_SIZES if n not in done]
+        if len(rows) > 1:
+            base, last = rows[0], rows[-1]
+            k = last["docs"] / base["docs"]
+            a, b = base[f"dedup_{stage}"], last[f"dedup_{stage}"]
+            out.append(f"- `dedup {stage}`: {last['docs']:,} against {base['docs']:,} documents: wall "
+                       f"{b['wall_s'] / (k * a['wall_s']):.2f}, CPU {b['cpu_s'] / (k * a['cpu_s']):.2f} "
+                       f"(1.0 = linear), peak memory {a['peak_tree_rss_mb']:,.0f} -> {b['peak_tree_rss_mb']:,.0f} MB.")
+        elif rows:
+            out.append(f"- `dedup {stage}`: only {rows[0]['docs']:,} documents measured: no growth ratio.")
+        if 10_000_000 in done and 1_000_000 in done:
+            ten = next(r for r in rows if r["docs"] == 10_000_000)[f"dedup_{stage}"]
+            one = next(r for r in rows if r["docs"] == 1_000_000)[f"dedup_{stage}"]
+            ratio = ten["wall_s"] / (10 * one["wall_s"])
+            out.append(f"  - 10M goal: wall ratio {ratio:.2f} ({'met' if ratio <= 1.2 else 'NOT met'}), CPU ratio "
+                       f"{ten['cpu_s'] / (10 * one['cpu_s']):.2f}, peak {ten['peak_tree_rss_mb']:,.0f} MB "
+                       f"({'within' if ten['peak_tree_rss_mb'] < 24_000 else 'NOT within'} 24 GB).")
+        else:
+            out.append("  - 10M goal: **not measured** (no 10M run finished), so whether it is met is unknown.")
+        if missing:
+            out.append(f"  - Not measured: {', '.join(missing)} documents.")
+    return [*out, ""]
+
+
 def report(work: Path, target: Path) -> None:
     """``benchmarks/results/scale.md`` from the ``result-*.json`` files in ``work``."""
     sizes = []
@@ -465,8 +500,13 @@ def report(work: Path, target: Path) -> None:
                         f"{r[stage]['cpu_s'] / (k * base[stage]['cpu_s']):.2f}, peak memory x"
                         f"{r[stage]['peak_tree_rss_mb'] / base[stage]['peak_tree_rss_mb']:.2f} for x{k:g} documents")
             out += ["", "Commands:", ""] + [f"    {r[stage]['command']}" for r in rows] + [""]
+    out += _summary(sizes)
     for b in batches:
-        out += [f"## State growth over {b['batches']} incremental batches of {b['batch_docs']:,} documents", "",
+        planned = b.get("planned", b["batches"])
+        done_note = "" if planned == b["batches"] else (
+            f" ({planned} were planned; the run was stopped after batch {b['batches']} at the deadline, the machine "
+            "being shared: each batch took minutes of wall time for seconds of CPU)")
+        out += [f"## State growth over {b['batches']} incremental batches of {b['batch_docs']:,} documents{done_note}", "",
                 "Each batch is one run of `dedup docs --index INDEX` and one of `dedup lines --state STATE` (1 task, 1 "
                 "worker), one after another. State size is `du` of the folder after the run (every generation kept: "
                 "the current one and `--keep-generations` 3 earlier ones; unchanged files are hard links and counted "

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import record, wait_for
+
 from nordpipe.runner import OutputLock, RunError
 from nordpipe.runner.lock import LOCK_KIND_ENV, LOCK_STALE_ENV, filesystem_type, lock_kind
 
@@ -150,3 +150,20 @@ def test_heartbeat_advances_while_held(tmp_path: Path, monkeypatch: pytest.Monke
         excl = output / ".nordpipe" / "lock.excl"
         first = json.loads(excl.read_text())["heartbeat"]
         wait_for(lambda: json.loads(excl.read_text())["heartbeat"] > first, 10, "a newer heartbeat")
+
+
+def test_empty_lock_file_left_by_a_crash_is_stale_only_when_old(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A writer that died between the O_EXCL create and the write leaves an empty file: refused
+    while it is young (someone may be writing it), taken over once it is older than the timeout."""
+    monkeypatch.setenv(LOCK_KIND_ENV, "file")
+    monkeypatch.setenv(LOCK_STALE_ENV, "60")
+    output = tmp_path / "out"
+    excl = output / ".nordpipe" / "lock.excl"
+    excl.parent.mkdir(parents=True)
+    excl.write_text("")
+    with pytest.raises(RunError, match="in use by a running nordpipe"):
+        OutputLock(str(output)).__enter__()
+    old = time.time() - 120
+    os.utime(excl, (old, old))
+    with OutputLock(str(output)):
+        assert json.loads(excl.read_text())["pid"] == os.getpid()

@@ -243,7 +243,13 @@ class ExclusiveLock:
                 return f"its process (pid {holder['pid']} on this host) is gone"
             return None
         if age is None:
-            return None  # being written, or not ours to judge: the takeover file's age decides below
+            # Empty or unreadable: being written right now, or its writer died between the O_EXCL
+            # create and the write. The file's own age tells the two apart.
+            try:
+                age = time.time() - os.path.getmtime(self.excl_path)
+            except OSError:
+                return None
+            return f"it is unreadable and {age:.0f} s old" if age > stale_s else None
         if age > stale_s:
             return (f"its heartbeat is {age:.0f} s old (> {stale_s:.0f} s; {LOCK_STALE_ENV}): host "
                     f"{holder.get('host', '?')} died, or its clock is off")
