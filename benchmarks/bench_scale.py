@@ -435,23 +435,28 @@ def _summary(sizes: list[dict[str, Any]]) -> list[str]:
 
 def report(work: Path, target: Path) -> None:
     """``benchmarks/results/scale.md`` from the ``result-*.json`` files in ``work``."""
-    sizes = []
-    for path in work.glob("result-[0-9]*.json"):
+    by_size: dict[int, dict[str, Any]] = {}  # stages of one size may come from separate runs
+    for path in sorted(work.glob("result-[0-9]*.json")):
         found = json.loads(path.read_text())
         for stage in ("docs", "lines"):  # results written before the stage keys were renamed
             run = found.get(f"dedup_{stage}") or found.get(stage)
             if isinstance(run, dict) and "wall_s" in run:
                 found[f"dedup_{stage}"] = run
         found["docs"] = found["corpus"]["docs"]
-        sizes.append(found)
-    sizes.sort(key=lambda r: r["docs"])
+        merged = by_size.setdefault(found["docs"], {})
+        dates = sorted({merged.get("date", found["date"]), found["date"]})
+        commands = sorted({merged.get("command", found["command"]), found["command"]})
+        merged.update(found)
+        merged.update(date=", ".join(dates), command="; ".join(commands))
+    sizes = [by_size[n] for n in sorted(by_size)]
     batches = [json.loads(p.read_text()) for p in sorted(work.glob("result-batches-*.json"))]
     first = (sizes or batches or [{}])[0]
     out = ["# Scale: `dedup docs` and `dedup lines` on 1M / 3M / 10M documents, state growth", ""]
     out += [f"- Machine: {first.get('machine', '-')}; shared with other jobs (load averages per run below: "
             "1, 5, 15 minutes, from `uptime` at start and end).",
-            f"- Dates (UTC): {', '.join(sorted({r['date'] for r in [*sizes, *batches]}))}",
-            "- Commands (benchmark): " + "; ".join(f"`{c}`" for c in sorted({r['command'] for r in [*sizes, *batches]})),
+            f"- Dates (UTC): {', '.join(sorted({d for r in [*sizes, *batches] for d in r['date'].split(', ')}))}",
+            "- Commands (benchmark): " + "; ".join(
+                f"`{c}`" for c in sorted({c for r in [*sizes, *batches] for c in r["command"].split("; ")})),
             "- Settings: `dedup docs` word 5-grams, 14 bands x 8 rows, no Jaccard check; `dedup lines` defaults "
             "(`--expected-lines` 100,000,000, fpr 1e-6); `--workers 2`, one task per input shard of 250,000 documents.",
             "- Peak memory: maximum over time of the summed RSS of the `nordpipe` process and all its descendants "
@@ -508,9 +513,10 @@ def report(work: Path, target: Path) -> None:
             "being shared: each batch took minutes of wall time for seconds of CPU)")
         out += [f"## State growth over {b['batches']} incremental batches of {b['batch_docs']:,} documents{done_note}", "",
                 "Each batch is one run of `dedup docs --index INDEX` and one of `dedup lines --state STATE` (1 task, 1 "
-                "worker), one after another. State size is `du` of the folder after the run (every generation kept: "
-                "the current one and `--keep-generations` 3 earlier ones; unchanged files are hard links and counted "
-                "once).", "",
+                "worker), one after another. State size is `du` of the folder after the run, all generations kept "
+                "(`--keep-generations` 3: three generation folders including the current one; files a generation "
+                "did not change are hard links to its parent's and counted once). \"-\" under lines removed: not "
+                "recorded by the run shown (the benchmark read the wrong stats key then).", "",
                 "| after batch | MinHash index MB | docs removed (docs) | Bloom state MB | docs removed (lines) | "
                 "lines removed | wall s docs | wall s lines |", "|---|---|---|---|---|---|---|---|"]
         for row in b["rows"]:
