@@ -4,7 +4,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = ["ingest", "ingest_language", "extract", "urls", "blocklists", "quality", "quality_stage", "profile_quality", "prose",
-         "langid", "lines", "minhash", "pii", "publish", "tokenize", "export", "pipeline", "profile", "contract"]
+         "langid", "lines", "minhash", "scale", "pii", "publish", "tokenize", "export", "pipeline", "profile", "contract"]
 
 
 def main() -> None:

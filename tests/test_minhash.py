@@ -480,3 +480,19 @@ def test_run_refuses_changed_input_files(tmp_path: Path) -> None:
     os.rename(inp / "001.jsonl.gz", inp / "005.jsonl.gz")
     with pytest.raises(RunError, match="input files"):
         run_minhash(str(inp), str(out))
+
+
+def test_single_file_input_completes(tmp_path: Path, nordpipe_cli: Any) -> None:
+    """A single jsonl.gz file as INPUT (no ``.nordpipe/`` beside it) runs to completion; it used to
+    fail at the very end reading ``FILE/.nordpipe/complete.json`` (NotADirectoryError)."""
+    rng = random.Random(5)
+    vocab = vocabulary(rng, 2000)
+    words = [rng.choice(vocab) for _ in range(120)]
+    docs = [record("a", " ".join(words)), record("a-copy", " ".join(words)),
+            record("b", " ".join(rng.choice(vocab) for _ in range(120)))]
+    source = write_files(tmp_path / "in", [docs]) / "000.jsonl.gz"
+    assert source.is_file()
+    result = nordpipe_cli("dedup", "docs", source, tmp_path / "out", "--index", tmp_path / "index", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["removed"] == {"minhash:duplicate": 1}
+    assert (tmp_path / "out" / ".nordpipe" / "complete.json").exists()

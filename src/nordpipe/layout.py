@@ -140,10 +140,11 @@ class OutputLayout:
             return json.load(handle)
 
     def completed(self) -> dict[str, Any] | None:
-        """The completion record, or None while the run is not finished."""
+        """The completion record, or None while the run is not finished (or when the folder is a
+        file: a single input file has no ``.nordpipe/``)."""
         try:
             return self.read_json(self.completion)
-        except (FileNotFoundError, json.JSONDecodeError):
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
             return None
 
     def run(self) -> dict[str, Any] | None:
