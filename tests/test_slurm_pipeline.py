@@ -144,6 +144,10 @@ def test_pipeline_queues_arrays_chained_afterok_and_equals_local(raw, tmp_path, 
     status = nordpipe_cli("status", root)
     assert status.returncode == 0, status.stdout
     assert f"tokenize\tslurm nordpipe-tokenize\t{TASKS}/{TASKS} tasks done" in status.stdout
+    # every array of every stage is whole, deferred phases' idle ranks included
+    counts = [row.split("\t")[2].split(" tasks done")[0] for row in status.stdout.splitlines()
+              if row.split("\t")[1].startswith("slurm nordpipe-")]
+    assert len(counts) >= 5 and all(done == total for done, total in (c.split("/") for c in counts)), counts
     finished = _run(nordpipe_cli, "run", config)
     assert finished.returncode == 0, finished.stdout + finished.stderr
     assert "finished\tbatch 0001" in finished.stdout and "submitted\t" not in finished.stdout

@@ -266,15 +266,25 @@ def progress(output: str) -> list[tuple[str, str]]:
         done = {int(name) for name in os.listdir(completions) if name.isdigit()} if os.path.isdir(completions) else set()
         done = {rank for rank in done if rank < phase["tasks"]}
         state = "queued" if phase["job"] in queued else "ended"
-        rows.append((f"slurm {phase['name']}", f"{len(done)}/{phase['tasks']} tasks done, job {phase['job']} {state}"))
-        if phase["job"] in queued:
-            continue
+        # a deferred stage submits every phase it may have with --tasks ranks: the ranks beyond
+        # the phase's real task count (or of a phase the run does not have) exit at once,
+        # writing no completion; they count as done, and are shown as such
+        idle, failed = set(), []
         for rank in range(phase["tasks"]):
             if rank in done:
                 continue
             log = os.path.join(layout.slurm_logs, f"{phase['name']}_{phase['job']}_{rank}.out")
-            if os.path.exists(log) and _ended_without_completion(log):
-                rows.append((f"slurm failed {phase['name']}", f"task {rank}: {log}"))
+            if not os.path.exists(log):
+                continue
+            if not _ended_without_completion(log):
+                idle.add(rank)
+            elif phase["job"] not in queued:
+                failed.append((rank, log))
+        note = f" ({len(idle)} with nothing to do)" if idle else ""
+        rows.append((f"slurm {phase['name']}",
+                     f"{len(done) + len(idle)}/{phase['tasks']} tasks done{note}, job {phase['job']} {state}"))
+        for rank, log in failed:
+            rows.append((f"slurm failed {phase['name']}", f"task {rank}: {log}"))
     finish = record["finish"]
     finish_log = os.path.join(layout.slurm_logs, f"{FINISH}_{finish}.out")
     state = "queued" if finish in queued else ("ended" if os.path.exists(finish_log) else "cancelled or never ran")
