@@ -152,8 +152,7 @@ def test_cli_ner_model_tagger(tmp_path, nordpipe_cli, make_records):
     (tmp_path / "in").mkdir()
     with gzip.open(tmp_path / "in" / "part-0.jsonl.gz", "wt", encoding="utf-8") as handle:
         handle.write(json.dumps(make_records("doc-1", text, language="nb"), ensure_ascii=False) + "\n")
-    result = nordpipe_cli("pii", tmp_path / "in", tmp_path / "out", "--ner-model", "tagger", "--mode", "tag",
-                          "--salt", "k")
+    result = nordpipe_cli("pii", tmp_path / "in", tmp_path / "out", "--ner-model", "tagger", "--mode", "tag")
     assert result.returncode == 0, result.stderr
     written = []
     for path in sorted((tmp_path / "out" / "documents").glob("*.jsonl.gz")):
