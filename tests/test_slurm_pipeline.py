@@ -112,7 +112,9 @@ def test_pipeline_queues_arrays_chained_afterok_and_equals_local(raw, tmp_path, 
         checked_arrays = checked_dependencies = 0
         for (stage, phase, job), previous in zip(submitted[1:], jobs, strict=False):
             fields = _scontrol(job)
-            if fields.get("JobState") != "PENDING" or fields.get("Reason") != "Dependency":
+            # a job's Reason reads None until the scheduler has looked at it: its Dependency
+            # field is there from submission (and "(null)" once the dependency is met)
+            if fields.get("JobState") != "PENDING" or fields.get("Dependency", "(null)") == "(null)":
                 continue
             assert fields["Dependency"].startswith(f"afterok:{previous}"), (stage, phase, fields["Dependency"])
             checked_dependencies += 1
