@@ -36,7 +36,6 @@ exits 1.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import datetime as dt
 import gzip
 import io
@@ -56,10 +55,11 @@ import orjson
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "benchmarks"))
+from proctree import become_subreaper, reap_descendants  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
 HOOK = REPO / "benchmarks" / "profile_hook"
 STAGES = ("ingest", "urls", "quality", "lines", "minhash", "pii", "tokenize")
-PR_SET_CHILD_SUBREAPER = 36
 TOP = 12
 
 
@@ -127,16 +127,6 @@ def _tree_rss_kib(root_pid: int) -> int:
     return total
 
 
-def _reap_orphans() -> None:
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            return
-
-
 def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
     """Run ``argv``; wall s, CPU s of the whole tree, peak tree RSS and largest process peak (MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -157,8 +147,8 @@ def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, float]
     deadline = time.time() + 30
     while time.time() < deadline and _our_children():
         time.sleep(0.1)
-        _reap_orphans()
-    _reap_orphans()
+        reap_descendants()
+    reap_descendants()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}); log {log}:\n{log.read_text()[-3000:]}")
@@ -293,9 +283,10 @@ def main() -> int:
     parser.add_argument("--results", type=Path, default=None)
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # runs measure's cleanup
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise SystemExit("prctl(PR_SET_CHILD_SUBREAPER) failed: CPU times would miss orphaned processes")
+    try:
+        become_subreaper()
+    except OSError as err:
+        raise SystemExit(f"{err}: CPU times would miss orphaned processes") from None
     args.work.mkdir(parents=True, exist_ok=True)
     manifest = make_sample(args.work, args.scale, args.files, args.seed)
     raw_bytes = sum(p.stat().st_size for p in (args.work / "sample" / "raw").rglob("*") if p.is_file())

@@ -54,6 +54,9 @@ from typing import Any
 
 import orjson
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from proctree import become_subreaper, reap_descendants
+
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 SEED = 16
@@ -219,35 +222,8 @@ def du_bytes(*paths: Path) -> int:
     return int(out.strip().splitlines()[-1].split()[0])
 
 
-def _become_subreaper() -> None:
-    """Make orphaned descendants (the forkserver left when ``nordpipe`` exits) children of this
-    process, so that reaping them puts their CPU time (and their reaped workers') into
-    ``RUSAGE_CHILDREN``."""
-    import ctypes
-
-    pr_set_child_subreaper = 36
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(pr_set_child_subreaper, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
-
-
-def _reap_all(timeout: float = 60.0) -> None:
-    """Reap every remaining descendant; one still alive after ``timeout`` is named and left."""
-    deadline = time.time() + timeout
-    while True:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
-        if pid == 0:
-            if time.time() > deadline:
-                print("warning: descendants still running after the run; their CPU time is not counted", flush=True)
-                return
-            time.sleep(0.05)
-
-
 def measure(command: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
-    _become_subreaper()
+    become_subreaper()
     if nice:
         command = ["nice", "-n", str(nice), *command]
     load_start = uptime()
@@ -272,7 +248,8 @@ def measure(command: list[str], log: Path, nice: int = 0) -> dict[str, Any]:
     sampler.start()
     code = process.wait()
     wall = time.time() - started
-    _reap_all()  # orphans: they ended with the run (no open pipe keeps them)
+    if not reap_descendants(timeout=60.0):  # orphans: they ended with the run (no open pipe keeps them)
+        print("warning: descendants still running after the run; their CPU time is not counted", flush=True)
     done.set()
     sampler.join()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)

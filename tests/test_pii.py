@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from bench_modules import load_benchmark
 from stdnum import iban as std_iban
 from stdnum import luhn
 from stdnum.dk import cpr as std_cpr
@@ -312,13 +313,7 @@ def test_names_on_danish_ner_dev_set(shared):
 
 def _bench_names():
     """benchmarks/bench_pii_names.py (the NER readers and scoring the benchmark reports with)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pii_names.py"
-    spec = importlib.util.spec_from_file_location("bench_pii_names", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_pii_names")
 
 
 @pytest.mark.parametrize(("language", "split", "recall", "precision"), [

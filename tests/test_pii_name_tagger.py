@@ -6,9 +6,9 @@ from __future__ import annotations
 import gzip
 import json
 from importlib.resources import files
-from pathlib import Path
 
 import pytest
+from bench_modules import load_benchmark
 
 from nordpipe.documents import decode_record
 from nordpipe.pii import names
@@ -23,13 +23,8 @@ def tagged() -> NameFinder:
 
 
 def _bench_names():
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pii_names.py"
-    spec = importlib.util.spec_from_file_location("bench_pii_names", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/bench_pii_names.py (the NER readers and scoring the benchmark reports with)."""
+    return load_benchmark("bench_pii_names")
 
 
 @pytest.mark.parametrize(("language", "split", "recall", "precision"), [
