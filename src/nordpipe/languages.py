@@ -227,7 +227,7 @@ and ``nyt`` also Danish or Norwegian; ``ei`` is Nynorsk's article; ``at``, ``for
 
 OTHER_LANGUAGE_WORDS = frozenset(["und", "die", "das", "nicht", "ist", "von", "auf", "sich", "wird", "het", "een",
                                   "niet", "est", "une", "los", "las", "que", "por", "con", "il", "che", "non",
-                                  "sono", "dans", "pour", "pas"])
+                                  "sono", "pour", "pas"])
 """Frequent words of languages outside ``DETECTOR_LANGUAGES`` (German, Dutch, French, Spanish,
 Italian): a sample holding any of them skips the word first pass, so lingua judges it. ``del``
-(part), ``les`` (reads) and ``per`` are Nordic words too and are left out."""
+(part), ``les`` (reads), ``dans`` (dance) and ``per`` are Nordic words too and are left out."""
