@@ -20,6 +20,7 @@ import pytest
 from datatrove.data import Document
 from datatrove.utils.text import PUNCTUATION_SET
 from prose_corpus import (
+    BUCKETS,
     DANISH_WORDS,
     JUNK_KINDS,
     WEB_PARTS,
@@ -679,3 +680,64 @@ def test_steps_pickle_without_per_process_codes() -> None:
     copies = pickle.loads(pickle.dumps(steps))
     assert "stop_word_codes" not in copies[1].settings["da"]
     assert removal_reason(run_steps([text], copies, language="da")[0]) is None
+
+
+def _ngram_inputs(texts: list[str]) -> list[tuple[Any, int]]:
+    from nordpipe.quality import NGrams, TextProfile
+
+    out = []
+    for text in texts:
+        grams = NGrams(TextProfile(text))
+        out += [(grams, n) for n in range(1, 11) if grams.count >= n]
+    return out
+
+
+def _check_ngram_loops_equal_numpy(texts: list[str]) -> int:
+    import numpy as np
+
+    from nordpipe import _ngram_loops
+    from nordpipe.quality import duplicated_ngram_chars_numpy, has_repeats_numpy, top_ngram_numpy
+
+    checked = 0
+    for grams, n in _ngram_inputs(texts):
+        hashes = np.ascontiguousarray(grams.of(n))
+        assert _ngram_loops.top_ngram_hashes(hashes) == top_ngram_numpy(hashes)
+        assert _ngram_loops.has_repeats(hashes) == has_repeats_numpy(hashes)
+        assert (_ngram_loops.duplicated_chars(hashes, grams.cumulative, n)
+                == duplicated_ngram_chars_numpy(grams, n, hashes))
+        checked += 1
+    return checked
+
+
+def test_compiled_ngram_loops_equal_the_numpy_definitions() -> None:
+    """The C loops of Gopher repetition (``_ngram_loops``, built by setup.py) give what the numpy
+    definitions give: random token streams with few distinct tokens (many repeats and ties),
+    repeated paragraphs and lines, and generated junk."""
+    import numpy as np
+
+    pytest.importorskip("nordpipe._ngram_loops")
+    from nordpipe import _ngram_loops
+    from nordpipe.quality import has_repeats_numpy, top_ngram_numpy
+
+    rng = np.random.default_rng(20)
+    for _ in range(5000):
+        values = rng.integers(0, int(rng.integers(1, 9)), size=int(rng.integers(1, 80))).astype(np.uint64)
+        hashes = values * np.uint64(0x9E3779B97F4A7C15)
+        assert _ngram_loops.top_ngram_hashes(hashes) == top_ngram_numpy(hashes)
+        assert _ngram_loops.has_repeats(hashes) == has_repeats_numpy(hashes)
+    words = ["a", "b", "c", "hus", "og", "det", "er"]
+    texts = [" ".join(random.Random(seed).choice(words) for _ in range(random.Random(seed).randint(1, 300)))
+             for seed in range(300)]
+    for language in ("da", "nb", "sv"):
+        texts += [text for kind in junk_documents(random.Random(5), 20, language).values() for text in kind]
+    assert _check_ngram_loops_equal_numpy(texts) > 2000
+
+
+def test_compiled_ngram_loops_equal_numpy_on_real_text(shared: Path) -> None:
+    pytest.importorskip("nordpipe._ngram_loops")
+    texts = []
+    for language in ("da", "nb", "nn", "sv"):
+        for bucket in BUCKETS:
+            for text in real_documents(shared, language, bucket)[:40]:
+                texts += [text, f"{text}\n\n{text}"]  # and with every n-gram repeated
+    assert _check_ngram_loops_equal_numpy(texts) > 1000

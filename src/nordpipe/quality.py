@@ -525,6 +525,12 @@ def duplicates(parts: list[str]) -> tuple[int, int]:
     return len(parts) - len(unique), sum(map(len, parts)) - sum(map(len, unique))
 
 
+try:  # C loops of the n-gram measures (setup.py builds them; the numpy definitions otherwise)
+    from nordpipe import _ngram_loops
+except ImportError:  # pragma: no cover - a build without Cython or a C compiler
+    _ngram_loops = None
+
+
 class NGrams:
     """N-grams of one document's tokens as 64-bit hashes (no n-gram strings are built).
 
@@ -562,8 +568,17 @@ class NGrams:
 
 def top_ngram(grams: NGrams, n: int) -> tuple[int, int]:
     """(count of the most frequent n-gram, position of its first occurrence); among equally
-    frequent n-grams the first to occur wins, as with ``Counter.most_common``."""
+    frequent n-grams the first to occur wins, as with ``Counter.most_common``. The compiled
+    ``_ngram_loops.top_ngram_hashes`` when built, else ``top_ngram_numpy``."""
     hashes = grams.of(n)
+    if _ngram_loops is not None:
+        return _ngram_loops.top_ngram_hashes(np.ascontiguousarray(hashes))
+    return top_ngram_numpy(hashes)
+
+
+def top_ngram_numpy(hashes: np.ndarray) -> tuple[int, int]:
+    """``top_ngram`` on the n-gram hashes, by sorting: the definition the compiled loop is
+    tested against."""
     ordered = np.sort(hashes)
     same = ordered[1:] == ordered[:-1]
     if not same.any():
@@ -590,6 +605,16 @@ def top_ngram_chars(grams: NGrams, n: int) -> int:
 def duplicated_ngram_chars(grams: NGrams, n: int, hashes: np.ndarray) -> int:
     """Characters of n-grams that repeat an earlier n-gram, scanning left to right and jumping
     past each repeat (Gopher's duplicate n-gram measure, as datatrove's ``find_all_duplicate``).
+    The compiled ``_ngram_loops.duplicated_chars`` when built, else
+    ``duplicated_ngram_chars_numpy``."""
+    if _ngram_loops is not None:
+        return _ngram_loops.duplicated_chars(np.ascontiguousarray(hashes), grams.cumulative, n)
+    return duplicated_ngram_chars_numpy(grams, n, hashes)
+
+
+def duplicated_ngram_chars_numpy(grams: NGrams, n: int, hashes: np.ndarray) -> int:
+    """``duplicated_ngram_chars`` in numpy and Python: the definition the compiled loop is
+    tested against.
 
     Only positions whose n-gram occurs more than once can change the scan, so the loop visits
     just those, in order; the others are accounted for without visiting them.
@@ -611,6 +636,13 @@ def duplicated_ngram_chars(grams: NGrams, n: int, hashes: np.ndarray) -> int:
 
 
 def _has_repeats(hashes: np.ndarray) -> bool:
+    if _ngram_loops is not None:
+        return _ngram_loops.has_repeats(np.ascontiguousarray(hashes))
+    return has_repeats_numpy(hashes)
+
+
+def has_repeats_numpy(hashes: np.ndarray) -> bool:
+    """Whether any n-gram hash occurs twice, by sorting (the compiled loop's definition)."""
     ordered = np.sort(hashes)
     return bool((ordered[1:] == ordered[:-1]).any())
 
