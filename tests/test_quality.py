@@ -741,3 +741,19 @@ def test_compiled_ngram_loops_equal_numpy_on_real_text(shared: Path) -> None:
             for text in real_documents(shared, language, bucket)[:40]:
                 texts += [text, f"{text}\n\n{text}"]  # and with every n-gram repeated
     assert _check_ngram_loops_equal_numpy(texts) > 1000
+
+
+def test_gopher_repetition_without_the_compiled_loops_gives_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A build without Cython or a C compiler uses the numpy definitions: same rule, same
+    recorded figures for every document (generated junk and repeated text, where the n-gram
+    measures decide)."""
+    from nordpipe import quality
+
+    pytest.importorskip("nordpipe._ngram_loops")
+    cfg = quality.GopherRepetitionFilter().settings["da"]
+    texts = [text for kind in junk_documents(random.Random(8), 15, "da").values() for text in kind]
+    texts += ["ord " * 50, "a b c d e f " * 30, "Det er en dag. " * 40]
+    compiled = [quality.gopher_repetition(quality.TextProfile(t), cfg) for t in texts]
+    monkeypatch.setattr(quality, "_ngram_loops", None)
+    assert [quality.gopher_repetition(quality.TextProfile(t), cfg) for t in texts] == compiled
+    assert any(rule and rule.startswith(("top_", "duplicated_")) for rule, _ in compiled)

@@ -24,6 +24,10 @@ tokenizer splits Nordic text (``split_words``: whitespace first, then punctuatio
 "e-mail", "3,5", "14.", "H.C." and the language's abbreviations whole), each token's hash,
 length and properties come from one per-process table lookup, the three filters share one
 tokenization per document, and n-grams are counted as numpy hashes instead of joined strings.
+The n-gram measures of Gopher repetition (most frequent n-gram, duplicated n-grams, any repeat) run
+in C (``_ngram_loops.pyx``, one pass with a hash table per measure; issue 20: filters 2,243 -> 3,055
+docs/s per core on real sentences, ``benchmarks/results/quality_stage.md``) when ``setup.py`` built
+it, with the numpy functions here (``top_ngram_numpy`` ...) as their definitions and fallback.
 datatrove stays the reference: ``benchmarks/bench_quality.py`` and ``tests/test_quality.py``
 compare the two.
 
