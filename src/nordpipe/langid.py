@@ -3,7 +3,9 @@
 ``LanguageIdentifier`` is a datatrove pipeline step. It runs lingua (offline, models shipped in
 the wheel) restricted to the Nordic languages plus English, so Bokmål and Nynorsk are told
 apart, and writes ``metadata["nordpipe"]["language"]`` (ISO 639-1: da, nb, nn, sv, is, fo, fi,
-en) and ``["language_score"]`` (lingua's confidence, 0-1, relative to the other candidates).
+en) and ``["language_score"]`` (lingua's confidence, 0-1, relative to the other candidates; where the
+word first pass below decides, the share of the text's marker words that belong to the language,
+0.8-1).
 The quality filters pick their per-language settings from that label, and the writer counts
 removals by it.
 
