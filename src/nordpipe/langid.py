@@ -92,7 +92,6 @@ from nordpipe.steps import is_active
 
 _FAROESE_CANDIDATES = ("is", "da", "nb", "nn")
 _WORD = re.compile(r"[^\W\d_]+")
-_MARKER_FAMILY = {word: family for family, words in MARKER_WORDS.items() for word in words}
 _OTHER = "other"
 
 
@@ -115,6 +114,7 @@ def _word_tags() -> dict[str, tuple[str | None, str | None, str | None]]:
 
 
 _WORD_TAGS = _word_tags()
+_NO_TAGS = (None, None, None)
 _LANGID_LANGUAGES = [PY3LANGID_CODES[c] for c in (*DETECTOR_LANGUAGES, "fo")]
 
 UNKNOWN = "unknown"
@@ -380,25 +380,16 @@ def _confirms(code: str, sample: str) -> bool:
     Norwegian); Danish needs more Danish than Norwegian ``DANISH_NORWEGIAN_WORDS``, Bokmål and
     Nynorsk the reverse. lingua on 200 characters calls some Danish paragraphs Bokmål with
     0.9999 confidence (and the reverse), so its confidence alone cannot vouch for it."""
-    if code not in ("da", "nb", "nn", "sv"):
-        return True
     lowered = sample.lower()
-    swedish = "ä" in lowered or "ö" in lowered
-    danish_norwegian = "æ" in lowered or "ø" in lowered
-    if code == "sv":
-        return swedish and not danish_norwegian
-    if swedish:
-        return False
     votes = {"da": 0, "no": 0}
-    da_words, no_words = DANISH_NORWEGIAN_WORDS["da"], DANISH_NORWEGIAN_WORDS["no"]
-    for word in _WORD.findall(lowered):
-        if word in da_words:
-            votes["da"] += 1
-        elif word in no_words:
-            votes["no"] += 1
-    family = _CLOSE_CHECKS[code]
-    other = "no" if family == "da" else "da"
-    return votes[family] > votes[other]
+    if code in _CLOSE_CHECKS:
+        da_words, no_words = DANISH_NORWEGIAN_WORDS["da"], DANISH_NORWEGIAN_WORDS["no"]
+        for word in _WORD.findall(lowered):
+            if word in da_words:
+                votes["da"] += 1
+            elif word in no_words:
+                votes["no"] += 1
+    return _backed(code, lowered, votes)
 
 
 def marker_vote(text: str, min_words: int = 4, min_share: float = 0.8) -> tuple[str, float] | None:
@@ -407,11 +398,11 @@ def marker_vote(text: str, min_words: int = 4, min_share: float = 0.8) -> tuple[
     do not settle it or a frequent word of a language outside the candidates occurs."""
     counts = dict.fromkeys(MARKER_WORDS, 0)
     for word in _WORD.findall(text.lower()):
-        family = _MARKER_FAMILY.get(word)
+        family = _WORD_TAGS.get(word, _NO_TAGS)[0]
+        if family == _OTHER:
+            return None
         if family is not None:
             counts[family] += 1
-        elif word in OTHER_LANGUAGE_WORDS:
-            return None
     return _settled(counts, min_words, min_share)
 
 
@@ -427,7 +418,8 @@ def _settled(counts: dict[str, int], min_words: int, min_share: float) -> tuple[
 
 
 def _backed(code: str, lowered: str, close: dict[str, int]) -> bool:
-    """``_confirms`` from the Danish/Norwegian word counts already made (``close``)."""
+    """``_confirms`` given the lowered sample and its Danish/Norwegian word counts (``close``),
+    so the word pass can count them in its own single pass over the words."""
     if code not in ("da", "nb", "nn", "sv"):
         return True
     swedish = "ä" in lowered or "ö" in lowered
