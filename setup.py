@@ -1,5 +1,6 @@
 """Build hook: Cython compiles the PII scanner's character loops, ``src/nordpipe/pii/_loops.pyx``,
-and the quality filters' n-gram loops, ``src/nordpipe/_ngram_loops.pyx`` (issue 20).
+the quality filters' n-gram loops, ``src/nordpipe/_ngram_loops.pyx``, and the Bloom filter's
+probes on packed bits, ``src/nordpipe/_bloom_loops.pyx`` (issue 20).
 
 Only ``_loops.pyx`` is compiled: the scanner's loops over characters (number runs, IBAN starts,
 chains of capitalised words, the word before a name, sentence starts, digits, IBAN mod 97), each
@@ -25,7 +26,7 @@ from pathlib import Path
 from setuptools import setup
 
 HERE = Path(__file__).resolve().parent
-COMPILED_MODULES = ["src/nordpipe/pii/_loops.pyx", "src/nordpipe/_ngram_loops.pyx"]
+COMPILED_MODULES = ["src/nordpipe/pii/_loops.pyx", "src/nordpipe/_ngram_loops.pyx", "src/nordpipe/_bloom_loops.pyx"]
 """Built with Cython; each loop also has a pure-Python definition used when this is not built."""
 FORMERLY_COMPILED = ("engine", "names", "recognizers", "replace")
 """Scanner modules that earlier versions compiled; their build products must not shadow the ``.py``."""
@@ -51,7 +52,7 @@ def extension_modules() -> list:
         from Cython.Build import cythonize
     except ImportError:
         remove_stale_extensions(("_loops",))  # an earlier build's _loops must not stay in use
-        for stale in HERE.glob("src/nordpipe/_ngram_loops.*.so"):
+        for stale in [*HERE.glob("src/nordpipe/_ngram_loops.*.so"), *HERE.glob("src/nordpipe/_bloom_loops.*.so")]:
             stale.unlink()
         return []
     extensions = cythonize(COMPILED_MODULES, compiler_directives={"language_level": 3}, quiet=True)

@@ -76,6 +76,25 @@ def test_packed_and_unpacked_representations_agree() -> None:
     assert np.array_equal(unpacked.bits, packed.bits)
 
 
+@pytest.mark.parametrize(("capacity", "fpr"), [(20_000, 1e-4), (7_777, 0.01), (300_000, 1e-6)])
+def test_compiled_loops_equal_the_numpy_definition_on_packed_bits(capacity: int, fpr: float) -> None:
+    """The C probes on packed bits (``_bloom_loops``, built by setup.py) set the same bits and
+    give the same verdicts as the numpy definition, on random 64-bit hashes and the extremes."""
+    pytest.importorskip("nordpipe._bloom_loops")
+    rng = np.random.default_rng(capacity)
+    keys = rng.integers(0, 2**64 - 1, size=capacity * 2, dtype=np.uint64, endpoint=True)
+    keys[:3] = [0, 2**64 - 1, 2**63]
+    compiled, numpy_side = BloomFilter.for_capacity(capacity, fpr), BloomFilter.for_capacity(capacity, fpr)
+    assert compiled.num_bits & (compiled.num_bits - 1)  # not a power of two: the reductions mod m matter
+    compiled.add_hashes(keys[:capacity])
+    numpy_side.add_hashes_numpy(keys[:capacity])
+    assert np.array_equal(compiled.bits, numpy_side.bits)
+    assert compiled.items_added == numpy_side.items_added == capacity
+    verdicts = compiled.contains_hashes(keys)
+    assert np.array_equal(verdicts, numpy_side.contains_hashes_numpy(keys))
+    assert verdicts[:capacity].all() and verdicts[capacity:].mean() < 20 * fpr + 1e-3
+
+
 def test_save_and_load_round_trip(tmp_path) -> None:
     bloom = BloomFilter.for_capacity(1_000, 0.01)
     bloom.add_hashes(hashes_of(["a", "b", "c"]))

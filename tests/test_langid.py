@@ -418,3 +418,60 @@ def test_word_pass_answers_only_on_clear_evidence() -> None:
     assert marker_vote("Det er en dag af mange.") is None
     # Nynorsk and Bokmål are one family for the count; the form words then pick the written form.
     assert marker_vote(texts["nn"])[0] == "no" and marker_vote(texts["nb"])[0] == "no"
+
+
+def test_word_pass_reads_names_letters_and_foreign_words_by_count() -> None:
+    """Synthetic twin: a Nordic text that names "Malmö", "Søren" or "Los Angeles" is still
+    settled by its words (a name's letter or foreign word is outnumbered), while Swedish letters
+    that outnumber Danish ones, or two foreign words, still send it to lingua."""
+    from nordpipe.langid import _confirms, marker_vote
+
+    fast, lingua = LanguageIdentifier(), LanguageIdentifier(word_first_pass=False)
+    danish = ("Søren og Bjørn kørte over broen til Malmö, hvor de mødte Björn. De havde været ude af "
+              "byen i lidt over en uge, og hvad de fik at vide mellem møderne, vidste ingen noget om.")
+    swedish = ("Hon träffade Søren i Malmö. Vad som hände mellan dem visste ingen något om, men några "
+               "menade att de hade sett honom gå genom parken, och det är inte mycket att säga om det.")
+    assert fast._word_pass(danish) == ("da", 1.0)
+    assert fast._word_pass(swedish) == ("sv", 1.0)
+    assert fast.identify(danish)[0] == lingua.identify(danish)[0] == "da"
+    assert fast.identify(swedish)[0] == lingua.identify(swedish)[0] == "sv"
+    assert _confirms("da", danish) and not _confirms("sv", danish)
+    assert _confirms("sv", swedish) and not _confirms("da", swedish)
+    # As many "ä"/"ö" as "æ"/"ø": neither side is backed by its letters.
+    even = "Det er af hvad noget nogle: Malmö og Søren."
+    assert not _confirms("da", even) and not _confirms("sv", even)
+    # One foreign word is part of a name; two are a foreign text (or too much of one).
+    assert marker_vote(danish + " Hun bor nu i Los Angeles.") == ("da", 1.0)
+    assert marker_vote(danish + " Los Angeles og Las Vegas.") is None
+
+
+def test_first_pass_is_skipped_where_lingua_would_read_all_its_models() -> None:
+    """Synthetic twin: a sample whose middle 200 characters hold fewer than 120 letters (a
+    table, a menu) would put lingua into its all-n-gram mode, which is slower and loads every
+    model on first use; the first pass is skipped and lingua reads the whole sample, which gives
+    the label and score of running without a first pass."""
+    from nordpipe.langid import LINGUA_TRIGRAM_LETTERS, _middle
+
+    fast, full = LanguageIdentifier(word_first_pass=False), LanguageIdentifier(word_first_pass=False, first_pass_chars=0)
+    real = fast._lingua_detector()
+    seen: list[str] = []
+
+    class Recording:  # the real detector; records what it was asked to read
+        def compute_language_confidence_values(self, text: str) -> Any:
+            seen.append(text)
+            return real.compute_language_confidence_values(text)
+
+    fast._lingua = Recording()
+    table = "\n".join(f"{i:>4} | {i * 37 % 1000:>6} | {i * 91 % 10000:>8} | kr." for i in range(12))
+    text = f"Priserne for januar og februar står i tabellen herunder, og de gælder hele året.\n{table}\n" \
+           f"Spørgsmål om priserne kan sendes til kundeservice, som svarer inden for to hverdage."
+    sample = _middle(text, fast.max_chars)
+    assert len(sample) >= 2 * fast.first_pass_chars
+    assert sum(map(str.isalpha, _middle(sample, fast.first_pass_chars))) < LINGUA_TRIGRAM_LETTERS
+    assert fast.identify(text) == full.identify(text)
+    assert seen == [sample]  # the whole sample only, no 200-character pass
+    # Prose with enough letters in its middle keeps the cheap first pass.
+    seen.clear()
+    prose = " ".join(PARAGRAPHS["da"])
+    fast.identify(prose)
+    assert seen and len(seen[0]) == fast.first_pass_chars

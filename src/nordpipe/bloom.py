@@ -11,10 +11,13 @@ Probe positions use enhanced double hashing over two values mixed from the key's
 (``splitmix64`` finalizers with different constants), so one 64-bit hash per key is enough.
 
 Representation: the bits are kept packed (``numpy.uint8``, little-endian bit order, 1 bit per
-bit) and that is what ``save`` writes. For bulk work ``unpack()`` switches to one byte per bit,
-which makes a probe a plain gather or scatter (numpy fancy indexing) instead of a
-read-modify-write on shared bytes; that is ~5x faster but takes 8x the memory, so callers unpack
-only filters (or filter parts) of bounded size and ``pack()`` them again.
+bit) and that is what ``save`` writes. Bulk probes (``contains_hashes``, ``add_hashes``) on packed
+bits run in C (``nordpipe._bloom_loops``, built by ``setup.py``): hash by hash, no temporaries,
+no unpacking (issue 20: line dedup's peak memory). The numpy path below is the definition and
+the fallback when the extension is not built; with it, ``prepare_bulk()`` switches to one byte
+per bit, which makes a probe a plain gather or scatter (numpy fancy indexing) instead of a
+read-modify-write on shared bytes: ~5x faster than numpy on packed bits but 8x the memory, so
+callers prepare only filters (or filter parts) of bounded size and ``pack()`` them again.
 
 File format: the 8-byte magic ``NPBLOOM1``, a little-endian header ``num_bits, num_hashes,
 items_added`` (three uint64), then the packed bits.
@@ -29,6 +32,11 @@ from collections.abc import Iterator
 
 import numpy as np
 import xxhash
+
+try:  # C loops on the packed bits (setup.py builds them; the numpy path otherwise)
+    from nordpipe import _bloom_loops
+except ImportError:  # pragma: no cover - a build without Cython or a C compiler
+    _bloom_loops = None
 
 MAGIC = b"NPBLOOM1"
 _HEADER = struct.Struct("<8sQQQ")
@@ -144,6 +152,12 @@ class BloomFilter:
             self._unpacked = np.unpackbits(self._packed, bitorder="little").view(np.bool_)
             self._packed = None
 
+    def prepare_bulk(self) -> None:
+        """Make bulk probes fast: nothing with the compiled loops (they read the packed bits),
+        ``unpack()`` without them."""
+        if _bloom_loops is None:
+            self.unpack()
+
     def pack(self) -> None:
         """Switch back to the packed representation."""
         if self._packed is None:
@@ -168,6 +182,15 @@ class BloomFilter:
     def contains_hashes(self, hashes: np.ndarray) -> np.ndarray:
         """Boolean array: which hashes the filter (probably) holds."""
         hashes = np.asarray(hashes, dtype=np.uint64)
+        if self._packed is not None and _bloom_loops is not None and len(hashes):
+            return _bloom_loops.contains_packed(np.ascontiguousarray(hashes), self._packed, self.num_bits,
+                                                self.num_hashes, int(_SALT))
+        return self.contains_hashes_numpy(hashes)
+
+    def contains_hashes_numpy(self, hashes: np.ndarray) -> np.ndarray:
+        """``contains_hashes`` with numpy (``probe_positions``): the definition the compiled loop
+        is tested against, and the path on unpacked bits."""
+        hashes = np.asarray(hashes, dtype=np.uint64)
         found = np.ones(len(hashes), dtype=np.bool_)
         if not len(hashes):
             return found
@@ -181,6 +204,19 @@ class BloomFilter:
 
     def add_hashes(self, hashes: np.ndarray) -> None:
         """Insert all ``hashes``."""
+        hashes = np.asarray(hashes, dtype=np.uint64)
+        if not len(hashes):
+            return
+        if self._packed is not None and _bloom_loops is not None:
+            _bloom_loops.add_packed(np.ascontiguousarray(hashes), self._packed, self.num_bits, self.num_hashes,
+                                    int(_SALT))
+            self.items_added += len(hashes)
+            return
+        self.add_hashes_numpy(hashes)
+
+    def add_hashes_numpy(self, hashes: np.ndarray) -> None:
+        """``add_hashes`` with numpy (``probe_positions``): the definition the compiled loop is
+        tested against, and the path on unpacked bits."""
         hashes = np.asarray(hashes, dtype=np.uint64)
         if not len(hashes):
             return

@@ -25,10 +25,13 @@ trigrams only, so low-accuracy mode saves nothing on documents), and it was half
 stage's CPU. A sample of 400 characters or more is first judged on its middle 200
 (``first_pass_chars``); the answer is taken when lingua is sure (``sure_score``, 0.99) *and*
 cheap evidence in the whole 500-character sample backs it among the close languages
-(``_confirms``: Swedish needs "ä"/"ö" and no "æ"/"ø"; Danish needs more Danish than Norwegian
+(``_confirms``: Swedish needs more "ä"/"ö" than "æ"/"ø", Danish and Norwegian the reverse or
+neither; Danish needs more Danish than Norwegian
 ``languages.DANISH_NORWEGIAN_WORDS`` -- af/av, efter/etter, sig/seg, blev/ble, ... -- and
 Bokmål/Nynorsk the reverse; Bokmål vs Nynorsk is then settled by the form words as before).
-Otherwise lingua reads the whole sample, exactly as without the first pass. Confidence alone is
+Otherwise lingua reads the whole sample, exactly as without the first pass. A 200-character
+sample with fewer than 120 letters (menus, tables) skips the first pass: lingua would read it with
+all its n-gram models, slower and loading them on first use (``LINGUA_TRIGRAM_LETTERS``). Confidence alone is
 not enough: on 200 characters lingua calls some Danish paragraphs Bokmål at 0.9999. Measured on
 4,000 documents of real da/nb/nn/sv sentences (``benchmarks/bench_quality_stage.py``'s corpus):
 the same label as without the first pass on every document, ~1.6x faster (1,000 -> 1,600 docs/s
@@ -39,8 +42,9 @@ short first pass. Before any lingua call, the sample's words are looked up in
 ``languages.MARKER_WORDS`` -- frequent words of exactly one candidate (da, Norwegian, sv, en, fi,
 is) -- in the middle ``marker_chars`` (1,500) characters, and the answer is taken when at least
 ``marker_min_words`` (4) of them are found, at least
-``marker_share`` (0.8) of them belong to one language, no frequent German/Dutch/French/Spanish/
-Italian word (``OTHER_LANGUAGE_WORDS``) occurs, and ``_confirms`` backs it; Norwegian is then
+``marker_share`` (0.8) of them belong to one language, frequent German/Dutch/French/Spanish/
+Italian words (``OTHER_LANGUAGE_WORDS``) occur at most once (a single one is mostly a name:
+"Los Angeles"), and ``_confirms`` backs it; Norwegian is then
 Bokmål or Nynorsk by the form words (a tie goes to lingua). The score is that share. A dictionary
 lookup per word costs ~1/20 of lingua on 500 characters. fastText's compressed ``lid.176.ftz`` was
 measured as a first pass too and was no cheaper than lingua's 200-character pass (~4,700 vs ~3,600
@@ -91,8 +95,21 @@ from nordpipe.settings import load_settings
 from nordpipe.steps import is_active
 
 _FAROESE_CANDIDATES = ("is", "da", "nb", "nn")
+LINGUA_TRIGRAM_LETTERS = 120
+"""lingua reads a text of at least this many letters with its trigram models only, and a shorter
+one with all its n-gram models (1-5): ~1.3x the cost per call, and the first such call in a
+process loads those models (~1.9 s CPU here). Measured: on 120+ letters the default and the
+low-accuracy detector give identical confidences, on 118 they differ. The 200-character first
+pass is skipped when its sample has fewer letters (navigation menus, tables): reading the whole
+sample then is what happens without the first pass, and stays in trigram mode when it is long
+enough. On the quality benchmark's corpus (20,000 documents) this avoided the model load
+altogether (issue 20)."""
 _WORD = re.compile(r"[^\W\d_]+")
 _OTHER = "other"
+# Occurrences of ``OTHER_LANGUAGE_WORDS`` that send a sample to lingua. Two, not one: a single
+# one is mostly part of a name ("Los Angeles", "von Trier", "Kim Jong-il"), and a text in one of
+# those languages holds dozens.
+_OTHER_VETO = 2
 
 
 def _word_tags() -> dict[str, tuple[str | None, str | None, str | None]]:
@@ -271,10 +288,12 @@ class LanguageIdentifier(PipelineStep):
             return self._faroese_check(found, sample)
         detector = self._lingua_detector()
         if self.first_pass_chars and len(sample) >= 2 * self.first_pass_chars:
-            found = self._judge(detector.compute_language_confidence_values(_middle(sample, self.first_pass_chars)),
-                                sample, self.sure_score)
-            if found is not None and not _confirms(found[0], sample):
-                found = None
+            first = _middle(sample, self.first_pass_chars)
+            # Skipped when lingua would read it in its slow mode (see LINGUA_TRIGRAM_LETTERS).
+            if sum(map(str.isalpha, first)) >= LINGUA_TRIGRAM_LETTERS:
+                found = self._judge(detector.compute_language_confidence_values(first), sample, self.sure_score)
+                if found is not None and not _confirms(found[0], sample):
+                    found = None
         if found is None:
             found = self._judge(detector.compute_language_confidence_values(sample), sample, 0.0)
         if found is None:
@@ -299,13 +318,15 @@ class LanguageIdentifier(PipelineStep):
         counts = dict.fromkeys(MARKER_WORDS, 0)
         forms = {"nb": 0, "nn": 0}
         close = {"da": 0, "no": 0}
-        for word in _WORD.findall(lowered):
-            tags = _WORD_TAGS.get(word)
-            if tags is None:
-                continue
-            family, form, side = tags
+        others = 0
+        # Only tagged words reach the Python loop (the lookups and the filtering stay in C): most
+        # words are in no list.
+        for family, form, side in filter(None, map(_WORD_TAGS.get, _WORD.findall(lowered))):
             if family == _OTHER:
-                return None
+                others += 1
+                if others >= _OTHER_VETO:
+                    return None
+                continue
             if family is not None:
                 counts[family] += 1
             if form is not None:
@@ -376,8 +397,8 @@ _CLOSE_CHECKS = {"da": "da", "nb": "no", "nn": "no"}
 
 def _confirms(code: str, sample: str) -> bool:
     """Whether cheap evidence in the whole ``sample`` backs a short first pass's answer among the
-    close languages: Swedish needs "ä" or "ö" and no "æ" or "ø" (and the reverse for Danish and
-    Norwegian); Danish needs more Danish than Norwegian ``DANISH_NORWEGIAN_WORDS``, Bokmål and
+    close languages: Swedish needs more "ä"/"ö" than "æ"/"ø"; Danish and Norwegian need none of
+    "ä"/"ö" or more "æ"/"ø" than them (a name such as "Malmö" does not make Danish Swedish); Danish needs more Danish than Norwegian ``DANISH_NORWEGIAN_WORDS``, Bokmål and
     Nynorsk the reverse. lingua on 200 characters calls some Danish paragraphs Bokmål with
     0.9999 confidence (and the reverse), so its confidence alone cannot vouch for it."""
     lowered = sample.lower()
@@ -395,12 +416,16 @@ def _confirms(code: str, sample: str) -> bool:
 def marker_vote(text: str, min_words: int = 4, min_share: float = 0.8) -> tuple[str, float] | None:
     """(language, share) when ``text`` holds at least ``min_words`` ``MARKER_WORDS`` and at least
     ``min_share`` of them belong to one language ("no" = Bokmål or Nynorsk); None when the words
-    do not settle it or a frequent word of a language outside the candidates occurs."""
+    do not settle it or frequent words of a language outside the candidates occur twice."""
     counts = dict.fromkeys(MARKER_WORDS, 0)
+    others = 0
     for word in _WORD.findall(text.lower()):
         family = _WORD_TAGS.get(word, _NO_TAGS)[0]
         if family == _OTHER:
-            return None
+            others += 1
+            if others >= _OTHER_VETO:
+                return None
+            continue
         if family is not None:
             counts[family] += 1
     return _settled(counts, min_words, min_share)
@@ -422,11 +447,14 @@ def _backed(code: str, lowered: str, close: dict[str, int]) -> bool:
     so the word pass can count them in its own single pass over the words."""
     if code not in ("da", "nb", "nn", "sv"):
         return True
-    swedish = "ä" in lowered or "ö" in lowered
-    danish_norwegian = "æ" in lowered or "ø" in lowered
+    # Letters of one side only. By count, not presence: a Danish text quoting "Malmö" or
+    # "Björn" still has far more "æ"/"ø" than "ä"/"ö", and a Swedish text naming "Søren" the
+    # reverse (presence alone sent ~6% of real Danish documents to lingua; issue 20).
+    swedish = lowered.count("ä") + lowered.count("ö")
+    danish_norwegian = lowered.count("æ") + lowered.count("ø")
     if code == "sv":
-        return swedish and not danish_norwegian
-    if swedish:
+        return swedish > danish_norwegian
+    if swedish and swedish >= danish_norwegian:
         return False
     family = _CLOSE_CHECKS[code]
     other = "no" if family == "da" else "da"

@@ -185,11 +185,16 @@ def option_help() -> str:
 DANISH_NORWEGIAN_WORDS = {
     "da": frozenset(["af", "efter", "sig", "mig", "dig", "blev", "bliver", "hvad", "noget", "nogen", "nogle", "mellem",
                      "uden", "ud", "op", "nu", "tilbage", "købe", "sagde", "gik", "været", "havde", "gør", "siger",
-                     "lidt", "gennem", "næste", "nej", "hende"]),
+                     "lidt", "gennem", "næste", "nej", "hende", "fik", "ind", "igennem", "vej", "spørgsmål", "ligesom",
+                     "derefter", "desuden", "kendt", "fortsat", "gælder", "uge", "penge", "muligt", "vigtig",
+                     "vigtigt", "rigtig", "rigtigt", "gøre", "hedder", "selvom", "hjælp", "hjælpe", "øjeblik"]),
     "no": frozenset(["av", "etter", "seg", "meg", "deg", "ble", "blir", "hva", "noe", "noen", "mellom", "uten", "ut",
                      "opp", "nå", "kva", "noko", "nokon", "utan", "ikkje", "eg", "ein", "eit", "frå", "berre", "vart",
                      "sa", "gikk", "kor", "korleis", "tilbake", "kjøpe", "mykje", "mye", "vært", "hadde", "gjør",
-                     "sier", "litt", "gjennom", "neste", "nei", "henne", "dere"]),
+                     "sier", "litt", "gjennom", "neste", "nei", "henne", "dere", "inn", "veldig", "slik", "løpet",
+                     "gjelder", "penger", "uke", "våre", "kjent", "blei", "seier", "meir", "fekk", "sjølv", "saman",
+                     "kvar", "kven", "kvifor", "desse", "sidan", "difor", "nokre", "fleire", "gjer", "gjere",
+                     "mogleg", "heilt", "hjelp", "gjøre"]),
 }
 """Frequent words whose Danish and Norwegian (Bokmål or Nynorsk) standard forms differ (``af``/``av``,
 ``efter``/``etter``, ``sig``/``seg``, ``blev``/``ble``, ``hvad``/``hva``/``kva``, ``noget``/``noe``/``noko``,
@@ -201,11 +206,17 @@ learned from the evaluation data; forms both write (``ikke``, ``jeg``, ``også``
 MARKER_WORDS = {
     "da": frozenset(["af", "hvad", "noget", "nogen", "nogle", "mellem", "uden", "ud", "op", "tilbage", "været",
                      "havde", "gør", "siger", "lidt", "gennem", "næste", "hende", "sagde", "gik", "måske", "lige",
-                     "blevet", "vores", "hinanden", "endnu"]),
+                     "blevet", "vores", "hinanden", "endnu", "fik", "ind", "igennem", "vej", "spørgsmål",
+                     "ligesom", "derefter", "desuden", "kendt", "fortsat", "gælder", "uge", "penge", "muligt",
+                     "vigtig", "vigtigt", "rigtig", "rigtigt", "gøre", "hedder", "bliver", "selvom", "hjælp",
+                     "hjælpe", "øjeblik", "købe"]),
     "no": frozenset(["etter", "seg", "meg", "deg", "ble", "hva", "noe", "noen", "mellom", "uten", "opp", "kva", "noko",
                      "nokon", "ikkje", "eg", "frå", "berre", "gikk", "korleis", "tilbake", "kjøpe", "mykje", "mye",
                      "vært", "hadde", "gjør", "sier", "litt", "gjennom", "neste", "dere", "blitt", "hverandre", "ennå",
-                     "kanskje", "fikk", "enn", "dei", "hjå", "vere", "heile"]),
+                     "kanskje", "fikk", "enn", "dei", "hjå", "vere", "heile", "inn", "veldig", "slik", "løpet",
+                     "gjelder", "penger", "uke", "våre", "kjent", "blei", "seier", "meir", "fekk", "sjølv", "saman",
+                     "kvar", "kven", "kvifor", "desse", "sidan", "difor", "nokre", "fleire", "gjer", "gjere",
+                     "mogleg", "heilt", "hjelp", "òg", "ho", "gjøre"]),
     "sv": frozenset(["och", "inte", "är", "att", "också", "från", "till", "för", "hon", "honom", "hade", "bara",
                      "något", "några", "någon", "när", "vad", "hur", "varför", "här", "där", "mycket", "jag", "alla",
                      "inom", "genom", "enligt", "eftersom", "därför", "samma", "även", "sedan", "mellan"]),
@@ -229,5 +240,6 @@ OTHER_LANGUAGE_WORDS = frozenset(["und", "die", "das", "nicht", "ist", "von", "a
                                   "niet", "est", "une", "los", "las", "que", "por", "con", "il", "che", "non",
                                   "sono", "pour", "pas"])
 """Frequent words of languages outside ``DETECTOR_LANGUAGES`` (German, Dutch, French, Spanish,
-Italian): a sample holding any of them skips the word first pass, so lingua judges it. ``del``
+Italian): a sample holding two of them skips the word first pass, so lingua judges it (one alone is
+mostly part of a name: "Los Angeles", "von Trier"). ``del``
 (part), ``les`` (reads), ``dans`` (dance) and ``per`` are Nordic words too and are left out."""

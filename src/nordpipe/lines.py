@@ -23,8 +23,10 @@ of tasks and a run can be killed and resumed at any point.
    hash came earlier in the run (exact, 64-bit) or the previous runs' filter part holds it
    (Bloom), inserts the new hashes into the filter part and writes the part's verdict bits per
    phase-1 task (``decide/r<owner>-t<task>.bits``) and the updated part to ``decide/filter/``.
-   Only one part is held in memory at a time, unpacked (one byte per bit) for speed; parts are
-   sized so that this stays small (``PART_BYTES`` packed), whatever the total filter size.
+   Only one part is held in memory at a time, packed: the compiled probes
+   (``nordpipe._bloom_loops``) read and set its bits in place (without them it is unpacked to
+   one byte per bit for numpy's speed, 8x). Parts are sized so that this stays small
+   (``PART_BYTES`` packed), whatever the total filter size.
 3. ``LineDedupFilter`` (same tasks as phase 1) rereads the documents (``LineDedupReader``: a
    ``DocumentReader`` that skips validating the files phase 1 found clean), finds each line's
    verdict and removes duplicate lines; documents left without text are marked
@@ -94,7 +96,8 @@ STAGE = "lines"
 STEP_NAME = "line_dedup"
 HASH_SCHEME = "xxh3_64/splitmix64-double-hashing/v1"
 PART_BYTES = 4 << 20
-"""Target size of one filter part (packed). The owner holds one part at a time, unpacked (8x)."""
+"""Target size of one filter part (packed). The owner holds one part at a time (8x that when the
+compiled probes are missing and it is unpacked)."""
 HASH_BATCH_CHARS = 1 << 20
 """Phase 1 hashes the lines of about this many characters of text at once."""
 FLUSH_LINES = 500_000
@@ -638,7 +641,8 @@ class LineDedupDecide(PipelineStep):
                 pieces.append(np.frombuffer(handle.read(count * 8), dtype=np.uint64))
                 starts[(t, e)] = (offset, count)
                 offset += count
-            line_hashes = np.concatenate(pieces).astype(np.uint64) if pieces else np.zeros(0, np.uint64)
+            line_hashes = np.concatenate(pieces) if pieces else np.zeros(0, np.uint64)
+            del pieces  # the part's hashes are held once, not twice, while it is decided
             duplicate, bloom, part_stats = self._decide_part(line_hashes, part, part_bits, num_hashes)
             bloom.save(os.path.join(filter_dir, f"part-{part:05d}.bloom"))
             _atomic_write_json(os.path.join(filter_dir, f"part-{part:05d}.json"), part_stats)
@@ -661,7 +665,7 @@ class LineDedupDecide(PipelineStep):
         seen_before = inserted = 0
         if len(line_hashes):
             unique, first = first_occurrences(line_hashes)
-            bloom.unpack()
+            bloom.prepare_bulk()
             in_filter = bloom.contains_hashes(unique) if bloom.items_added else np.zeros(len(unique), np.bool_)
             duplicate[first] = in_filter
             new = unique[~in_filter]
