@@ -20,20 +20,19 @@ sentences. py3langid as that second opinion was measured too and loses Nynorsk s
 Only the middle 500 characters of a longer text are read (``max_chars``): ~1.8x faster on
 2,000-character documents than the 1,000 used before, equally accurate with the word evidence.
 
-Short first pass (issue 20): lingua's cost grows with the sample (from 120 characters on it uses
+Short first pass (issue 20): lingua's cost grows with the sample (from 120 letters on it uses
 trigrams only, so low-accuracy mode saves nothing on documents), and it was half of the quality
 stage's CPU. A sample of 400 characters or more is first judged on its middle 200
 (``first_pass_chars``); the answer is taken when lingua is sure (``sure_score``, 0.99) *and*
 cheap evidence in the whole 500-character sample backs it among the close languages
 (``_confirms``: Swedish needs more "ä"/"ö" than "æ"/"ø", Danish and Norwegian the reverse or
-neither; Danish needs more Danish than Norwegian
-``languages.DANISH_NORWEGIAN_WORDS`` -- af/av, efter/etter, sig/seg, blev/ble, ... -- and
+neither; Danish needs more Danish than Norwegian ``languages.DANISH_NORWEGIAN_WORDS`` -- af/av, efter/etter, sig/seg, blev/ble, ... -- and
 Bokmål/Nynorsk the reverse; Bokmål vs Nynorsk is then settled by the form words as before).
 Otherwise lingua reads the whole sample, exactly as without the first pass. A 200-character
-sample with fewer than 120 letters (menus, tables) skips the first pass: lingua would read it with
-all its n-gram models, slower and loading them on first use (``LINGUA_TRIGRAM_LETTERS``). Confidence alone is
-not enough: on 200 characters lingua calls some Danish paragraphs Bokmål at 0.9999. Measured on
-4,000 documents of real da/nb/nn/sv sentences (``benchmarks/bench_quality_stage.py``'s corpus):
+sample with fewer than 120 letters (menus, tables) skips the first pass: lingua would read it
+with all its n-gram models, slower and loading them on first use (``LINGUA_TRIGRAM_LETTERS``).
+Confidence alone is not enough: on 200 characters lingua calls some Danish paragraphs Bokmål at
+0.9999. Measured on 4,000 documents of real da/nb/nn/sv sentences (``benchmarks/bench_quality_stage.py``'s corpus):
 the same label as without the first pass on every document, ~1.6x faster (1,000 -> 1,600 docs/s
 per core under load); ``benchmarks/results/quality_stage.md`` has the stage figures.
 
@@ -97,13 +96,14 @@ from nordpipe.steps import is_active
 _FAROESE_CANDIDATES = ("is", "da", "nb", "nn")
 LINGUA_TRIGRAM_LETTERS = 120
 """lingua reads a text of at least this many letters with its trigram models only, and a shorter
-one with all its n-gram models (1-5): ~1.3x the cost per call, and the first such call in a
-process loads those models (~1.9 s CPU here). Measured: on 120+ letters the default and the
-low-accuracy detector give identical confidences, on 118 they differ. The 200-character first
-pass is skipped when its sample has fewer letters (navigation menus, tables): reading the whole
-sample then is what happens without the first pass, and stays in trigram mode when it is long
-enough. On the quality benchmark's corpus (20,000 documents) this avoided the model load
-altogether (issue 20)."""
+one with all its n-gram models (1-5): more per call (0.34 against 0.27 ms on 200-character samples,
+warm), and the first such call in a process loads those models (~1.9 s CPU here). Measured: on
+120+ letters the default and the low-accuracy detector give identical confidences, on 118 they
+differ. The 200-character first pass is skipped when its sample has fewer letters (navigation
+menus, tables): reading the whole sample then is what happens without the first pass, and stays
+in trigram mode when that sample has enough letters. A whole sample with fewer letters (a short
+document) still needs the full models: on the quality benchmark's corpus 60 of 20,000 documents
+do, so each process there still loads them once (issue 20)."""
 _WORD = re.compile(r"[^\W\d_]+")
 _OTHER = "other"
 # Occurrences of ``OTHER_LANGUAGE_WORDS`` that send a sample to lingua. Two, not one: a single
@@ -398,8 +398,9 @@ _CLOSE_CHECKS = {"da": "da", "nb": "no", "nn": "no"}
 def _confirms(code: str, sample: str) -> bool:
     """Whether cheap evidence in the whole ``sample`` backs a short first pass's answer among the
     close languages: Swedish needs more "ä"/"ö" than "æ"/"ø"; Danish and Norwegian need none of
-    "ä"/"ö" or more "æ"/"ø" than them (a name such as "Malmö" does not make Danish Swedish); Danish needs more Danish than Norwegian ``DANISH_NORWEGIAN_WORDS``, Bokmål and
-    Nynorsk the reverse. lingua on 200 characters calls some Danish paragraphs Bokmål with
+    "ä"/"ö" or more "æ"/"ø" than them (a name such as "Malmö" does not make Danish Swedish);
+    Danish needs more Danish than Norwegian ``DANISH_NORWEGIAN_WORDS``, Bokmål and Nynorsk the
+    reverse. lingua on 200 characters calls some Danish paragraphs Bokmål with
     0.9999 confidence (and the reverse), so its confidence alone cannot vouch for it."""
     lowered = sample.lower()
     votes = {"da": 0, "no": 0}
