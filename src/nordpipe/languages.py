@@ -191,7 +191,7 @@ DANISH_NORWEGIAN_WORDS = {
     "no": frozenset(["av", "etter", "seg", "meg", "deg", "ble", "blir", "hva", "noe", "noen", "mellom", "uten", "ut",
                      "opp", "nå", "kva", "noko", "nokon", "utan", "ikkje", "eg", "ein", "eit", "frå", "berre", "vart",
                      "sa", "gikk", "kor", "korleis", "tilbake", "kjøpe", "mykje", "mye", "vært", "hadde", "gjør",
-                     "sier", "litt", "gjennom", "neste", "nei", "henne", "dere", "inn", "veldig", "slik", "løpet",
+                     "sier", "litt", "gjennom", "neste", "nei", "henne", "dere", "inn", "veldig", "løpet",
                      "gjelder", "penger", "uke", "våre", "kjent", "blei", "seier", "meir", "fekk", "sjølv", "saman",
                      "kvar", "kven", "kvifor", "desse", "sidan", "difor", "nokre", "fleire", "gjer", "gjere",
                      "mogleg", "heilt", "hjelp", "gjøre"]),
@@ -213,7 +213,7 @@ MARKER_WORDS = {
     "no": frozenset(["etter", "seg", "meg", "deg", "ble", "hva", "noe", "noen", "mellom", "uten", "opp", "kva", "noko",
                      "nokon", "ikkje", "eg", "frå", "berre", "gikk", "korleis", "tilbake", "kjøpe", "mykje", "mye",
                      "vært", "hadde", "gjør", "sier", "litt", "gjennom", "neste", "dere", "blitt", "hverandre", "ennå",
-                     "kanskje", "fikk", "enn", "dei", "hjå", "vere", "heile", "inn", "veldig", "slik", "løpet",
+                     "kanskje", "fikk", "enn", "dei", "hjå", "vere", "heile", "inn", "veldig", "løpet",
                      "gjelder", "penger", "uke", "våre", "kjent", "blei", "seier", "meir", "fekk", "sjølv", "saman",
                      "kvar", "kven", "kvifor", "desse", "sidan", "difor", "nokre", "fleire", "gjer", "gjere",
                      "mogleg", "heilt", "hjelp", "òg", "ho", "gjøre"]),
@@ -234,7 +234,8 @@ words of the others in everyday text -- ``LanguageIdentifier``'s word first pass
 them share are left out even when frequent (``sig``, ``efter``, ``mig``, ``blev``, ``nu`` are also
 Swedish; ``ut``, ``av``, ``vart``, ``sa``, ``blir``, ``henne`` also Swedish; ``ja``, ``kun``, ``ole``
 and ``nyt`` also Danish or Norwegian; ``ei`` is Nynorsk's article; ``at``, ``for``, ``to``, ``by``,
-``have``, ``her`` are Danish or Norwegian words too; ``ein`` and ``eit`` are German)."""
+``have``, ``her`` are Danish or Norwegian words too; ``ein`` and ``eit`` are German; Bokmål's
+``slik`` (such) is Danish for sweets)."""
 
 OTHER_LANGUAGE_WORDS = frozenset(["und", "die", "das", "nicht", "ist", "von", "auf", "sich", "wird", "het", "een",
                                   "niet", "est", "une", "los", "las", "que", "por", "con", "il", "che", "non",
