@@ -35,6 +35,16 @@ cdef inline uint64_t mix(uint64_t value, uint64_t salt) nogil:
     return z ^ (z >> 31)
 
 
+cdef inline void advance(uint64_t* g, uint64_t* d, int i, uint64_t num_bits) nogil:
+    """From probe ``i`` to ``i + 1``: ``g += d``, ``d += i + 1``, both kept below ``num_bits``."""
+    g[0] += d[0]
+    if g[0] >= num_bits:
+        g[0] -= num_bits
+    d[0] += i + 1
+    if d[0] >= num_bits:
+        d[0] -= num_bits
+
+
 def contains_packed(const uint64_t[::1] hashes, const uint8_t[::1] bits, uint64_t num_bits,
                     int num_hashes, uint64_t salt):
     """Boolean array: whether every probe bit of each hash is set in the packed ``bits``."""
@@ -53,12 +63,7 @@ def contains_packed(const uint64_t[::1] hashes, const uint8_t[::1] bits, uint64_
                     break
                 if i + 1 == num_hashes:
                     break
-                g += d
-                if g >= num_bits:
-                    g -= num_bits
-                d += i + 1
-                if d >= num_bits:
-                    d -= num_bits
+                advance(&g, &d, i, num_bits)
     return found
 
 
@@ -76,9 +81,4 @@ def add_packed(const uint64_t[::1] hashes, uint8_t[::1] bits, uint64_t num_bits,
                 bits[g >> 3] |= <uint8_t>(1 << (g & 7))
                 if i + 1 == num_hashes:
                     break
-                g += d
-                if g >= num_bits:
-                    g -= num_bits
-                d += i + 1
-                if d >= num_bits:
-                    d -= num_bits
+                advance(&g, &d, i, num_bits)
