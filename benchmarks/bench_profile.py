@@ -16,7 +16,8 @@ process tree of its own, measured on its own:
   ``RUSAGE_CHILDREN`` accounts every process that ran (forkserver and workers too), exactly;
 - peak tree RSS: the largest sum of ``VmRSS`` over the tree's live processes, sampled every
   0.2 s (pages shared between forked workers count once per process: an upper bound), and the
-  largest single process's peak (``ru_maxrss``).
+  largest single process's peak (its ``VmHWM``, the kernel's high-water mark, read at every
+  sample: a process that lives less than 0.2 s can be missed).
 
 Each version (``--before`` / ``--after``: a ``src`` folder put first on ``PYTHONPATH``) runs on
 its own output root; the stages alternate between the versions (before's ingest, after's ingest,
@@ -110,34 +111,40 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
-def _tree_rss_kib(root_pid: int) -> int:
+def _tree_rss_kib(root_pid: int) -> tuple[int, int]:
+    """(sum of ``VmRSS``, largest ``VmHWM``) over the live processes of ``root_pid``'s tree."""
     children = _children_map()
-    total, todo = 0, [root_pid]
+    total, largest, todo = 0, 0, [root_pid]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, ()))
         try:
             with open(f"/proc/{pid}/status", "rb") as handle:
                 for line in handle:
-                    if line.startswith(b"VmRSS:"):
+                    if line.startswith(b"VmHWM:"):
+                        largest = max(largest, int(line.split()[1]))
+                    elif line.startswith(b"VmRSS:"):
                         total += int(line.split()[1])
                         break
         except OSError:
             continue
-    return total
+    return total, largest
 
 
 def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
     """Run ``argv``; wall s, CPU s of the whole tree, peak tree RSS and largest process peak (MB)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    peak_kib = 0
+    peak_kib = largest_kib = 0
     with log.open("wb") as handle:
         process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT)
         try:
             while process.poll() is None:
                 # the tree's own orphans (a forkserver outliving its stage) are ours to reap
-                peak_kib = max(peak_kib, _tree_rss_kib(process.pid) + _orphans_rss_kib(process.pid))
+                tree_kib, tree_largest = _tree_rss_kib(process.pid)
+                orphans_kib, orphans_largest = _orphans_rss_kib(process.pid)
+                peak_kib = max(peak_kib, tree_kib + orphans_kib)
+                largest_kib = max(largest_kib, tree_largest, orphans_largest)
                 time.sleep(0.2)
         finally:
             if process.poll() is None:  # this script stopped: `nordpipe run` stops its stage on SIGTERM
@@ -153,16 +160,19 @@ def measure(argv: list[str], env: dict[str, str], log: Path) -> dict[str, float]
     if process.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed ({process.returncode}); log {log}:\n{log.read_text()[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall": wall, "cpu": cpu, "peak_tree_rss_mb": peak_kib / 1024, "max_process_rss_mb": after.ru_maxrss / 1024}
+    # Not ``RUSAGE_CHILDREN``'s ``ru_maxrss``: that is the largest of every child this script
+    # ever reaped (earlier stages, the other version's runs), not of this stage's processes.
+    return {"wall": wall, "cpu": cpu, "peak_tree_rss_mb": peak_kib / 1024, "max_process_rss_mb": largest_kib / 1024}
 
 
 def _our_children() -> list[int]:
     return _children_map().get(os.getpid(), [])
 
 
-def _orphans_rss_kib(stage_pid: int) -> int:
+def _orphans_rss_kib(stage_pid: int) -> tuple[int, int]:
     """Processes reparented to us (subreaper) while the stage runs: count their trees too."""
-    return sum(_tree_rss_kib(pid) for pid in _our_children() if pid != stage_pid)
+    trees = [_tree_rss_kib(pid) for pid in _our_children() if pid != stage_pid]
+    return sum(t for t, _ in trees), max((h for _, h in trees), default=0)
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,7 +385,7 @@ def render(args: argparse.Namespace, manifest: dict[str, Any], raw_bytes: int, s
             row += f" **{walls[0] / walls[1]:.2f}x** |"
         lines.append(row)
     lines += [] if not sides else ["", "Peak tree RSS sums the tree's processes (pages forked workers share count once per process); "
-              "largest process is the biggest single process's peak (`ru_maxrss`)."]
+              "largest process is the biggest single process's peak (`VmHWM`, sampled every 0.2 s)."]
     if agreement:
         lines += ["", "## Agreement: every stage's output, before vs after", "",
                   "| stage | files | documents decoded and compared | files byte-identical | differences |", "|---|---|---|---|---|"]

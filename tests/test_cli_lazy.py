@@ -88,3 +88,42 @@ def test_unknown_command_still_suggests_commands_not_imported_yet(nordpipe_cli) 
     result = nordpipe_cli("filter", "urlz")
     assert result.returncode == 2
     assert "Did you mean 'urls'?" in result.stderr
+
+
+def test_modules_the_forkserver_preloads_start_no_thread_pool() -> None:
+    """The local executor's forkserver imports every step module before forking workers
+    (``runner.executors.worker_modules``). A library that starts threads at import (polars,
+    pyarrow) would leave the forked workers with a broken pool, so no step module may import
+    one at module level. Checked on every ``PipelineStep`` subclass nordpipe defines."""
+    code = (
+        "import importlib, pkgutil, sys, threading\n"
+        "import nordpipe\n"
+        "from datatrove.pipeline.base import PipelineStep\n"
+        "from nordpipe.runner.executors import worker_modules\n"
+        "names = [m.name for m in pkgutil.walk_packages(nordpipe.__path__, 'nordpipe.')\n"
+        "         if not m.name.startswith(('nordpipe.cli', 'nordpipe.pii.presidio', 'nordpipe.pii.name_model'))]\n"
+        "def subclasses(cls):\n"
+        "    for sub in cls.__subclasses__():\n"
+        "        yield sub\n"
+        "        yield from subclasses(sub)\n"
+        "probe = sys.argv[1] if len(sys.argv) > 1 else None\n"
+        "if probe is None:\n"
+        "    for name in names:\n"
+        "        importlib.import_module(name)\n"
+        "    steps = [cls.__new__(cls) for cls in subclasses(PipelineStep) if cls.__module__.startswith('nordpipe.')]\n"
+        "    print(' '.join(worker_modules(steps)))\n"
+        "else:\n"
+        "    for name in probe.split():\n"
+        "        importlib.import_module(name)\n"
+        "    print(' '.join(m for m in ('polars', 'pyarrow', 'torch', 'spacy') if m in sys.modules) or '-',\n"
+        "          threading.active_count())\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    listed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300, check=True)
+    modules = listed.stdout.split()
+    assert "datatrove.executor.local" in modules and "nordpipe.quality" in modules and "nordpipe.urls" in modules
+    probed = subprocess.run([sys.executable, "-c", code, " ".join(modules)], capture_output=True, text=True, env=env,
+                            timeout=300, check=True)
+    threaded, python_threads = probed.stdout.split()
+    assert threaded == "-", f"step modules import {threaded} at module level"
+    assert python_threads == "1"

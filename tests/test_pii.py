@@ -935,3 +935,30 @@ def test_norwegian_account_check_matches_stdnum():
         assert _no_account_ok(number) == kontonr.is_valid(number), number
         valid += kontonr.is_valid(number)
     assert valid > 1000
+
+
+def test_function_words_are_spacys_lists_read_without_importing_spacy() -> None:
+    """The scanner reads spaCy's stop-word files on their own (importing spaCy cost every PII
+    worker ~1 s): the words must be exactly those of spaCy's own modules, and a fresh process
+    that builds a scanner and scans must not have imported spaCy."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from nordpipe.pii.engine import PiiScanner\n"
+        "from nordpipe.pii import names\n"
+        "PiiScanner().scan('Hr. Poul-Erik Dyremose ringede på 12 34 56 78.')\n"
+        "print('spacy' in sys.modules, ' '.join(sorted(names.common_words())))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split(" ", 1)
+    assert out[0] == "False"
+    import importlib
+
+    from nordpipe.pii import names
+
+    expected = set(names.NYNORSK_FUNCTION_WORDS)
+    for lang in names.STOPWORD_LANGUAGES:
+        expected.update(w.lower() for w in importlib.import_module(f"spacy.lang.{lang}.stop_words").STOP_WORDS)
+    assert set(out[1].split()) == expected
+    assert len(expected) > 1500

@@ -90,6 +90,7 @@ from nordpipe.languages import (
     expand_languages,
     valid_codes_text,
 )
+from nordpipe.process_cache import shared
 from nordpipe.settings import load_settings
 from nordpipe.steps import is_active
 
@@ -271,11 +272,9 @@ class LanguageIdentifier(PipelineStep):
 
     def _langid_identifier(self) -> Any:
         if self._langid is None:
-            from py3langid import langid
-
-            identifier = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
-            identifier.set_languages(_LANGID_LANGUAGES)
-            self._langid = identifier
+            # Once per process, not per task (0.4 s each time; ``nordpipe.process_cache``).
+            # lingua keeps its models in a process-wide cache of its own.
+            self._langid = shared(("langid.py3langid", tuple(_LANGID_LANGUAGES)), _py3langid_identifier)
         return self._langid
 
     def identify(self, text: str) -> tuple[str, float]:
@@ -460,6 +459,15 @@ def _backed(code: str, lowered: str, close: dict[str, int]) -> bool:
     family = _CLOSE_CHECKS[code]
     other = "no" if family == "da" else "da"
     return close[family] > close[other]
+
+
+def _py3langid_identifier() -> Any:
+    """py3langid's model restricted to the languages lingua is asked about, plus Faroese."""
+    from py3langid import langid
+
+    identifier = langid.LanguageIdentifier.from_modelpath(langid.MODEL_DIR / langid.MODEL_FILE, norm_probs=True)
+    identifier.set_languages(_LANGID_LANGUAGES)
+    return identifier
 
 
 def _middle(text: str, chars: int) -> str:

@@ -48,6 +48,7 @@ from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.documents import INPUT_KEY, LINE_KEY, NORDPIPE_KEY, QUARANTINE_KEY, mark_removed, removal_reason
 from nordpipe.layout import OutputLayout
+from nordpipe.process_cache import file_identity, shared
 from nordpipe.runner import RunError
 from nordpipe.steps import DocumentReader, TaskStats, is_active, reason_category
 
@@ -396,7 +397,11 @@ class TokenizeDocuments(PipelineStep):
 
     @cached_property
     def tokenizer(self) -> TextTokenizer:
-        return load_tokenizer(self.tokenizer_spec, self.bos_token, self.eos_token)
+        # Once per worker process, not per task (``nordpipe.process_cache``); encoding keeps
+        # no state in the tokenizer.
+        key = ("tokenize.tokenizer", self.tokenizer_spec, self.bos_token, self.eos_token,
+               file_identity(os.path.expanduser(self.tokenizer_spec or DEFAULT_TOKENIZER)))
+        return shared(key, lambda: load_tokenizer(self.tokenizer_spec, self.bos_token, self.eos_token))
 
     @cached_property
     def specials(self) -> tuple[int | None, int | None]:

@@ -89,6 +89,7 @@ from nordpipe.blocklists import (
 )
 from nordpipe.documents import NORDPIPE_KEY, mark_removed, nordpipe_meta
 from nordpipe.lazy_imports import LazyModule
+from nordpipe.process_cache import file_identity, shared
 from nordpipe.steps import DocumentFilter
 
 np = LazyModule("numpy")  # imported where used: in the workers (nordpipe.lazy_imports)
@@ -249,18 +250,36 @@ class UrlBlocklistFilter(DocumentFilter):
                     f"no such folder in {folder} or in the store {store} (known: {', '.join(sorted(known)) or 'none'})"
                 )
 
+    _LOADED = ("_dt", "list_files", "_own", "_own_urls", "_allow", "_exceptions", "_banned", "_soft", "_subword_list",
+               "_whole_word_pattern", "_subword_grams", "_schemeless_urls", "_url_hashes", "_extractor", "_tld_cache",
+               "_dt_has_empty")
+    """What ``load`` sets: read-only after loading, shared by the tasks of one worker process."""
+
     def load(self) -> None:
+        """Read the lists, once per worker process for a given configuration and the same list
+        files (``nordpipe.process_cache``): every task's copy of the step then shares them."""
         if self._loaded:
             return
         self.check_configured_lists()
+        sources: list[tuple[str, Path]] = []
+        if self.project_lists:
+            sources += ordered_list_files(self.project_lists_dir(), self.store or default_store(), self.categories)
+        sources += [("user", Path(p)) for p in self.blocklists]
+        allow_files = [*self.allowlists, *([shipped_file(NORDIC_ALLOWLIST_NAME)] if self.nordic_exceptions else [])]
+        key = ("urls.UrlBlocklistFilter", self.datatrove_list, self.banned_words, self.soft_word_threshold,
+               self.nordic_exceptions, self.datatrove_compatible,
+               tuple((category, file_identity(path)) for category, path in sources),
+               tuple(file_identity(path) for path in allow_files))
+        loaded = shared(key, lambda: self._read_lists(sources, allow_files))
+        self.__dict__.update(loaded)
+        self._loaded = True
+
+    def _read_lists(self, sources: list[tuple[str, Path]], allow_files: list[Any]) -> dict[str, Any]:
+        """Build everything ``load`` provides; returns the attributes (``_LOADED``)."""
         self._dt: DatatroveLists | None = load_datatrove_lists() if self.datatrove_list else None
         lists: list[tuple[str, Iterable[str]]] = []
         url_entries: dict[str, str] = {}
         self.list_files: list[str] = []
-        sources = []
-        if self.project_lists:
-            sources += ordered_list_files(self.project_lists_dir(), self.store or default_store(), self.categories)
-        sources += [("user", Path(p)) for p in self.blocklists]
         for category, path in sources:
             parsed = read_list_file(path, category)
             lists.append((category, parsed.domains))
@@ -269,7 +288,6 @@ class UrlBlocklistFilter(DocumentFilter):
             self.list_files.append(str(path))
         self._own = DomainIndex.from_lists(lists)
         self._own_urls = url_entries
-        allow_files = [*self.allowlists, *([shipped_file(NORDIC_ALLOWLIST_NAME)] if self.nordic_exceptions else [])]
         allow = [(f"allow:{p}", read_list_file(p, "allow").domains) for p in allow_files]
         self._allow = DomainIndex.from_lists(allow)
         self._exceptions = (
@@ -305,7 +323,7 @@ class UrlBlocklistFilter(DocumentFilter):
         # datatrove's set would hold "" if its list had a blank line, removing every URL whose
         # registered domain is empty (IP addresses, localhost); the fast path must then defer.
         self._dt_has_empty = bool(self._dt is not None and self._dt.domains.contains(""))
-        self._loaded = True
+        return {name: getattr(self, name) for name in self._LOADED}
 
     @property
     def extractor(self) -> Any:

@@ -35,6 +35,7 @@ from nordpipe.pii.engine import PiiScanner
 from nordpipe.pii.fields import ID_PREFIX, FieldRedactor, FieldSelection, Found, may_hold_pii, scan_glued
 from nordpipe.pii.keys import key_id, keyed_hex, open_private, private_dir, read_key
 from nordpipe.pii.replace import Replacer, _normalise
+from nordpipe.process_cache import file_identity, shared
 from nordpipe.steps import DocumentReader, is_active
 
 _URL_IN_TEXT = re.compile(r"(?:https?|ftp)://[^\s\"'<>\\]+|www\.[^\s\"'<>\\]+")
@@ -113,19 +114,26 @@ class PiiReplace(PipelineStep):
         self._scanner: PiiScanner | None = None
 
     def scanner(self) -> Any:
+        """The scanner, built once per worker process for this configuration and shared by the
+        tasks it runs (``nordpipe.process_cache``; its only mutable state is memo caches)."""
         if self._scanner is None:
-            name_finder = None
-            if self.ner_model:
-                from nordpipe.pii.names import load_ner_model
-
-                name_finder = load_ner_model(self.ner_model)
-            if self.engine == "presidio":
-                from nordpipe.pii.presidio import PresidioScanner
-
-                self._scanner = PresidioScanner(self.entities, self.recognizers, name_finder)
-            else:
-                self._scanner = PiiScanner(self.entities, name_finder=name_finder)
+            key = ("pii.scanner", self.engine, tuple(self.entities) if self.entities else None,
+                   file_identity(self.recognizers) if self.recognizers else None,
+                   file_identity(self.ner_model) if self.ner_model else None)
+            self._scanner = shared(key, self._build_scanner)
         return self._scanner
+
+    def _build_scanner(self) -> Any:
+        name_finder = None
+        if self.ner_model:
+            from nordpipe.pii.names import load_ner_model
+
+            name_finder = load_ner_model(self.ner_model)
+        if self.engine == "presidio":
+            from nordpipe.pii.presidio import PresidioScanner
+
+            return PresidioScanner(self.entities, self.recognizers, name_finder)
+        return PiiScanner(self.entities, name_finder=name_finder)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
