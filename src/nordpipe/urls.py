@@ -276,7 +276,9 @@ class UrlBlocklistFilter(DocumentFilter):
 
     def _read_lists(self, sources: list[tuple[str, Path]], allow_files: list[Any]) -> dict[str, Any]:
         """Build everything ``load`` provides; returns the attributes (``_LOADED``)."""
-        self._dt: DatatroveLists | None = load_datatrove_lists() if self.datatrove_list else None
+        # datatrove's lists are the same for every configuration: one copy per process (~50 MB)
+        self._dt: DatatroveLists | None = (shared(("blocklists.datatrove_lists",), load_datatrove_lists)
+                                           if self.datatrove_list else None)
         lists: list[tuple[str, Iterable[str]]] = []
         url_entries: dict[str, str] = {}
         self.list_files: list[str] = []
