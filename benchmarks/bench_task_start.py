@@ -105,7 +105,7 @@ def main() -> None:
     lines = [
         "## Generated report",
         "",
-        f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores, CPython {platform.python_version()}",
+        f"- date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC; machine: {os.cpu_count()} cores, CPython {platform.python_version()}",
         f"- command: `python benchmarks/bench_task_start.py {' '.join(sys.argv[1:])}`",
         f"- before: `{args.before}`; after: `{args.after}`; {args.tasks} task copies per process; best of {args.repeats}",
         f"- load average before: {' '.join(f'{x:.2f}' for x in load_before)}; after: {' '.join(f'{x:.2f}' for x in load_after)}",
