@@ -1,6 +1,7 @@
 """What a worker pays before and between its tasks, two nordpipe versions side by side (issue 20).
 
     .venv/bin/python benchmarks/bench_task_start.py --before /tmp/before/src
+    .venv/bin/python benchmarks/bench_task_start.py --before /tmp/before/src --quick
     .venv/bin/python benchmarks/bench_task_start.py --before /tmp/before/src --results benchmarks/results/task_start.md
 
 A local worker runs its tasks one after another, each on a fresh deep copy of the pipeline
@@ -91,7 +92,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=12, help="task copies per worker (default 12)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--results", type=Path, default=None)
+    parser.add_argument("--quick", action="store_true", help="3 task copies, one repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.tasks, args.repeats = 3, 1
     load_before = os.getloadavg()
     best: dict[tuple[str, str], dict[str, Any]] = {}
     for _ in range(args.repeats):
