@@ -2,11 +2,13 @@
 
 A local worker runs task after task (``runner.executors``), each on a fresh deep copy of the
 pipeline, because steps keep per-task state (writers, stats). A step's heavy resources are not
-per-task state, but they were loaded again by every copy: the URL filter's lists (0.25-0.7 s a
-task: datatrove's 4.5M-domain index, the UT1 lists parsed and hashed), py3langid's model (0.4 s),
-the PII scanner's name lists (0.3 s), the tokenizer. On a corpus of many small files -- one task
-per file -- that was most of a worker's CPU (the demo chain's URL stage at 3,000 documents: 3.7 s
-CPU per worker, ~12 s in all, for 0.1 s of filtering; measured 2026-12-07).
+per-task state, but they were loaded again by every copy: the URL filter's lists (0.21 s a task
+with the default lists: datatrove's 4.5M-domain index, the shipped UT1 lists parsed and hashed),
+py3langid's model (0.43 s, whenever a text with "ð" reached it), the PII scanner (0.3 s; 1.2 s
+while it imported spaCy for its stop words), the tokenizer (0.01 s). On a corpus of many small
+files -- one task per file -- that was most of a worker's CPU: the demo chain's URL stage on 24
+files of 125 documents took 3.7 s CPU per worker (measured 2026-12-07;
+``benchmarks/bench_task_start.py``, ``benchmarks/results/profile.md`` section 7).
 
 ``shared(key, build)`` returns the resource built for ``key`` in this process, building it on
 first use. The key must name everything the resource depends on: the step's parameters and,

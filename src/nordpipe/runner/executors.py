@@ -239,7 +239,7 @@ def worker_modules(pipeline: Sequence[Any]) -> list[str]:
     ~20 MB a worker since the CLI imports a command's modules lazily: ``nordpipe.cli.app``).
 
     None of them may start threads at import (a forked thread pool is broken in the child):
-    the step modules import polars and pyarrow lazily, which ``tests/test_runner.py`` checks."""
+    the step modules import polars and pyarrow lazily, which ``tests/test_cli_lazy.py`` checks."""
     modules = {"datatrove.executor.local"}
     for step in pipeline:
         module = getattr(type(step) if isinstance(step, PipelineStep) else step, "__module__", None)
