@@ -179,9 +179,11 @@ def _local_executor_class() -> type:
                 return PipelineStats()
             self.save_executor_as_json()
             context = multiprocess.get_context(self.start_method)
-            # the forkserver imports the stage (``__main__``) and what the workers run once, and
-            # dies with this process
-            context.set_forkserver_preload(["__main__", *worker_modules(self.pipeline), "nordpipe.runner._forkserver"])
+            # the forkserver imports the stage (``__main__``) once, and dies with this process;
+            # with several workers it also imports what they run, once for all of them (with one,
+            # that only moved the imports and cost the tree ~10 MiB: measured, see worker_modules)
+            preload = worker_modules(self.pipeline) if self.workers > 1 else []
+            context.set_forkserver_preload(["__main__", *preload, "nordpipe.runner._forkserver"])
             pending = list(ranks)
             workers: dict[Any, tuple[Any, int | None]] = {}  # process -> (connection, running rank)
             results: list[Any] = []
@@ -237,6 +239,9 @@ def worker_modules(pipeline: Sequence[Any]) -> list[str]:
     modules. The forkserver imports them once (``set_forkserver_preload``), so that each worker
     of each phase is forked with them loaded instead of importing them itself (0.5-1 s CPU and
     ~20 MB a worker since the CLI imports a command's modules lazily: ``nordpipe.cli.app``).
+    Only with two or more workers: with one, ``filter urls`` on 200,000 documents measured
+    +0.16 s CPU and +11 MiB PSS for the tree (the worker touches the forkserver's module pages,
+    so copy-on-write duplicates them; ``benchmarks/results/urls.md``).
 
     None of them may start threads at import (a forked thread pool is broken in the child):
     the step modules import polars and pyarrow lazily, which ``tests/test_cli_lazy.py`` checks."""
