@@ -4,10 +4,10 @@ A local worker runs task after task (``runner.executors``), each on a fresh deep
 pipeline, because steps keep per-task state (writers, stats). A step's heavy resources are not
 per-task state, but they were loaded again by every copy: the URL filter's lists (0.21 s a task
 with the default lists: datatrove's 4.5M-domain index, the shipped UT1 lists parsed and hashed),
-py3langid's model (0.43 s, whenever a text with "ð" reached it), the PII scanner (0.3 s; 1.2 s
-while it imported spaCy for its stop words), the tokenizer (0.01 s). On a corpus of many small
-files -- one task per file -- that was most of a worker's CPU: the demo chain's URL stage on 24
-files of 125 documents took 3.7 s CPU per worker (measured 2026-12-07;
+py3langid's model (0.43 s, whenever a text with "ð" reached it), the tokenizer (0.01 s); the
+PII scanner is shared too, though its name lists were already cached (2 ms). On a corpus of
+many small files -- one task per file -- that was most of a worker's CPU: the demo chain's URL
+stage on 24 files of 125 documents took 3.7 s CPU per worker (measured 2026-12-07;
 ``benchmarks/bench_task_start.py``, ``benchmarks/results/profile.md`` section 7).
 
 ``shared(key, build)`` returns the resource built for ``key`` in this process, building it on
