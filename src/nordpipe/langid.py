@@ -69,6 +69,7 @@ detectors are not picklable) and reused for every document.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -92,7 +93,7 @@ from nordpipe.languages import (
 )
 from nordpipe.process_cache import shared
 from nordpipe.settings import load_settings
-from nordpipe.steps import is_active
+from nordpipe.steps import add_counts, is_active
 
 _FAROESE_CANDIDATES = ("is", "da", "nb", "nn")
 LINGUA_TRIGRAM_LETTERS = 120
@@ -369,26 +370,31 @@ class LanguageIdentifier(PipelineStep):
         return code, score
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in data:
-            if is_active(doc):
-                with self.track_time():
-                    self.label(doc)
-            yield doc
+        labelled: Counter[str] = Counter()
+        try:
+            for doc in data:
+                if is_active(doc):
+                    with self.track_time():
+                        labelled[self.label(doc)] += 1
+                yield doc
+        finally:
+            add_counts(self, {f"language_{language}": count for language, count in labelled.items()})
 
-    def label(self, doc: Document) -> None:
+    def label(self, doc: Document) -> str:
+        """Label ``doc`` (and mark it removed when its language is not kept); returns the language."""
         language, score = self.identify(doc.text)
         meta = nordpipe_meta(doc)
         meta["language"] = language
         meta["language_score"] = round(score, 4)
-        self.stat_update(f"language_{language}")
         if self.languages is None:
-            return
+            return language
         if language not in self.languages:
             mark_removed(doc, f"{self.name}:other")
             self.stat_update("removed", "removed:other")
         elif score < self.min_scores.get(language, 0.0):
             mark_removed(doc, f"{self.name}:low_score")
             self.stat_update("removed", "removed:low_score")
+        return language
 
 
 _CLOSE_CHECKS = {"da": "da", "nb": "no", "nn": "no"}

@@ -22,6 +22,7 @@ Processes do not share anything through this module: each worker builds its own 
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 from collections import OrderedDict
@@ -44,6 +45,9 @@ def shared(key: Hashable, build: Callable[[], T]) -> T:
             _entries.move_to_end(key)
             return _entries[key]  # type: ignore[no-any-return]
     value = build()  # outside the lock: a build may itself use shared()
+    # A resource lives as long as the process: keep the cyclic collector from scanning its
+    # objects again and again (``runner.processes.collector_for_tasks``).
+    gc.freeze()
     with _lock:
         _entries[key] = value
         _entries.move_to_end(key)

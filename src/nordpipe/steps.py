@@ -22,7 +22,7 @@ import json
 import os
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from datatrove.data import Document, DocumentsPipeline
@@ -75,6 +75,29 @@ def is_active(doc: Document) -> bool:
     return not (meta and meta.get("removed"))
 
 
+def add_counts(step: PipelineStep, counts: Mapping[str, int]) -> None:
+    """Record what ``counts[label]`` calls of ``step.stat_update(label)`` record, with one update
+    per label: the same ``total`` and ``n``, mean 1 and variance 0 (Chan's pairwise update of
+    datatrove's Welford mean and variance, exact for values that are all 1).
+
+    Why: ``stat_update`` costs ~0.6 us a call; a reader and a filter calling it for every
+    document were ~6% of ``filter urls``' task CPU on short documents (200,000 in 3.4 s). Steps
+    count per-document events in a local integer and add them here when a file or their input
+    ends (in a ``finally``, so a task stopped early still reports what it saw)."""
+    for label, count in counts.items():
+        if count <= 0:
+            continue
+        stat = step.stats[label]
+        n = stat.n + count
+        delta = 1 - stat.mean
+        stat._running_variance += delta * delta * stat.n * count / n
+        stat.mean += delta * count / n
+        stat.total += count
+        stat.n = n
+        stat.min = min(stat.min, 1)
+        stat.max = max(stat.max, 1)
+
+
 # --------------------------------------------------------------------------------------------
 # Step base classes
 
@@ -93,16 +116,20 @@ class DocumentFilter(PipelineStep):
         raise NotImplementedError
 
     def run(self, data: DocumentsPipeline, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:
-        for doc in data:
-            if is_active(doc):
-                with self.track_time():
-                    rule = self.filter(doc)
-                if rule is not None:
-                    mark_removed(doc, f"{self.name}:{rule}")
-                    self.stat_update("removed", f"removed:{rule}")
-                else:
-                    self.stat_update("kept")
-            yield doc
+        kept = 0
+        try:
+            for doc in data:
+                if is_active(doc):
+                    with self.track_time():
+                        rule = self.filter(doc)
+                    if rule is not None:
+                        mark_removed(doc, f"{self.name}:{rule}")
+                        self.stat_update("removed", f"removed:{rule}")
+                    else:
+                        kept += 1
+                yield doc
+        finally:
+            add_counts(self, {"kept": kept})
 
 
 class DropRemoved(PipelineStep):
@@ -156,6 +183,14 @@ class DocumentReader(PipelineStep):
             limit = max_line_bytes_for(self.max_chars)
             lines = ((r.line, r.record, r.error, r.raw) for r in iter_document_lines(path, max_line_bytes=limit))
         seen_ids: set[str] = set()
+        try:
+            yield from self._documents(path, stem, lines, seen_ids)
+        finally:
+            add_counts(self, {"documents": len(seen_ids)})
+
+    def _documents(self, path: str, stem: str, lines: Iterable[Any], seen_ids: set[str]) -> Iterator[Document]:
+        """The documents of one file; the id of each one yielded goes into ``seen_ids`` (a later
+        document with the same id is quarantined), so ``len(seen_ids)`` counts them."""
         for line, record, error, raw in lines:
             if error is None:
                 try:
@@ -174,7 +209,6 @@ class DocumentReader(PipelineStep):
             doc = record_to_document(record)
             doc.metadata[INPUT_KEY] = stem
             doc.metadata[LINE_KEY] = line
-            self.stat_update("documents")
             yield doc
 
     def run(self, data: DocumentsPipeline = None, rank: int = 0, world_size: int = 1) -> DocumentsPipeline:

@@ -15,7 +15,13 @@ from typing import Any
 from datatrove.pipeline.base import PipelineStep
 
 from nordpipe.runner.options import RunError, RunOptions
-from nordpipe.runner.processes import describe_exit, die_with_parent, kill_point, pause_for_tests
+from nordpipe.runner.processes import (
+    collector_for_tasks,
+    describe_exit,
+    die_with_parent,
+    kill_point,
+    pause_for_tests,
+)
 
 # --------------------------------------------------------------------------------------------
 # Executors
@@ -118,6 +124,7 @@ def run_phase_rank(
     if rank == 0:
         executor.save_executor_as_json()  # what `nordpipe status` compares the completions with
     kill_point(f"slurm.{name}.{rank:05d}")
+    collector_for_tasks()
     executor._run_for_rank(rank)
     raise PhaseDone(target)
 
@@ -130,6 +137,7 @@ def _worker_main(executor: Any, conn: Any, local_rank: int, verbose: bool) -> No
     _quiet_datatrove(verbose)
     from copy import deepcopy
 
+    collector_for_tasks()
     pipeline = executor.pipeline
     while True:
         rank = conn.recv()
