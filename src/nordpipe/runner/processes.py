@@ -146,8 +146,12 @@ def collector_for_tasks() -> None:
     filter. With the default thresholds the collector took 8-12% of ``filter urls``' task
     CPU (measured 2026-12-07, interleaved runs: 2.96-3.09 s default, 2.61-2.90 these thresholds,
     2.52-2.84 with the collector off; the same peak RSS). Cycles are still collected, only less
-    often: at most ~100,000 new container objects wait for a collection. Resources built for a
-    whole process are frozen too, after they are built (``nordpipe.process_cache.shared``)."""
+    often: at most ~100,000 new container objects wait for a collection, so a step that makes
+    cycles for every document holds more memory. ``nordpipe pii`` did (phonenumbers' exceptions
+    on zero-padded numbers in ids: +24 MB per worker with these thresholds) until that was fixed
+    at its source (``pii.recognizers._valid_international``); ``tests/test_pii.py`` checks it.
+    Resources built for a whole process are frozen too, after they are built
+    (``nordpipe.process_cache.shared``)."""
     import gc
 
     gc.freeze()
