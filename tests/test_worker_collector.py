@@ -48,16 +48,22 @@ def test_local_workers_run_tasks_with_the_task_collector(tmp_path: Path) -> None
     assert gc.get_threshold() != TASK_GC_THRESHOLDS
 
 
-def test_a_shared_resource_is_frozen_out_of_the_collector() -> None:
-    script = (
-        "import gc\n"
-        "from nordpipe import process_cache\n"
-        "before = gc.get_freeze_count()\n"
-        "resource = process_cache.shared(('test', 1), lambda: [{'n': n} for n in range(5000)])\n"
-        "print(gc.get_freeze_count() - before)\n"
-    )
-    grew = int(subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout)
-    assert grew >= 5000  # the list and its 5,000 dicts are no longer scanned
+def test_a_shared_resource_is_frozen_out_of_the_collector_in_task_processes_only() -> None:
+    def frozen_by_a_build(task_process: bool) -> int:
+        script = (
+            "import gc\n"
+            "from nordpipe import process_cache\n"
+            "from nordpipe.runner.processes import collector_for_tasks\n"
+            + ("collector_for_tasks()\n" if task_process else "")
+            + "before = gc.get_freeze_count()\n"
+            "resource = process_cache.shared(('test', 1), lambda: [[n] for n in range(5000)])\n"
+            "print(gc.get_freeze_count() - before, gc.get_threshold()[0])\n"
+        )
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.split()
+        return int(out[0])
+
+    assert frozen_by_a_build(task_process=True) >= 5000  # the list and its 5,000 lists are no longer scanned
+    assert frozen_by_a_build(task_process=False) == 0  # a library user's collector is left alone
     process_cache.clear()
 
 

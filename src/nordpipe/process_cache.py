@@ -36,6 +36,15 @@ MAX_ENTRIES = 8
 
 _entries: OrderedDict[Hashable, Any] = OrderedDict()
 _lock = threading.Lock()
+_freeze_builds = False
+
+
+def freeze_builds() -> None:
+    """From now on, freeze each resource out of the cyclic garbage collector once it is built.
+    Called in processes that run tasks (``runner.processes.collector_for_tasks``); a program
+    using the steps as a library keeps its collector as it is."""
+    global _freeze_builds
+    _freeze_builds = True
 
 
 def shared(key: Hashable, build: Callable[[], T]) -> T:
@@ -45,9 +54,12 @@ def shared(key: Hashable, build: Callable[[], T]) -> T:
             _entries.move_to_end(key)
             return _entries[key]  # type: ignore[no-any-return]
     value = build()  # outside the lock: a build may itself use shared()
-    # A resource lives as long as the process: keep the cyclic collector from scanning its
-    # objects again and again (``runner.processes.collector_for_tasks``).
-    gc.freeze()
+    if _freeze_builds:
+        # A resource lives as long as the process: keep the cyclic collector from scanning its
+        # objects again and again (``runner.processes.collector_for_tasks``). Collected first,
+        # so that no garbage is frozen with it.
+        gc.collect()
+        gc.freeze()
     with _lock:
         _entries[key] = value
         _entries.move_to_end(key)

@@ -151,11 +151,15 @@ def collector_for_tasks() -> None:
     on zero-padded numbers in ids: +24 MB per worker with these thresholds) until that was fixed
     at its source (``pii.recognizers._valid_international``); ``tests/test_pii.py`` checks it.
     Resources built for a whole process are frozen too, after they are built
-    (``nordpipe.process_cache.shared``)."""
+    (``nordpipe.process_cache.shared``). Only task processes do this: ``gc.freeze`` acts on the
+    whole process, which in a program using the steps as a library is not ours to change."""
     import gc
+
+    from nordpipe import process_cache
 
     gc.freeze()
     gc.set_threshold(*TASK_GC_THRESHOLDS)
+    process_cache.freeze_builds()
 
 
 PAUSE_ENV = "NORDPIPE_TEST_PAUSE_DIR"
