@@ -77,25 +77,18 @@ def is_active(doc: Document) -> bool:
 
 def add_counts(step: PipelineStep, counts: Mapping[str, int]) -> None:
     """Record what ``counts[label]`` calls of ``step.stat_update(label)`` record, with one update
-    per label: the same ``total`` and ``n``, mean 1 and variance 0 (Chan's pairwise update of
-    datatrove's Welford mean and variance, exact for values that are all 1).
+    per label: datatrove's own merge of two ``MetricStats`` (its parallel mean and variance update)
+    with ``count`` values of 1, so the same ``total`` and ``n``, mean 1 and variance 0.
 
     Why: ``stat_update`` costs ~0.6 us a call; a reader and a filter calling it for every
     document were ~6% of ``filter urls``' task CPU on short documents (200,000 in 3.4 s). Steps
     count per-document events in a local integer and add them here when a file or their input
     ends (in a ``finally``, so a task stopped early still reports what it saw)."""
+    from datatrove.utils.stats import MetricStats
+
     for label, count in counts.items():
-        if count <= 0:
-            continue
-        stat = step.stats[label]
-        n = stat.n + count
-        delta = 1 - stat.mean
-        stat._running_variance += delta * delta * stat.n * count / n
-        stat.mean += delta * count / n
-        stat.total += count
-        stat.n = n
-        stat.min = min(stat.min, 1)
-        stat.max = max(stat.max, 1)
+        if count > 0:
+            step.stats[label] = step.stats[label] + MetricStats(total=count, n=count, mean=1.0, min=1, max=1)
 
 
 # --------------------------------------------------------------------------------------------

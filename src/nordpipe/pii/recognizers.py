@@ -454,7 +454,7 @@ def _valid_international(raw: str, digits: str) -> bool:
     if not full or full[0] == "0":
         # No country code starts with 0: phonenumbers raises NumberParseException here (tested).
         # Zero-padded numbers in ids and file names ("00017") are such candidates, and each
-        # exception cost ~30 us and left a reference cycle of ~25 objects behind (next comment).
+        # exception cost ~15 us and left a reference cycle of ~13 frames behind (next comment).
         return False
     if _PLAIN_INTERNATIONAL.fullmatch(raw):
         code = next((int(full[:i]) for i in (1, 2, 3) if int(full[:i]) in phonenumbers.COUNTRY_CODE_TO_REGION_CODE), None)
